@@ -1,0 +1,40 @@
+using System.Runtime.InteropServices;
+
+namespace McActors.Storage.Io;
+
+/// <summary>
+/// fsync of a directory, so that a file created, renamed or unlinked in it survives a power loss.
+/// .NET has no API for it; on Linux it is open(O_RDONLY|O_DIRECTORY) + fsync.
+/// </summary>
+internal static partial class Durability
+{
+    private const int ORdOnly = 0;
+    private const int ODirectory = 0x10000; // Linux x86_64 and arm64
+
+    public static void SyncDirectory(string directory)
+    {
+        if (!OperatingSystem.IsLinux())
+            return; // other platforms: the file-level fsyncs are all we can do
+        var fd = Open(directory, ORdOnly | ODirectory);
+        if (fd < 0)
+            throw new IOException($"cannot open directory {directory} to sync it (errno {Marshal.GetLastPInvokeError()})");
+        try
+        {
+            if (Fsync(fd) != 0)
+                throw new IOException($"fsync of directory {directory} failed (errno {Marshal.GetLastPInvokeError()})");
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
+}

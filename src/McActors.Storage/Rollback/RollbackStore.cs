@@ -1,0 +1,523 @@
+using McActors.Storage.Io;
+using McActors.Storage.RollbackLogs;
+using McActors.Storage.Volume;
+
+namespace McActors.Storage.Rollback;
+
+/// <summary>
+/// A secondary's copy of the volume plus its per-epoch copy-before-write rollback logs.
+/// <para>
+/// Epoch e's writes stash the old content of each block the first time e touches it, then change
+/// the image. <see cref="Prepare"/> makes image, logs and state durable; <see cref="Commit"/> drops
+/// the logs of committed epochs in constant time; <see cref="RollbackTo"/> applies the logs newer
+/// than a checkpoint, newest first, so the oldest stash of each block wins and the image becomes the
+/// checkpoint's. Checkpoint 0 is the image as created; epochs count from 1.
+/// </para>
+/// <para>
+/// Write-ahead rule: an undo record is durable before the image write it protects is issued.
+/// Writes that need a stash are queued with their records; up to
+/// <see cref="RollbackStoreOptions.WriteAheadBatchBytes"/> of them share one fsync of the logs, after
+/// which the queued image writes go out in order. Writes to blocks already stashed in their epoch
+/// (and not queued) go straight to the image. Memory is the two batch buffers plus one bit per
+/// stashed block, never a function of the volume size.
+/// </para>
+/// Not thread-safe: one owner (the RollbackStore actor) calls it. Directory layout:
+/// <c>volume.json</c>, <c>volume.img</c>, <c>store.state</c>, <c>rollback/epoch-N.rblog</c>.
+/// </summary>
+public sealed class RollbackStore : IDisposable
+{
+    public const string ImageFileName = "volume.img";
+    public const string LogDirectoryName = "rollback";
+    private const string DroppedSuffix = ".dropped";
+
+    private readonly string _logDirectory;
+    private readonly VolumeImage _image;
+    private readonly StoreStateFile _state;
+    private readonly BackgroundDeleter _deleter;
+    private readonly SortedDictionary<long, RollbackLog> _logs = [];
+    private readonly int _blockSize;
+    private readonly byte[] _zeroBlock;
+
+    // Undo records waiting for the next log sync, as runs per log.
+    private readonly byte[] _recordBuffer;
+    private readonly List<(RollbackLog Log, int Start, int End)> _recordRuns = [];
+    private int _recordBytes;
+
+    // Image writes waiting for that sync, in arrival order.
+    private readonly byte[] _queuedData;
+    private readonly List<(long Offset, int Start, int Length)> _queuedWrites = [];
+    private readonly HashSet<long> _queuedBlocks = [];
+    private int _queuedBytes;
+
+    private readonly List<ReadOnlyMemory<byte>> _gather = [];
+    private long _currentEpoch;
+    private long _guestBytes, _logBytes, _blocksStashed, _zeroBlocksStashed, _logSyncs;
+    private Exception? _fault;
+    private bool _disposed;
+
+    private RollbackStore(string directory, VolumeDescriptor descriptor, VolumeImage image, StoreStateFile state,
+        RollbackStoreOptions options)
+    {
+        Directory = directory;
+        Descriptor = descriptor;
+        _logDirectory = Path.Combine(directory, LogDirectoryName);
+        _image = image;
+        _state = state;
+        _blockSize = descriptor.BlockSize;
+        _zeroBlock = new byte[_blockSize];
+        _recordBuffer = new byte[options.WriteAheadBatchBytes + RollbackLogFormat.RecordSize(_blockSize, zero: false)];
+        _queuedData = new byte[options.WriteAheadBatchBytes];
+        _deleter = new BackgroundDeleter(state.Sync);
+        _currentEpoch = state.State.Prepared;
+    }
+
+    public string Directory { get; }
+    public VolumeDescriptor Descriptor { get; }
+
+    /// <summary>The last committed checkpoint: the store can no longer roll back past it.</summary>
+    public long CommittedEpoch => _state.State.Committed;
+
+    /// <summary>The last checkpoint made durable here: the newest one this store can roll back to.</summary>
+    public long PreparedEpoch => _state.State.Prepared;
+
+    /// <summary>The newest epoch written or prepared.</summary>
+    public long CurrentEpoch => _currentEpoch;
+
+    /// <summary>Epochs that have a rollback log (uncommitted and written to), oldest first.</summary>
+    public IReadOnlyList<long> LoggedEpochs => [.. _logs.Keys];
+
+    /// <summary>What the recovery that opened this store found; null for a store just created.</summary>
+    public RecoveryReport? Recovery { get; private init; }
+
+    public StoreCounters Counters => new(_guestBytes, _image.BytesWritten, _logBytes, _blocksStashed, _zeroBlocksStashed, _logSyncs);
+
+    /// <summary>Dropped logs not yet unlinked by the background deleter.</summary>
+    public int PendingDeletes => _deleter.Pending;
+
+    /// <summary>Bytes of memory the store holds: batch buffers plus first-touch bitmaps.</summary>
+    public long MemoryBytes => _recordBuffer.Length + _queuedData.Length + _logs.Values.Sum(l => l.Blocks.LeafBytes);
+
+    /// <summary>Creates a store with a new sparse image of the descriptor's size, at checkpoint 0.</summary>
+    public static RollbackStore Create(string directory, VolumeDescriptor descriptor, RollbackStoreOptions? options = null)
+    {
+        options ??= new RollbackStoreOptions();
+        options.Validate();
+        descriptor.Validate();
+        System.IO.Directory.CreateDirectory(directory);
+        if (File.Exists(Path.Combine(directory, VolumeDescriptor.FileName)))
+            throw new IOException($"a store already exists in {directory}");
+        System.IO.Directory.CreateDirectory(Path.Combine(directory, LogDirectoryName));
+        var image = VolumeImage.Create(Path.Combine(directory, ImageFileName), descriptor.SizeBytes);
+        var state = StoreStateFile.Create(directory, new StoreState(0, 0));
+        descriptor.Save(directory); // last: a directory without a descriptor is not a store
+        return new RollbackStore(directory, descriptor, image, state, options);
+    }
+
+    /// <summary>
+    /// Opens a store after a crash or a clean stop, rebuilding its state from the files: the
+    /// committed and prepared checkpoints, every uncommitted log and its first-touch set. A torn
+    /// record past a log's durable length (a crash mid-append) is cut off. Damage anywhere else
+    /// throws a <see cref="CannotVouchException"/> and leaves every file as it was.
+    /// </summary>
+    public static RollbackStore Recover(string directory, RollbackStoreOptions? options = null)
+    {
+        options ??= new RollbackStoreOptions();
+        options.Validate();
+        var descriptor = VolumeDescriptor.Load(directory);
+        var logDirectory = Path.Combine(directory, LogDirectoryName);
+        var opened = new List<(RollbackLog Log, ScanOutcome Scan)>();
+        VolumeImage? image = null;
+        StoreStateFile? state = null;
+        try
+        {
+            image = VolumeImage.Open(Path.Combine(directory, ImageFileName), descriptor.SizeBytes);
+            state = StoreStateFile.Open(directory);
+            System.IO.Directory.CreateDirectory(logDirectory);
+            var toDelete = new List<string>();
+            long records = 0, torn = 0;
+            foreach (var path in System.IO.Directory.EnumerateFiles(logDirectory).Order(StringComparer.Ordinal))
+            {
+                var name = Path.GetFileName(path);
+                if (name.EndsWith(DroppedSuffix, StringComparison.Ordinal))
+                {
+                    toDelete.Add(path);
+                    continue;
+                }
+                if (!RollbackLogFormat.TryParseFileName(name, out var epoch))
+                    continue; // not ours; left alone
+                if (epoch <= state.State.Committed)
+                {
+                    toDelete.Add(path); // committed: its delete was queued, or done but not yet durable
+                    continue;
+                }
+                var log = RollbackLog.Open(path, descriptor, epoch, writable: true);
+                opened.Add((log, default));
+                var scan = log.Scan((_, refs) =>
+                {
+                    foreach (var r in refs)
+                        log.NoteRecord(r.BlockIndex);
+                });
+                torn += CheckScan(log, scan);
+                records += scan.Records;
+                opened[^1] = (log, scan);
+            }
+            // Everything checked: only now touch the files.
+            foreach (var (log, scan) in opened)
+            {
+                if (scan.ValidEnd < scan.FileLength)
+                    log.TruncateTo(scan.ValidEnd);
+                else
+                    log.SetRecovered(scan.ValidEnd, log.Records);
+            }
+            var store = new RollbackStore(directory, descriptor, image, state, options)
+            {
+                Recovery = new RecoveryReport(state.State.Committed, state.State.Prepared,
+                    [.. opened.Select(o => o.Log.Epoch)], records, torn, toDelete.Count),
+            };
+            foreach (var (log, _) in opened)
+            {
+                store._logs.Add(log.Epoch, log);
+                store._currentEpoch = Math.Max(store._currentEpoch, log.Epoch);
+            }
+            foreach (var path in toDelete)
+                store._deleter.Enqueue(path);
+            return store;
+        }
+        catch
+        {
+            foreach (var (log, _) in opened)
+                log.Dispose();
+            state?.Dispose();
+            image?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Applies a write of epoch <paramref name="epoch"/>: stashes the old content of every block it
+    /// touches for the first time in that epoch, then changes the image (see the write-ahead rule).
+    /// </summary>
+    public void Write(long epoch, long offset, ReadOnlySpan<byte> data)
+    {
+        ThrowIfUnusable();
+        VolumeImage.CheckRange(offset, data.Length, Descriptor.SizeBytes);
+        if (epoch <= PreparedEpoch)
+            throw new EpochOrderException($"write in epoch {epoch}, but epochs up to {PreparedEpoch} are prepared and closed");
+        if (epoch < _currentEpoch)
+            throw new EpochOrderException($"write in epoch {epoch} after epoch {_currentEpoch}: epochs only move forward");
+        if (data.IsEmpty)
+            return;
+        try
+        {
+            _currentEpoch = epoch;
+            _guestBytes += data.Length;
+            _logs.TryGetValue(epoch, out var log);
+            var first = offset / _blockSize;
+            var last = (offset + data.Length - 1) / _blockSize;
+            var stashed = false;
+            for (var block = first; block <= last; block++)
+            {
+                if (log is not null && log.Blocks.Contains(block))
+                    continue;
+                log ??= CreateLog(epoch);
+                if (_queuedBlocks.Contains(block))
+                    FlushWriteAhead(); // the old content must include the queued write
+                Stash(log, block);
+                stashed = true;
+            }
+            if (stashed || IsQueued(first, last))
+                Enqueue(offset, data, first, last);
+            else
+                _image.Write(offset, data);
+        }
+        catch (Exception e) when (e is not EpochOrderException) // write path: no lambda, same rule as Guard
+        {
+            _fault = e;
+            throw;
+        }
+    }
+
+    /// <summary>Reads the current image content (queued writes included).</summary>
+    public void Read(long offset, Span<byte> buffer)
+    {
+        ThrowIfUnusable();
+        VolumeImage.CheckRange(offset, buffer.Length, Descriptor.SizeBytes);
+        if (_queuedWrites.Count > 0)
+            Guard(FlushWriteAhead);
+        _image.Read(offset, buffer);
+    }
+
+    /// <summary>
+    /// Makes checkpoint <paramref name="epoch"/> durable: every write so far, every undo record and
+    /// the prepared number reach the disk before this returns. Closes the epochs up to it.
+    /// Repeating it, or preparing an older checkpoint, changes nothing.
+    /// </summary>
+    public void Prepare(long epoch)
+    {
+        ThrowIfUnusable();
+        if (epoch <= PreparedEpoch)
+            return;
+        Guard(() =>
+        {
+            FlushWriteAhead();
+            _image.Flush();
+            _state.Write(_state.State with { Prepared = epoch });
+            _state.Sync();
+            _currentEpoch = Math.Max(_currentEpoch, epoch);
+        });
+    }
+
+    /// <summary>
+    /// Marks checkpoint <paramref name="epoch"/> committed and drops the logs of every epoch up to it,
+    /// in constant time: the files are unlinked in the background after the new state is durable.
+    /// A repeated or late commit changes nothing; a commit of an unprepared epoch is refused.
+    /// </summary>
+    public void Commit(long epoch)
+    {
+        ThrowIfUnusable();
+        if (epoch <= CommittedEpoch)
+            return;
+        if (epoch > PreparedEpoch)
+            throw new EpochOrderException($"commit of epoch {epoch}, but only epochs up to {PreparedEpoch} are prepared here");
+        Guard(() =>
+        {
+            _state.Write(_state.State with { Committed = epoch });
+            while (_logs.Count > 0)
+            {
+                var (oldest, log) = _logs.First();
+                if (oldest > epoch)
+                    break;
+                _logs.Remove(oldest);
+                log.Dispose();
+                _deleter.Enqueue(log.Path);
+            }
+        });
+    }
+
+    /// <summary>
+    /// Brings the image back to checkpoint <paramref name="checkpoint"/>: every log newer than it is
+    /// checked, then applied newest first, then the image is flushed and the logs are retired.
+    /// Interrupted at any point and run again, it gives the same image.
+    /// </summary>
+    public RollbackResult RollbackTo(long checkpoint)
+    {
+        ThrowIfUnusable();
+        if (checkpoint < CommittedEpoch)
+            throw new CheckpointUnavailableException(checkpoint, CommittedEpoch, PreparedEpoch,
+                "a later checkpoint is committed here and the logs back to it are gone");
+        if (checkpoint > PreparedEpoch)
+            throw new CheckpointUnavailableException(checkpoint, CommittedEpoch, PreparedEpoch,
+                "it was never prepared here, so its writes may be incomplete");
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        RollbackResult? result = null;
+        Guard(() =>
+        {
+            FlushWriteAhead();
+            var undo = _logs.Values.Where(l => l.Epoch > checkpoint).OrderByDescending(l => l.Epoch).ToList();
+            foreach (var log in undo)
+                CheckScan(log, log.Scan(null)); // damage anywhere: throw before writing anything
+            long blocks = 0;
+            foreach (var log in undo)
+                blocks += log.Scan((chunk, refs) => ApplyRecords(chunk, refs)).Records;
+            _image.Flush();
+            // Retire the applied logs durably before saying we are at the checkpoint, so that a
+            // crash never leaves them to be re-applied over writes of a later epoch.
+            var dropped = new List<string>();
+            foreach (var log in undo)
+            {
+                log.Dispose();
+                _logs.Remove(log.Epoch);
+                var target = $"{log.Path}.{Guid.NewGuid():N}{DroppedSuffix}";
+                File.Move(log.Path, target);
+                dropped.Add(target);
+            }
+            Durability.SyncDirectory(_logDirectory);
+            _state.Write(_state.State with { Prepared = checkpoint });
+            _state.Sync();
+            _currentEpoch = checkpoint;
+            foreach (var path in dropped)
+                _deleter.Enqueue(path);
+            result = new RollbackResult(checkpoint, undo.Count, blocks, blocks * _blockSize, started.Elapsed);
+        });
+        return result!;
+    }
+
+    /// <summary>Flushes queued writes and makes the image durable (used on a clean stop).</summary>
+    public void Flush()
+    {
+        ThrowIfUnusable();
+        Guard(() =>
+        {
+            FlushWriteAhead();
+            _image.Flush();
+            _state.Sync();
+        });
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        try
+        {
+            if (_fault is null)
+                Flush();
+        }
+        finally
+        {
+            Close();
+        }
+    }
+
+    /// <summary>
+    /// Drops the store as a killed process would: records and writes still in the batch buffers
+    /// are lost, nothing is flushed. For crash tests.
+    /// </summary>
+    internal void Abandon() => Close();
+
+    private void Close()
+    {
+        _disposed = true;
+        _deleter.Dispose();
+        foreach (var log in _logs.Values)
+            log.Dispose();
+        _logs.Clear();
+        _state.Dispose();
+        _image.Dispose();
+    }
+
+    private RollbackLog CreateLog(long epoch)
+    {
+        var log = RollbackLog.Create(_logDirectory, Descriptor, epoch);
+        _logs.Add(epoch, log);
+        return log;
+    }
+
+    private void Stash(RollbackLog log, long block)
+    {
+        var fullSize = RollbackLogFormat.RecordSize(_blockSize, zero: false);
+        if (_recordBytes + fullSize > _recordBuffer.Length)
+            FlushWriteAhead();
+        if (_recordRuns.Count == 0 || _recordRuns[^1].Log != log)
+            _recordRuns.Add((log, _recordBytes, _recordBytes));
+        var record = _recordBuffer.AsSpan(_recordBytes, fullSize);
+        var oldContent = record[RollbackLogFormat.RecordHeaderSize..];
+        _image.Read(block * _blockSize, oldContent);
+        // A block that was all zeroes (a hole, on a fresh volume) needs no data in the log.
+        var zero = !oldContent.ContainsAnyExcept((byte)0);
+        RollbackLogFormat.SealRecord(record, block, zero, _blockSize, log.Seed);
+        _recordBytes += RollbackLogFormat.RecordSize(_blockSize, zero);
+        _recordRuns[^1] = (log, _recordRuns[^1].Start, _recordBytes);
+        log.NoteRecord(block);
+        _blocksStashed++;
+        if (zero)
+            _zeroBlocksStashed++;
+    }
+
+    private bool IsQueued(long first, long last)
+    {
+        if (_queuedBlocks.Count == 0)
+            return false;
+        for (var block = first; block <= last; block++)
+            if (_queuedBlocks.Contains(block))
+                return true;
+        return false;
+    }
+
+    private void Enqueue(long offset, ReadOnlySpan<byte> data, long first, long last)
+    {
+        if (data.Length > _queuedData.Length - _queuedBytes)
+        {
+            // No room: sync now; this write's records are then durable and it may go straight out.
+            FlushWriteAhead();
+            _image.Write(offset, data);
+            return;
+        }
+        data.CopyTo(_queuedData.AsSpan(_queuedBytes));
+        _queuedWrites.Add((offset, _queuedBytes, data.Length));
+        _queuedBytes += data.Length;
+        for (var block = first; block <= last; block++)
+            _queuedBlocks.Add(block);
+    }
+
+    /// <summary>The write-ahead step: records to their logs, one fsync per log, then the queued image writes.</summary>
+    private void FlushWriteAhead()
+    {
+        if (_recordRuns.Count > 0)
+        {
+            foreach (var (log, start, end) in _recordRuns)
+            {
+                log.Append(_recordBuffer.AsSpan(start, end - start));
+                _logBytes += end - start;
+            }
+            foreach (var (log, _, _) in _recordRuns)
+            {
+                if (log.DurableLength == log.Length)
+                    continue;
+                log.Sync();
+                _logSyncs++;
+            }
+            _recordRuns.Clear();
+            _recordBytes = 0;
+        }
+        foreach (var (offset, start, length) in _queuedWrites)
+            _image.Write(offset, _queuedData.AsSpan(start, length));
+        _queuedWrites.Clear();
+        _queuedBlocks.Clear();
+        _queuedBytes = 0;
+    }
+
+    /// <summary>Writes the records of one scan chunk back into the image, a run of consecutive blocks per pwritev.</summary>
+    private void ApplyRecords(ReadOnlyMemory<byte> chunk, IReadOnlyList<LogRecordRef> records)
+    {
+        const int maxRun = 64;
+        var i = 0;
+        while (i < records.Count)
+        {
+            var start = records[i].BlockIndex;
+            _gather.Clear();
+            var j = i;
+            while (j < records.Count && records[j].BlockIndex == start + (j - i) && _gather.Count < maxRun)
+            {
+                _gather.Add(records[j].Zero ? _zeroBlock : chunk.Slice(records[j].DataOffset, _blockSize));
+                j++;
+            }
+            _image.Write(start * _blockSize, _gather);
+            i = j;
+        }
+    }
+
+    /// <summary>
+    /// Judges a scan against the log's watermark. Returns the torn bytes past the durable length
+    /// (a crash mid-append, safe to cut); throws if records below it are damaged or missing.
+    /// </summary>
+    private static long CheckScan(RollbackLog log, ScanOutcome scan)
+    {
+        if (scan.ValidEnd >= log.DurableLength)
+            return scan.FileLength - scan.ValidEnd;
+        if (scan.Stop == ScanStop.InvalidRecord)
+            throw new RollbackLogChecksumException(log.Path, scan.ValidEnd,
+                $"bad magic, flags, block index or checksum below the durable length {log.DurableLength}");
+        throw new RollbackLogTruncatedException(log.Path, scan.FileLength, log.DurableLength);
+    }
+
+    private void Guard(Action action)
+    {
+        try
+        {
+            action();
+        }
+        catch (Exception e) when (e is not EpochOrderException and not CheckpointUnavailableException and not CannotVouchException)
+        {
+            _fault = e; // disk and memory may disagree now: only Recover() can tell what is true
+            throw;
+        }
+    }
+
+    private void ThrowIfUnusable()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_fault is not null)
+            throw new StorageException($"the store at {Directory} failed earlier ({_fault.Message}); recover it from disk", _fault);
+    }
+}

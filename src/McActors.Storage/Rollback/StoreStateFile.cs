@@ -1,0 +1,98 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using McActors.Storage.Io;
+using Microsoft.Win32.SafeHandles;
+
+namespace McActors.Storage.Rollback;
+
+/// <summary>The store's two durable numbers: the last committed and the last prepared checkpoint.</summary>
+public readonly record struct StoreState(long Committed, long Prepared);
+
+/// <summary>
+/// store.state: two 512-byte slots written alternately, each
+/// <c>magic u32 | version u32 | sequence i64 | committed i64 | prepared i64 | CRC-32 of [0, 32)</c>.
+/// A torn write can damage only the slot being written, so the other one still holds the
+/// previous state. Writes are cheap pwrites; <see cref="Sync"/> makes them durable.
+/// </summary>
+internal sealed class StoreStateFile : IDisposable
+{
+    public const string FileName = "store.state";
+    private const uint Magic = 0x54534D4D; // "MMST"
+    private const int Version = 1;
+    private const int SlotSize = 512;
+    private const int PayloadLength = 32;
+    private readonly SafeFileHandle _handle;
+    private readonly byte[] _slot = new byte[SlotSize];
+    private long _sequence;
+
+    private StoreStateFile(string path, SafeFileHandle handle, long sequence, StoreState state)
+    {
+        Path = path;
+        _handle = handle;
+        _sequence = sequence;
+        State = state;
+    }
+
+    public string Path { get; }
+    public StoreState State { get; private set; }
+
+    public static StoreStateFile Create(string directory, StoreState initial)
+    {
+        var path = System.IO.Path.Combine(directory, FileName);
+        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
+        var file = new StoreStateFile(path, handle, 0, initial);
+        file.Write(initial);
+        file.Sync();
+        Durability.SyncDirectory(directory);
+        return file;
+    }
+
+    public static StoreStateFile Open(string directory)
+    {
+        var path = System.IO.Path.Combine(directory, FileName);
+        if (!File.Exists(path))
+            throw new StoreMetadataCorruptException(path, "store state file is missing");
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        var bytes = new byte[2 * SlotSize];
+        var n = PositionalIo.ReadFully(handle, bytes, 0);
+        (long Sequence, StoreState State)? best = null;
+        for (var offset = 0; offset + PayloadLength + 4 <= n; offset += SlotSize)
+        {
+            var slot = bytes.AsSpan(offset, SlotSize);
+            if (BinaryPrimitives.ReadUInt32LittleEndian(slot) != Magic
+                || BinaryPrimitives.ReadUInt32LittleEndian(slot[PayloadLength..]) != Crc32.HashToUInt32(slot[..PayloadLength])
+                || BinaryPrimitives.ReadInt32LittleEndian(slot[4..]) != Version)
+                continue;
+            var sequence = BinaryPrimitives.ReadInt64LittleEndian(slot[8..]);
+            var state = new StoreState(BinaryPrimitives.ReadInt64LittleEndian(slot[16..]), BinaryPrimitives.ReadInt64LittleEndian(slot[24..]));
+            if (best is null || sequence > best.Value.Sequence)
+                best = (sequence, state);
+        }
+        if (best is null)
+        {
+            handle.Dispose();
+            throw new StoreMetadataCorruptException(path, "store state file has no valid slot");
+        }
+        return new StoreStateFile(path, handle, best.Value.Sequence, best.Value.State);
+    }
+
+    /// <summary>Writes the next slot (not yet durable).</summary>
+    public void Write(StoreState state)
+    {
+        _sequence++;
+        var slot = _slot.AsSpan();
+        BinaryPrimitives.WriteUInt32LittleEndian(slot, Magic);
+        BinaryPrimitives.WriteInt32LittleEndian(slot[4..], Version);
+        BinaryPrimitives.WriteInt64LittleEndian(slot[8..], _sequence);
+        BinaryPrimitives.WriteInt64LittleEndian(slot[16..], state.Committed);
+        BinaryPrimitives.WriteInt64LittleEndian(slot[24..], state.Prepared);
+        BinaryPrimitives.WriteUInt32LittleEndian(slot[PayloadLength..], Crc32.HashToUInt32(slot[..PayloadLength]));
+        RandomAccess.Write(_handle, _slot, (_sequence & 1) * SlotSize);
+        State = state;
+    }
+
+    /// <summary>fsync; safe to call from another thread than <see cref="Write"/> (the background deleter does).</summary>
+    public void Sync() => RandomAccess.FlushToDisk(_handle);
+
+    public void Dispose() => _handle.Dispose();
+}

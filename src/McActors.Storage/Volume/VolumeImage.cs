@@ -1,0 +1,103 @@
+using McActors.Storage.Io;
+using Microsoft.Win32.SafeHandles;
+
+namespace McActors.Storage.Volume;
+
+/// <summary>
+/// A raw image file of fixed size, created sparse. Reads and writes of any 512-byte-aligned range
+/// inside it, with positional I/O; <see cref="Flush"/> makes every write so far durable.
+/// Not thread-safe for writes that overlap; the owner serialises them.
+/// </summary>
+public sealed class VolumeImage : IDisposable
+{
+    private readonly SafeFileHandle _handle;
+
+    private VolumeImage(string path, SafeFileHandle handle, long sizeBytes)
+    {
+        Path = path;
+        _handle = handle;
+        SizeBytes = sizeBytes;
+    }
+
+    public string Path { get; }
+    public long SizeBytes { get; }
+
+    /// <summary>Total bytes handed to the file system by <see cref="Write(long, ReadOnlySpan{byte})"/> (for write-amplification numbers).</summary>
+    public long BytesWritten { get; private set; }
+
+    internal SafeFileHandle Handle => _handle;
+
+    /// <summary>Creates a new sparse image; fails if the file exists.</summary>
+    public static VolumeImage Create(string path, long sizeBytes)
+    {
+        if (sizeBytes <= 0 || sizeBytes % VolumeDescriptor.SectorSize != 0)
+            throw new ArgumentException($"volume size {sizeBytes} B must be a positive multiple of {VolumeDescriptor.SectorSize} B");
+        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
+        try
+        {
+            RandomAccess.SetLength(handle, sizeBytes); // sparse: no blocks allocated until written
+            RandomAccess.FlushToDisk(handle);
+            Durability.SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+        return new VolumeImage(path, handle, sizeBytes);
+    }
+
+    /// <summary>Opens an existing image and checks that it has the expected size.</summary>
+    public static VolumeImage Open(string path, long expectedSize, bool writable = true)
+    {
+        if (!File.Exists(path))
+            throw new StoreMetadataCorruptException(path, "volume image is missing");
+        var handle = File.OpenHandle(path, FileMode.Open, writable ? FileAccess.ReadWrite : FileAccess.Read, FileShare.Read);
+        var actual = RandomAccess.GetLength(handle);
+        if (actual != expectedSize)
+        {
+            handle.Dispose();
+            throw new StoreMetadataCorruptException(path, $"volume image is {actual} B, expected {expectedSize} B");
+        }
+        return new VolumeImage(path, handle, expectedSize);
+    }
+
+    public static void CheckRange(long offset, long length, long volumeSize)
+    {
+        if (offset % VolumeDescriptor.SectorSize != 0 || length % VolumeDescriptor.SectorSize != 0)
+            throw new VolumeRangeException(offset, length, volumeSize, "request is not aligned to 512-byte sectors");
+        if (offset < 0 || length < 0 || offset > volumeSize || length > volumeSize - offset)
+            throw new VolumeRangeException(offset, length, volumeSize, "request lies outside the volume");
+    }
+
+    public void Read(long offset, Span<byte> buffer)
+    {
+        CheckRange(offset, buffer.Length, SizeBytes);
+        var n = PositionalIo.ReadFully(_handle, buffer, offset);
+        if (n != buffer.Length)
+            throw new IOException($"short read from {Path}: {n} of {buffer.Length} B at offset {offset}");
+    }
+
+    public void Write(long offset, ReadOnlySpan<byte> data)
+    {
+        CheckRange(offset, data.Length, SizeBytes);
+        RandomAccess.Write(_handle, data, offset);
+        BytesWritten += data.Length;
+    }
+
+    /// <summary>One gathered write (pwritev) of consecutive buffers starting at offset.</summary>
+    public void Write(long offset, IReadOnlyList<ReadOnlyMemory<byte>> buffers)
+    {
+        long length = 0;
+        foreach (var b in buffers)
+            length += b.Length;
+        CheckRange(offset, length, SizeBytes);
+        RandomAccess.Write(_handle, buffers, offset);
+        BytesWritten += length;
+    }
+
+    /// <summary>Makes every write so far durable (fsync).</summary>
+    public void Flush() => RandomAccess.FlushToDisk(_handle);
+
+    public void Dispose() => _handle.Dispose();
+}
