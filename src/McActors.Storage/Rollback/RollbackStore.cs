@@ -55,6 +55,12 @@ public sealed class RollbackStore : IDisposable
     private Exception? _fault;
     private bool _disposed;
 
+    /// <summary>Named instants inside multi-step operations where crash tests stop the store.</summary>
+    internal enum CrashPoint { RecordsAppended, LogsSynced, ImageWriteIssued, LogApplied, StateAdvanced }
+
+    /// <summary>Crash-test hook: called at each <see cref="CrashPoint"/>; a test throws from it, then abandons the store.</summary>
+    internal Action<CrashPoint>? CrashHook { get; set; }
+
     private RollbackStore(string directory, VolumeDescriptor descriptor, VolumeImage image, StoreStateFile state,
         RollbackStoreOptions options)
     {
@@ -108,7 +114,7 @@ public sealed class RollbackStore : IDisposable
             throw new IOException($"a store already exists in {directory}");
         System.IO.Directory.CreateDirectory(Path.Combine(directory, LogDirectoryName));
         var image = VolumeImage.Create(Path.Combine(directory, ImageFileName), descriptor.SizeBytes);
-        var state = StoreStateFile.Create(directory, new StoreState(0, 0));
+        var state = StoreStateFile.Create(directory, new StoreState(0, 0, 0, 0));
         descriptor.Save(directory); // last: a directory without a descriptor is not a store
         return new RollbackStore(directory, descriptor, image, state, options);
     }
@@ -134,6 +140,7 @@ public sealed class RollbackStore : IDisposable
             state = StoreStateFile.Open(directory);
             System.IO.Directory.CreateDirectory(logDirectory);
             var toDelete = new List<string>();
+            var stale = new List<string>();
             long records = 0, torn = 0;
             foreach (var path in System.IO.Directory.EnumerateFiles(logDirectory).Order(StringComparer.Ordinal))
             {
@@ -151,6 +158,15 @@ public sealed class RollbackStore : IDisposable
                     continue;
                 }
                 var log = RollbackLog.Open(path, descriptor, epoch, writable: true);
+                if (log.Lineage > state.State.Lineage)
+                    throw new RollbackLogHeaderCorruptException(path,
+                        $"log of lineage {log.Lineage} is newer than the store's lineage {state.State.Lineage}");
+                if (state.State.IsStale(log.Lineage, epoch))
+                {
+                    log.Dispose();
+                    stale.Add(path); // undo data of epochs that a finished rollback already undid
+                    continue;
+                }
                 opened.Add((log, default));
                 var scan = log.Scan((_, refs) =>
                 {
@@ -162,6 +178,7 @@ public sealed class RollbackStore : IDisposable
                 opened[^1] = (log, scan);
             }
             // Everything checked: only now touch the files.
+            toDelete.AddRange(RetireLogs(logDirectory, stale));
             foreach (var (log, scan) in opened)
             {
                 if (scan.ValidEnd < scan.FileLength)
@@ -318,24 +335,23 @@ public sealed class RollbackStore : IDisposable
                 CheckScan(log, log.Scan(null)); // damage anywhere: throw before writing anything
             long blocks = 0;
             foreach (var log in undo)
+            {
                 blocks += log.Scan((chunk, refs) => ApplyRecords(chunk, refs)).Records;
+                CrashHook?.Invoke(CrashPoint.LogApplied);
+            }
             _image.Flush();
-            // Retire the applied logs durably before saying we are at the checkpoint, so that a
-            // crash never leaves them to be re-applied over writes of a later epoch.
-            var dropped = new List<string>();
+            // The image is at the checkpoint. A new lineage makes the applied logs stale at once
+            // (Recover drops them), so a crash can never re-apply them over later epochs' writes.
+            _state.Write(_state.State with { Prepared = checkpoint, Lineage = _state.State.Lineage + 1, RollbackPoint = checkpoint });
+            _state.Sync();
+            _currentEpoch = checkpoint;
+            CrashHook?.Invoke(CrashPoint.StateAdvanced);
             foreach (var log in undo)
             {
                 log.Dispose();
                 _logs.Remove(log.Epoch);
-                var target = $"{log.Path}.{Guid.NewGuid():N}{DroppedSuffix}";
-                File.Move(log.Path, target);
-                dropped.Add(target);
             }
-            Durability.SyncDirectory(_logDirectory);
-            _state.Write(_state.State with { Prepared = checkpoint });
-            _state.Sync();
-            _currentEpoch = checkpoint;
-            foreach (var path in dropped)
+            foreach (var path in RetireLogs(_logDirectory, undo.Select(l => l.Path)))
                 _deleter.Enqueue(path);
             result = new RollbackResult(checkpoint, undo.Count, blocks, blocks * _blockSize, started.Elapsed);
         });
@@ -386,9 +402,27 @@ public sealed class RollbackStore : IDisposable
         _image.Dispose();
     }
 
+    /// <summary>
+    /// Renames stale logs out of the way (the next epoch's log may need the name at once) and makes
+    /// the renames durable; returns the new names, for the background deleter.
+    /// </summary>
+    private static List<string> RetireLogs(string logDirectory, IEnumerable<string> paths)
+    {
+        var retired = new List<string>();
+        foreach (var path in paths)
+        {
+            var target = $"{path}.{Guid.NewGuid():N}{DroppedSuffix}";
+            File.Move(path, target);
+            retired.Add(target);
+        }
+        if (retired.Count > 0)
+            Durability.SyncDirectory(logDirectory);
+        return retired;
+    }
+
     private RollbackLog CreateLog(long epoch)
     {
-        var log = RollbackLog.Create(_logDirectory, Descriptor, epoch);
+        var log = RollbackLog.Create(_logDirectory, Descriptor, epoch, _state.State.Lineage);
         _logs.Add(epoch, log);
         return log;
     }
@@ -450,6 +484,7 @@ public sealed class RollbackStore : IDisposable
                 log.Append(_recordBuffer.AsSpan(start, end - start));
                 _logBytes += end - start;
             }
+            CrashHook?.Invoke(CrashPoint.RecordsAppended);
             foreach (var (log, _, _) in _recordRuns)
             {
                 if (log.DurableLength == log.Length)
@@ -459,9 +494,13 @@ public sealed class RollbackStore : IDisposable
             }
             _recordRuns.Clear();
             _recordBytes = 0;
+            CrashHook?.Invoke(CrashPoint.LogsSynced);
         }
         foreach (var (offset, start, length) in _queuedWrites)
+        {
             _image.Write(offset, _queuedData.AsSpan(start, length));
+            CrashHook?.Invoke(CrashPoint.ImageWriteIssued);
+        }
         _queuedWrites.Clear();
         _queuedBlocks.Clear();
         _queuedBytes = 0;

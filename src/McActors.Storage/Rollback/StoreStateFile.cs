@@ -5,12 +5,19 @@ using Microsoft.Win32.SafeHandles;
 
 namespace McActors.Storage.Rollback;
 
-/// <summary>The store's two durable numbers: the last committed and the last prepared checkpoint.</summary>
-public readonly record struct StoreState(long Committed, long Prepared);
+/// <summary>
+/// The store's durable numbers: the last committed and the last prepared checkpoint; the lineage,
+/// raised by every rollback, and that rollback's checkpoint. A log of an older lineage for an epoch
+/// after that checkpoint holds undo data of epochs already undone: it is stale.
+/// </summary>
+public readonly record struct StoreState(long Committed, long Prepared, long Lineage, long RollbackPoint)
+{
+    public bool IsStale(long logLineage, long logEpoch) => logLineage < Lineage && logEpoch > RollbackPoint;
+}
 
 /// <summary>
 /// store.state: two 512-byte slots written alternately, each
-/// <c>magic u32 | version u32 | sequence i64 | committed i64 | prepared i64 | CRC-32 of [0, 32)</c>.
+/// <c>magic u32 | version u32 | sequence i64 | committed i64 | prepared i64 | lineage i64 | rollback point i64 | CRC-32 of [0, 48)</c>.
 /// A torn write can damage only the slot being written, so the other one still holds the
 /// previous state. Writes are cheap pwrites; <see cref="Sync"/> makes them durable.
 /// </summary>
@@ -20,7 +27,7 @@ internal sealed class StoreStateFile : IDisposable
     private const uint Magic = 0x54534D4D; // "MMST"
     private const int Version = 1;
     private const int SlotSize = 512;
-    private const int PayloadLength = 32;
+    private const int PayloadLength = 48;
     private readonly SafeFileHandle _handle;
     private readonly byte[] _slot = new byte[SlotSize];
     private long _sequence;
@@ -64,7 +71,9 @@ internal sealed class StoreStateFile : IDisposable
                 || BinaryPrimitives.ReadInt32LittleEndian(slot[4..]) != Version)
                 continue;
             var sequence = BinaryPrimitives.ReadInt64LittleEndian(slot[8..]);
-            var state = new StoreState(BinaryPrimitives.ReadInt64LittleEndian(slot[16..]), BinaryPrimitives.ReadInt64LittleEndian(slot[24..]));
+            var state = new StoreState(BinaryPrimitives.ReadInt64LittleEndian(slot[16..]),
+                BinaryPrimitives.ReadInt64LittleEndian(slot[24..]), BinaryPrimitives.ReadInt64LittleEndian(slot[32..]),
+                BinaryPrimitives.ReadInt64LittleEndian(slot[40..]));
             if (best is null || sequence > best.Value.Sequence)
                 best = (sequence, state);
         }
@@ -86,6 +95,8 @@ internal sealed class StoreStateFile : IDisposable
         BinaryPrimitives.WriteInt64LittleEndian(slot[8..], _sequence);
         BinaryPrimitives.WriteInt64LittleEndian(slot[16..], state.Committed);
         BinaryPrimitives.WriteInt64LittleEndian(slot[24..], state.Prepared);
+        BinaryPrimitives.WriteInt64LittleEndian(slot[32..], state.Lineage);
+        BinaryPrimitives.WriteInt64LittleEndian(slot[40..], state.RollbackPoint);
         BinaryPrimitives.WriteUInt32LittleEndian(slot[PayloadLength..], Crc32.HashToUInt32(slot[..PayloadLength]));
         RandomAccess.Write(_handle, _slot, (_sequence & 1) * SlotSize);
         State = state;

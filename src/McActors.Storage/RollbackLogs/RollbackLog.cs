@@ -37,9 +37,10 @@ internal sealed class RollbackLog : IDisposable
     private readonly byte[] _watermark = new byte[RollbackLogFormat.WatermarkSlotLength];
     private long _watermarkSequence;
 
-    private RollbackLog(string path, SafeFileHandle handle, VolumeDescriptor volume, long epoch, long length,
+    private RollbackLog(string path, SafeFileHandle handle, VolumeDescriptor volume, long epoch, long lineage, long length,
         long durableLength, long watermarkSequence)
     {
+        Lineage = lineage;
         Path = path;
         _handle = handle;
         _volume = volume;
@@ -52,6 +53,9 @@ internal sealed class RollbackLog : IDisposable
 
     public string Path { get; }
     public long Epoch { get; }
+
+    /// <summary>The store's rollback count when this log was created; an older one means the log is stale.</summary>
+    public long Lineage { get; }
     public ulong Seed { get; }
 
     /// <summary>End of the valid records: the append position.</summary>
@@ -66,14 +70,14 @@ internal sealed class RollbackLog : IDisposable
     public long Records { get; private set; }
 
     /// <summary>Creates the log file with its header, durable (file and directory entry) before any record.</summary>
-    public static RollbackLog Create(string directory, VolumeDescriptor volume, long epoch)
+    public static RollbackLog Create(string directory, VolumeDescriptor volume, long epoch, long lineage)
     {
         var path = System.IO.Path.Combine(directory, RollbackLogFormat.FileName(epoch));
         var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
         try
         {
             var header = new byte[RollbackLogFormat.HeaderSize];
-            RollbackLogFormat.WriteHeader(header, volume.VolumeId, epoch, volume.BlockSize);
+            RollbackLogFormat.WriteHeader(header, volume.VolumeId, epoch, volume.BlockSize, lineage);
             RandomAccess.Write(handle, header, 0);
             RandomAccess.FlushToDisk(handle);
             Durability.SyncDirectory(directory);
@@ -83,7 +87,7 @@ internal sealed class RollbackLog : IDisposable
             handle.Dispose();
             throw;
         }
-        return new RollbackLog(path, handle, volume, epoch, RollbackLogFormat.HeaderSize, RollbackLogFormat.HeaderSize, 1);
+        return new RollbackLog(path, handle, volume, epoch, lineage, RollbackLogFormat.HeaderSize, RollbackLogFormat.HeaderSize, 1);
     }
 
     /// <summary>
@@ -97,7 +101,7 @@ internal sealed class RollbackLog : IDisposable
         {
             var header = new byte[RollbackLogFormat.HeaderSize];
             var n = PositionalIo.ReadFully(handle, header, 0);
-            var (volumeId, epoch, blockSize) = RollbackLogFormat.ParseHeader(header.AsSpan(0, n), path);
+            var (volumeId, epoch, blockSize, lineage) = RollbackLogFormat.ParseHeader(header.AsSpan(0, n), path);
             if (volumeId != volume.VolumeId)
                 throw new RollbackLogVolumeMismatchException(path, volume.VolumeId, volumeId);
             if (blockSize != volume.BlockSize)
@@ -107,7 +111,7 @@ internal sealed class RollbackLog : IDisposable
             var watermark = RollbackLogFormat.ReadWatermark(header)
                 ?? throw new RollbackLogHeaderCorruptException(path, "both watermark slots are damaged");
             var fileLength = RandomAccess.GetLength(handle);
-            return new RollbackLog(path, handle, volume, epoch, fileLength, watermark.DurableLength, watermark.Sequence);
+            return new RollbackLog(path, handle, volume, epoch, lineage, fileLength, watermark.DurableLength, watermark.Sequence);
         }
         catch
         {

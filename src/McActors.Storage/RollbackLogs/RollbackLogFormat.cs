@@ -12,7 +12,8 @@ namespace McActors.Storage.RollbackLogs;
 ///   12  4  block size (bytes)
 ///   16  16 volume id
 ///   32  8  epoch
-///   40  4  CRC-32 of bytes [0, 40)
+///   40  8  lineage: the store's rollback count when the log was created
+///   48  4  CRC-32 of bytes [0, 48)
 ///   512, 1024: two watermark slots (alternating), each
 ///     0 8 durable length (bytes of the file made durable before any image write they protect)
 ///     8 8 sequence (higher wins)
@@ -35,7 +36,7 @@ internal static class RollbackLogFormat
     public const int RecordHeaderSize = 24;
     public const uint RecordMagic = 0x43524252; // "RBRC"
     public const uint FlagZero = 1;
-    private const int StaticHeaderLength = 40;
+    private const int StaticHeaderLength = 48;
     private const int WatermarkSlotSize = 20;
     private static readonly int[] WatermarkSlots = [512, 1024];
 
@@ -54,7 +55,7 @@ internal static class RollbackLogFormat
 
     public static int RecordSize(int blockSize, bool zero) => RecordHeaderSize + (zero ? 0 : blockSize);
 
-    public static void WriteHeader(Span<byte> header, Guid volumeId, long epoch, int blockSize)
+    public static void WriteHeader(Span<byte> header, Guid volumeId, long epoch, int blockSize, long lineage)
     {
         header[..HeaderSize].Clear();
         Magic.CopyTo(header);
@@ -62,12 +63,13 @@ internal static class RollbackLogFormat
         BinaryPrimitives.WriteInt32LittleEndian(header[12..], blockSize);
         volumeId.TryWriteBytes(header[16..32]);
         BinaryPrimitives.WriteInt64LittleEndian(header[32..], epoch);
+        BinaryPrimitives.WriteInt64LittleEndian(header[40..], lineage);
         BinaryPrimitives.WriteUInt32LittleEndian(header[StaticHeaderLength..], Crc32.HashToUInt32(header[..StaticHeaderLength]));
         WriteWatermark(header[WatermarkSlots[0]..], HeaderSize, 1);
     }
 
     /// <summary>Parses and checks the static header; throws a specific exception naming the problem.</summary>
-    public static (Guid VolumeId, long Epoch, int BlockSize) ParseHeader(ReadOnlySpan<byte> header, string path)
+    public static (Guid VolumeId, long Epoch, int BlockSize, long Lineage) ParseHeader(ReadOnlySpan<byte> header, string path)
     {
         if (header.Length < HeaderSize)
             throw new RollbackLogHeaderCorruptException(path, $"file is {header.Length} B, shorter than the {HeaderSize} B header");
@@ -80,7 +82,7 @@ internal static class RollbackLogFormat
         if (version != FormatVersion)
             throw new RollbackLogHeaderCorruptException(path, $"unknown format version {version}");
         return (new Guid(header[16..32]), BinaryPrimitives.ReadInt64LittleEndian(header[32..]),
-            BinaryPrimitives.ReadInt32LittleEndian(header[12..]));
+            BinaryPrimitives.ReadInt32LittleEndian(header[12..]), BinaryPrimitives.ReadInt64LittleEndian(header[40..]));
     }
 
     public static void WriteWatermark(Span<byte> slot, long durableLength, long sequence)
