@@ -13,6 +13,7 @@ internal sealed class BackgroundDeleter : IDisposable
     private readonly BlockingCollection<string> _queue = new();
     private readonly Action _beforeDelete;
     private readonly Thread _thread;
+    private readonly object _idle = new();
     private int _pending;
 
     public BackgroundDeleter(Action beforeDelete)
@@ -34,6 +35,22 @@ internal sealed class BackgroundDeleter : IDisposable
         _queue.Add(path);
     }
 
+    /// <summary>Blocks until every queued file is deleted, or the timeout passes; true if none is left.</summary>
+    public bool WaitIdle(TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        lock (_idle)
+        {
+            while (Pending > 0)
+            {
+                var left = deadline - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero || !Monitor.Wait(_idle, left))
+                    return Pending == 0;
+            }
+        }
+        return true;
+    }
+
     private void Run()
     {
         foreach (var path in _queue.GetConsumingEnumerable())
@@ -52,7 +69,9 @@ internal sealed class BackgroundDeleter : IDisposable
             }
             finally
             {
-                Interlocked.Decrement(ref _pending);
+                if (Interlocked.Decrement(ref _pending) == 0)
+                    lock (_idle)
+                        Monitor.PulseAll(_idle);
             }
         }
     }

@@ -100,8 +100,14 @@ public sealed class RollbackStore : IDisposable
     /// <summary>Dropped logs not yet unlinked by the background deleter.</summary>
     public int PendingDeletes => _deleter.Pending;
 
+    /// <summary>Waits until the background deleter has unlinked every dropped log; true if it did within the timeout.</summary>
+    public bool WaitForDeletes(TimeSpan timeout) => _deleter.WaitIdle(timeout);
+
+    /// <summary>Bytes held by the first-touch bitmaps of the uncommitted epochs.</summary>
+    public long FirstTouchBytes => _logs.Values.Sum(l => l.Blocks.LeafBytes);
+
     /// <summary>Bytes of memory the store holds: batch buffers plus first-touch bitmaps.</summary>
-    public long MemoryBytes => _recordBuffer.Length + _queuedData.Length + _logs.Values.Sum(l => l.Blocks.LeafBytes);
+    public long MemoryBytes => _recordBuffer.Length + _queuedData.Length + FirstTouchBytes;
 
     /// <summary>Creates a store with a new sparse image of the descriptor's size, at checkpoint 0.</summary>
     public static RollbackStore Create(string directory, VolumeDescriptor descriptor, RollbackStoreOptions? options = null)
