@@ -1,0 +1,39 @@
+using Akka.Configuration;
+using McActors.Configuration;
+
+namespace McActors.Tests.Configuration;
+
+public sealed class SettingsTests
+{
+    [Fact]
+    public void The_shipped_hocon_files_parse_into_the_documented_defaults()
+    {
+        var settings = McActorsSettings.From(HoconFiles.Load());
+        Assert.Equal(4096, settings.BlockSize);
+        Assert.Equal(4 << 20, settings.WriteAheadBatchBytes);
+        Assert.Equal(TimeSpan.FromMilliseconds(100), settings.EpochInterval);
+        Assert.Equal(4, settings.MaxInFlight);
+        var config = HoconFiles.Load();
+        Assert.Equal("keep-majority", config.GetString("akka.cluster.split-brain-resolver.active-strategy"));
+        Assert.Equal("SQLite.MS", config.GetString("akka.persistence.journal.sql.provider-name"));
+    }
+
+    [Fact]
+    public void Command_line_overrides_win()
+    {
+        var settings = McActorsSettings.From(HoconFiles.Load(["mcactors.checkpoint.epoch-interval=20ms", "mcactors.storage.block-size = 64 KiB"]));
+        Assert.Equal(TimeSpan.FromMilliseconds(20), settings.EpochInterval);
+        Assert.Equal(65536, settings.BlockSize);
+    }
+
+    [Theory]
+    [InlineData("mcactors.storage.block-size=3000", "mcactors.storage.block-size")]
+    [InlineData("mcactors.checkpoint.max-in-flight=0", "mcactors.checkpoint.max-in-flight")]
+    [InlineData("mcactors.checkpoint.epoch-interval=soon", "mcactors.checkpoint.epoch-interval")]
+    [InlineData("no-equals-sign", "key=value")]
+    public void A_bad_value_is_refused_with_the_key_named(string pair, string named)
+    {
+        var e = Assert.Throws<ConfigurationException>(() => McActorsSettings.From(HoconFiles.Load([pair])));
+        Assert.Contains(named, e.Message);
+    }
+}
