@@ -1,0 +1,29 @@
+using System.Diagnostics;
+
+namespace McActors.Node.Tests;
+
+/// <summary>Runs the real <c>mcactors</c> executable (built beside the tests) as a child process.</summary>
+internal static class NodeProcess
+{
+    public static (int ExitCode, string Output, string Error) Run(TimeSpan timeout, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "mcactors.dll"));
+        foreach (var a in args)
+            start.ArgumentList.Add(a);
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start mcactors");
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(timeout))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"mcactors {string.Join(' ', args)} did not finish within {timeout}");
+        }
+        return (process.ExitCode, output.Result, error.Result);
+    }
+}
