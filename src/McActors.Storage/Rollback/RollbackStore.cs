@@ -17,9 +17,10 @@ namespace McActors.Storage.Rollback;
 /// Write-ahead rule: an undo record is durable before the image write it protects is issued.
 /// Writes that need a stash are queued with their records; up to
 /// <see cref="RollbackStoreOptions.WriteAheadBatchBytes"/> of them share one fsync of the logs, after
-/// which the queued image writes go out in order. Writes to blocks already stashed in their epoch
-/// (and not queued) go straight to the image. Memory is the two batch buffers plus one bit per
-/// stashed block, never a function of the volume size.
+/// which the queued image writes go out in order. A full batch is applied by a write-ahead thread
+/// while the caller fills the next, so stashing overlaps the fsync. Writes to blocks already stashed
+/// in their epoch (and not queued) go straight to the image. Memory is two batches (records +
+/// writes each) plus one bit per stashed block, never a function of the volume size.
 /// </para>
 /// Not thread-safe: one owner (the RollbackStore actor) calls it. Directory layout:
 /// <c>volume.json</c>, <c>volume.img</c>, <c>store.state</c>, <c>rollback/epoch-N.rblog</c>.
@@ -38,20 +39,10 @@ public sealed class RollbackStore : IDisposable
     private readonly int _blockSize;
     private readonly byte[] _zeroBlock;
 
-    // Undo records waiting for the next log sync, as runs per log.
-    private readonly byte[] _recordBuffer;
-    private readonly List<(RollbackLog Log, int Start, int End)> _recordRuns = [];
-    private int _recordBytes;
-
-    // Image writes waiting for that sync, in arrival order.
-    private readonly byte[] _queuedData;
-    private readonly List<(long Offset, int Start, int Length)> _queuedWrites = [];
-    private readonly HashSet<long> _queuedBlocks = [];
-    private int _queuedBytes;
-
+    private readonly WriteAheadPipeline _writeAhead;
     private readonly List<ReadOnlyMemory<byte>> _gather = [];
     private long _currentEpoch;
-    private long _guestBytes, _logBytes, _blocksStashed, _zeroBlocksStashed, _logSyncs;
+    private long _guestBytes, _blocksStashed, _zeroBlocksStashed;
     private Exception? _fault;
     private bool _disposed;
 
@@ -59,7 +50,11 @@ public sealed class RollbackStore : IDisposable
     internal enum CrashPoint { RecordsAppended, LogsSynced, ImageWriteIssued, LogApplied, StateAdvanced }
 
     /// <summary>Crash-test hook: called at each <see cref="CrashPoint"/>; a test throws from it, then abandons the store.</summary>
-    internal Action<CrashPoint>? CrashHook { get; set; }
+    internal Action<CrashPoint>? CrashHook
+    {
+        get => _writeAhead.CrashHook;
+        set => _writeAhead.CrashHook = value;
+    }
 
     private RollbackStore(string directory, VolumeDescriptor descriptor, VolumeImage image, StoreStateFile state,
         RollbackStoreOptions options)
@@ -71,8 +66,7 @@ public sealed class RollbackStore : IDisposable
         _state = state;
         _blockSize = descriptor.BlockSize;
         _zeroBlock = new byte[_blockSize];
-        _recordBuffer = new byte[options.WriteAheadBatchBytes + RollbackLogFormat.RecordSize(_blockSize, zero: false)];
-        _queuedData = new byte[options.WriteAheadBatchBytes];
+        _writeAhead = new WriteAheadPipeline(image, options.WriteAheadBatchBytes, RollbackLogFormat.RecordSize(_blockSize, zero: false));
         _deleter = new BackgroundDeleter(state.Sync);
         _currentEpoch = state.State.Prepared;
     }
@@ -95,7 +89,7 @@ public sealed class RollbackStore : IDisposable
     /// <summary>What the recovery that opened this store found; null for a store just created.</summary>
     public RecoveryReport? Recovery { get; private init; }
 
-    public StoreCounters Counters => new(_guestBytes, _image.BytesWritten, _logBytes, _blocksStashed, _zeroBlocksStashed, _logSyncs);
+    public StoreCounters Counters => new(_guestBytes, _image.BytesWritten, _writeAhead.LogBytes, _blocksStashed, _zeroBlocksStashed, _writeAhead.LogSyncs);
 
     /// <summary>Dropped logs not yet unlinked by the background deleter.</summary>
     public int PendingDeletes => _deleter.Pending;
@@ -106,8 +100,8 @@ public sealed class RollbackStore : IDisposable
     /// <summary>Bytes held by the first-touch bitmaps of the uncommitted epochs.</summary>
     public long FirstTouchBytes => _logs.Values.Sum(l => l.Blocks.LeafBytes);
 
-    /// <summary>Bytes of memory the store holds: batch buffers plus first-touch bitmaps.</summary>
-    public long MemoryBytes => _recordBuffer.Length + _queuedData.Length + FirstTouchBytes;
+    /// <summary>Bytes of memory the store holds: the two write-ahead batches plus first-touch bitmaps.</summary>
+    public long MemoryBytes => _writeAhead.BufferBytes + FirstTouchBytes;
 
     /// <summary>Creates a store with a new sparse image of the descriptor's size, at checkpoint 0.</summary>
     public static RollbackStore Create(string directory, VolumeDescriptor descriptor, RollbackStoreOptions? options = null)
@@ -243,8 +237,11 @@ public sealed class RollbackStore : IDisposable
                 if (log is not null && log.Blocks.Contains(block))
                     continue;
                 log ??= CreateLog(epoch);
-                if (_queuedBlocks.Contains(block))
-                    FlushWriteAhead(); // the old content must include the queued write
+                // The old content must include every queued write to the block.
+                if (_writeAhead.Filling.Blocks.Contains(block))
+                    _writeAhead.Drain();
+                else if (_writeAhead.IsInFlight(block))
+                    _writeAhead.WaitInFlight();
                 Stash(log, block);
                 stashed = true;
             }
@@ -265,7 +262,7 @@ public sealed class RollbackStore : IDisposable
     {
         ThrowIfUnusable();
         VolumeImage.CheckRange(offset, buffer.Length, Descriptor.SizeBytes);
-        if (_queuedWrites.Count > 0)
+        if (_writeAhead.HasQueued)
             Guard(FlushWriteAhead);
         _image.Read(offset, buffer);
     }
@@ -400,6 +397,7 @@ public sealed class RollbackStore : IDisposable
     private void Close()
     {
         _disposed = true;
+        _writeAhead.Dispose();
         _deleter.Dispose();
         foreach (var log in _logs.Values)
             log.Dispose();
@@ -436,18 +434,15 @@ public sealed class RollbackStore : IDisposable
     private void Stash(RollbackLog log, long block)
     {
         var fullSize = RollbackLogFormat.RecordSize(_blockSize, zero: false);
-        if (_recordBytes + fullSize > _recordBuffer.Length)
-            FlushWriteAhead();
-        if (_recordRuns.Count == 0 || _recordRuns[^1].Log != log)
-            _recordRuns.Add((log, _recordBytes, _recordBytes));
-        var record = _recordBuffer.AsSpan(_recordBytes, fullSize);
+        if (!_writeAhead.Filling.HasRoomForRecord(fullSize))
+            _writeAhead.Submit();
+        var record = _writeAhead.Filling.ReserveRecord(log, fullSize);
         var oldContent = record[RollbackLogFormat.RecordHeaderSize..];
         _image.Read(block * _blockSize, oldContent);
         // A block that was all zeroes (a hole, on a fresh volume) needs no data in the log.
         var zero = !oldContent.ContainsAnyExcept((byte)0);
         RollbackLogFormat.SealRecord(record, block, zero, _blockSize, log.Seed);
-        _recordBytes += RollbackLogFormat.RecordSize(_blockSize, zero);
-        _recordRuns[^1] = (log, _recordRuns[^1].Start, _recordBytes);
+        _writeAhead.Filling.RecordWritten(RollbackLogFormat.RecordSize(_blockSize, zero));
         log.NoteRecord(block);
         _blocksStashed++;
         if (zero)
@@ -456,61 +451,32 @@ public sealed class RollbackStore : IDisposable
 
     private bool IsQueued(long first, long last)
     {
-        if (_queuedBlocks.Count == 0)
+        if (!_writeAhead.HasQueued)
             return false;
         for (var block = first; block <= last; block++)
-            if (_queuedBlocks.Contains(block))
+            if (_writeAhead.IsQueued(block))
                 return true;
         return false;
     }
 
+    /// <summary>
+    /// Queues a write behind its undo records. A full batch goes to the write-ahead thread and the
+    /// write starts the next one; a write larger than a batch waits for its records to be durable
+    /// and goes straight out.
+    /// </summary>
     private void Enqueue(long offset, ReadOnlySpan<byte> data, long first, long last)
     {
-        if (data.Length > _queuedData.Length - _queuedBytes)
-        {
-            // No room: sync now; this write's records are then durable and it may go straight out.
-            FlushWriteAhead();
-            _image.Write(offset, data);
+        if (_writeAhead.Filling.TryQueue(offset, data, first, last))
             return;
-        }
-        data.CopyTo(_queuedData.AsSpan(_queuedBytes));
-        _queuedWrites.Add((offset, _queuedBytes, data.Length));
-        _queuedBytes += data.Length;
-        for (var block = first; block <= last; block++)
-            _queuedBlocks.Add(block);
+        _writeAhead.Submit();
+        if (_writeAhead.Filling.TryQueue(offset, data, first, last))
+            return;
+        _writeAhead.Drain();
+        _image.Write(offset, data);
     }
 
-    /// <summary>The write-ahead step: records to their logs, one fsync per log, then the queued image writes.</summary>
-    private void FlushWriteAhead()
-    {
-        if (_recordRuns.Count > 0)
-        {
-            foreach (var (log, start, end) in _recordRuns)
-            {
-                log.Append(_recordBuffer.AsSpan(start, end - start));
-                _logBytes += end - start;
-            }
-            CrashHook?.Invoke(CrashPoint.RecordsAppended);
-            foreach (var (log, _, _) in _recordRuns)
-            {
-                if (log.DurableLength == log.Length)
-                    continue;
-                log.Sync();
-                _logSyncs++;
-            }
-            _recordRuns.Clear();
-            _recordBytes = 0;
-            CrashHook?.Invoke(CrashPoint.LogsSynced);
-        }
-        foreach (var (offset, start, length) in _queuedWrites)
-        {
-            _image.Write(offset, _queuedData.AsSpan(start, length));
-            CrashHook?.Invoke(CrashPoint.ImageWriteIssued);
-        }
-        _queuedWrites.Clear();
-        _queuedBlocks.Clear();
-        _queuedBytes = 0;
-    }
+    /// <summary>The write-ahead step for everything queued: records durable, then the image writes issued.</summary>
+    private void FlushWriteAhead() => _writeAhead.Drain();
 
     /// <summary>Writes the records of one scan chunk back into the image, a run of consecutive blocks per pwritev.</summary>
     private void ApplyRecords(ReadOnlyMemory<byte> chunk, IReadOnlyList<LogRecordRef> records)

@@ -23,7 +23,9 @@ public sealed class VolumeImage : IDisposable
     public long SizeBytes { get; }
 
     /// <summary>Total bytes handed to the file system by <see cref="Write(long, ReadOnlySpan{byte})"/> (for write-amplification numbers).</summary>
-    public long BytesWritten { get; private set; }
+    public long BytesWritten => Interlocked.Read(ref _bytesWritten);
+
+    private long _bytesWritten;
 
     internal SafeFileHandle Handle => _handle;
 
@@ -82,7 +84,7 @@ public sealed class VolumeImage : IDisposable
     {
         CheckRange(offset, data.Length, SizeBytes);
         RandomAccess.Write(_handle, data, offset);
-        BytesWritten += data.Length;
+        Interlocked.Add(ref _bytesWritten, data.Length);
     }
 
     /// <summary>One gathered write (pwritev) of consecutive buffers starting at offset.</summary>
@@ -93,7 +95,7 @@ public sealed class VolumeImage : IDisposable
             length += b.Length;
         CheckRange(offset, length, SizeBytes);
         RandomAccess.Write(_handle, buffers, offset);
-        BytesWritten += length;
+        Interlocked.Add(ref _bytesWritten, length);
     }
 
     /// <summary>Makes every write so far durable (fsync).</summary>

@@ -1,0 +1,114 @@
+using System.Runtime.ExceptionServices;
+using McActors.Storage.Volume;
+
+namespace McActors.Storage.Rollback;
+
+/// <summary>
+/// Two write-ahead batches: the caller fills one while a dedicated thread applies the other
+/// (fsync of the logs, then the image writes), so the stash work of batch k+1 overlaps the fsync
+/// of batch k. Batches are applied strictly in order and at most one is in flight. A failure on
+/// the worker is rethrown to the caller at its next wait.
+/// </summary>
+internal sealed class WriteAheadPipeline : IDisposable
+{
+    private readonly VolumeImage _image;
+    private readonly Thread _worker;
+    private readonly SemaphoreSlim _submitted = new(0);
+    private readonly ManualResetEventSlim _idle = new(true);
+    private WriteAheadBatch _spare;
+    private WriteAheadBatch? _inFlight;
+    private ExceptionDispatchInfo? _error;
+    private volatile bool _stopping;
+    private long _logBytes, _logSyncs;
+
+    public WriteAheadPipeline(VolumeImage image, int capacity, int maxRecordSize)
+    {
+        _image = image;
+        Filling = new WriteAheadBatch(capacity, maxRecordSize);
+        _spare = new WriteAheadBatch(capacity, maxRecordSize);
+        _worker = new Thread(Run) { IsBackground = true, Name = "rollback-write-ahead" };
+        _worker.Start();
+    }
+
+    /// <summary>The batch the caller adds to.</summary>
+    public WriteAheadBatch Filling { get; private set; }
+
+    public Action<RollbackStore.CrashPoint>? CrashHook { get; set; }
+
+    public long LogBytes => Interlocked.Read(ref _logBytes);
+    public long LogSyncs => Interlocked.Read(ref _logSyncs);
+    public long BufferBytes => 2 * Filling.BufferBytes;
+
+    public bool HasQueued => !Filling.IsEmpty || _inFlight is not null;
+
+    /// <summary>True if the block's image content is stale: a queued write to it is not yet applied.</summary>
+    public bool IsQueued(long block) => Filling.Blocks.Contains(block) || _inFlight?.Blocks.Contains(block) == true;
+
+    public bool IsInFlight(long block) => _inFlight?.Blocks.Contains(block) == true;
+
+    /// <summary>Hands the filling batch to the worker (after the previous one is applied) and starts a new one.</summary>
+    public void Submit()
+    {
+        WaitInFlight();
+        if (Filling.IsEmpty)
+            return;
+        _idle.Reset();
+        _inFlight = Filling;
+        Filling = _spare;
+        _submitted.Release();
+    }
+
+    /// <summary>Applies everything queued: on return every record is durable and every write issued.</summary>
+    public void Drain()
+    {
+        Submit();
+        WaitInFlight();
+    }
+
+    /// <summary>Waits for the batch in flight, if any, and rethrows its failure.</summary>
+    public void WaitInFlight()
+    {
+        if (_inFlight is null)
+            return;
+        _idle.Wait();
+        _error?.Throw();
+        _inFlight.Reset();
+        _spare = _inFlight;
+        _inFlight = null;
+    }
+
+    private void Run()
+    {
+        while (true)
+        {
+            _submitted.Wait();
+            if (_stopping)
+                return;
+            try
+            {
+                var (bytes, syncs) = _inFlight!.Apply(_image, CrashHook);
+                Interlocked.Add(ref _logBytes, bytes);
+                Interlocked.Add(ref _logSyncs, syncs);
+            }
+            catch (Exception e)
+            {
+                _error = ExceptionDispatchInfo.Capture(e);
+            }
+            finally
+            {
+                _idle.Set();
+            }
+        }
+    }
+
+    /// <summary>Stops the worker after the batch in flight (if any) is done; nothing queued is applied.</summary>
+    public void Dispose()
+    {
+        _idle.Wait();
+        _stopping = true;
+        _submitted.Release();
+        _worker.Join();
+        _submitted.Dispose();
+        _idle.Dispose();
+    }
+}
