@@ -1,0 +1,91 @@
+using Akka.Actor;
+
+namespace McActors.Protocol;
+
+// Replicas and the coordinator: registration, role assignment, failure reports, status.
+// Replica = the per-node ReplicaActor (/user/replica); coordinator = the EpochCoordinator
+// singleton, reached through its proxy (/user/coordinator-proxy).
+
+/// <summary>The volume every replica holds a copy of (decided once by the coordinator, persisted).</summary>
+public sealed record VolumeSpec(Guid VolumeId, long SizeBytes, int BlockSize);
+
+/// <summary>Where a secondary's data plane listens.</summary>
+public sealed record SecondaryEndpoint(string ReplicaId, string Host, int Port);
+
+/// <summary>
+/// Replica → coordinator, resent until <see cref="ReplicaRegistered"/>: here I am, this is my
+/// store's state. <see cref="VolumeId"/> is null for a replica with no store yet.
+/// </summary>
+public sealed record RegisterReplica(
+    string ReplicaId,
+    IActorRef Replica,
+    string DataPlaneHost,
+    int DataPlanePort,
+    Guid? VolumeId,
+    long Committed,
+    long Prepared) : IControlMessage;
+
+/// <summary>Coordinator → replica: registered; a role assignment follows when there is one for it.</summary>
+public sealed record ReplicaRegistered(string ReplicaId, long Generation) : IControlMessage;
+
+/// <summary>
+/// Coordinator → replica: be the primary of <see cref="Generation"/>, stream to these secondaries,
+/// resume the guest after checkpoint <see cref="LastCommitted"/>.
+/// </summary>
+public sealed record AssignPrimary(
+    long Generation,
+    VolumeSpec Volume,
+    IReadOnlyList<SecondaryEndpoint> Secondaries,
+    long LastCommitted) : IFencedMessage;
+
+/// <summary>Coordinator → replica: be a secondary of <see cref="Generation"/>, following <see cref="PrimaryId"/>.</summary>
+public sealed record AssignSecondary(long Generation, VolumeSpec Volume, string PrimaryId, long LastCommitted) : IFencedMessage;
+
+/// <summary>Replica → coordinator: the assigned role runs (the primary's guest runs, the secondary listens).</summary>
+public sealed record RoleAssumed(long Generation, string ReplicaId, ReplicaRole Role) : IFencedMessage;
+
+/// <summary>Replica → coordinator: my role's actor stopped for good (its supervisor decided); drop me.</summary>
+public sealed record ReplicaFailed(long Generation, string ReplicaId, string Reason) : IFencedMessage;
+
+public enum ReplicaRole
+{
+    Primary,
+    Secondary,
+}
+
+/// <summary>Anyone → coordinator: answer with <see cref="CoordinatorStatus"/>.</summary>
+public sealed record GetCoordinatorStatus : IControlMessage
+{
+    public static readonly GetCoordinatorStatus Instance = new();
+}
+
+/// <summary>
+/// The coordinator's view: generation, roles, the checkpoint pipeline and commit latency
+/// (CloseEpoch sent → Committed persisted) over the last status interval and since start.
+/// </summary>
+public sealed record CoordinatorStatus(
+    long Generation,
+    string? Primary,
+    IReadOnlyList<string> Secondaries,
+    long LastCommitted,
+    int InFlight,
+    long CheckpointsCommitted,
+    long WritesCommitted,
+    long BytesCommitted,
+    double CommitP50Ms,
+    double CommitP99Ms,
+    bool Degraded) : IControlMessage;
+
+/// <summary>
+/// Anyone → coordinator: pause the guest for good and commit one last checkpoint covering all its
+/// writes; answered with <see cref="GuestStopped"/> once that checkpoint is committed. The
+/// coordinator forwards it to the primary (before the CloseEpoch of that last checkpoint), which
+/// then does not resume the guest after that close.
+/// </summary>
+public sealed record StopGuest : IControlMessage
+{
+    public static readonly StopGuest Instance = new();
+}
+
+/// <summary>The guest is paused for good and checkpoint <see cref="Epoch"/> (committed) covers every write it made.</summary>
+public sealed record GuestStopped(long Generation, long Epoch) : IControlMessage;
