@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using McActors.DataPlane;
 using McActors.Storage.Rollback;
 
 namespace McActors.Configuration;
@@ -10,8 +11,24 @@ public sealed record McActorsSettings(
     TimeSpan EpochInterval,
     int MaxInFlight,
     TimeSpan PrepareTimeout,
-    int MinReplicas)
+    int MinReplicas,
+    DataPlaneOptions DataPlane)
 {
+    /// <summary>Dispatcher for actors that block on file I/O.</summary>
+    public const string ReplicaDispatcher = "mcactors.replica-dispatcher";
+
+    /// <summary>Size of the volume the coordinator creates once (mcactors.volume.size), bytes.</summary>
+    public long VolumeSize { get; init; } = 256L << 20;
+
+    /// <summary>Replicas that must register before the coordinator assigns the first roles (mcactors.cluster.replicas).</summary>
+    public int Replicas { get; init; } = 2;
+
+    /// <summary>How often the coordinator resends a role assignment not yet answered with RoleAssumed.</summary>
+    public TimeSpan AssignRetry { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The coordinator saves a snapshot of its state after this many persisted events.</summary>
+    public int SnapshotEvery { get; init; } = 1000;
+
     public static McActorsSettings From(Config config)
     {
         var c = config.GetConfig("mcactors") ?? throw new ConfigurationException("the mcactors section is missing");
@@ -21,7 +38,20 @@ public sealed record McActorsSettings(
             EpochInterval: Duration(c, "checkpoint.epoch-interval"),
             MaxInFlight: c.GetInt("checkpoint.max-in-flight"),
             PrepareTimeout: Duration(c, "checkpoint.prepare-timeout"),
-            MinReplicas: c.GetInt("checkpoint.min-replicas"));
+            MinReplicas: c.GetInt("checkpoint.min-replicas"),
+            DataPlane: new DataPlaneOptions
+            {
+                WindowBytes = Bytes(c, "data-plane.window"),
+                AckIntervalBytes = checked((int)Bytes(c, "data-plane.ack-interval")),
+                MaxPayloadBytes = checked((int)Bytes(c, "data-plane.max-payload")),
+                HandshakeTimeout = Duration(c, "data-plane.handshake-timeout"),
+            })
+        {
+            VolumeSize = Bytes(c, "volume.size"),
+            Replicas = Read(c, "cluster.replicas", () => c.GetInt("cluster.replicas")),
+            AssignRetry = Duration(c, "coordinator.assign-retry"),
+            SnapshotEvery = Read(c, "coordinator.snapshot-every", () => c.GetInt("coordinator.snapshot-every")),
+        };
         settings.Validate();
         return settings;
     }
@@ -38,6 +68,19 @@ public sealed record McActorsSettings(
         Require(MaxInFlight >= 1, "mcactors.checkpoint.max-in-flight", $"{MaxInFlight} is under 1");
         Require(PrepareTimeout > TimeSpan.Zero, "mcactors.checkpoint.prepare-timeout", $"{PrepareTimeout} is not positive");
         Require(MinReplicas >= 0, "mcactors.checkpoint.min-replicas", $"{MinReplicas} is negative");
+        Require(VolumeSize > 0 && VolumeSize % BlockSize == 0 && VolumeSize % 512 == 0,
+            "mcactors.volume.size", $"{VolumeSize} B is not a positive multiple of the block size ({BlockSize} B)");
+        Require(Replicas >= 1, "mcactors.cluster.replicas", $"{Replicas} is under 1");
+        Require(AssignRetry > TimeSpan.Zero, "mcactors.coordinator.assign-retry", $"{AssignRetry} is not positive");
+        Require(SnapshotEvery >= 1, "mcactors.coordinator.snapshot-every", $"{SnapshotEvery} is under 1");
+        try
+        {
+            DataPlane.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new ConfigurationException($"mcactors.data-plane: {e.Message}");
+        }
     }
 
     private static void Require(bool ok, string key, string problem)
