@@ -1,0 +1,50 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Tools.Singleton;
+using McActors.Configuration;
+
+namespace McActors.Checkpointing;
+
+/// <summary>
+/// Runs the <see cref="EpochCoordinator"/> as a cluster singleton on the oldest node with role
+/// <see cref="Role"/>: a manager <c>/user/coordinator</c> on such nodes, and on every node a
+/// proxy <c>/user/coordinator-proxy</c> that follows the singleton when it moves (and buffers
+/// while it moves).
+/// </summary>
+public static class CoordinatorSingleton
+{
+    public const string Role = "coordinator";
+    public const string ManagerName = "coordinator";
+    public const string ProxyName = "coordinator-proxy";
+
+    /// <summary>Starts the manager (if this node has role "coordinator") and the proxy; returns the proxy.</summary>
+    public static IActorRef Start(ActorSystem system, McActorsSettings settings)
+    {
+        // A manager on a node without the role would never host the singleton; Akka refuses it.
+        if (Cluster.Get(system).SelfRoles.Contains(Role))
+        {
+            system.ActorOf(
+                ClusterSingletonManager.Props(
+                    EpochCoordinator.Props(settings),
+                    terminationMessage: HandOver.Instance,
+                    settings: ClusterSingletonManagerSettings.Create(system).WithRole(Role)),
+                ManagerName);
+        }
+        return StartProxy(system);
+    }
+
+    /// <summary>Only the proxy, for nodes that talk to the coordinator but never host it.</summary>
+    public static IActorRef StartProxy(ActorSystem system) =>
+        system.ActorOf(
+            ClusterSingletonProxy.Props($"/user/{ManagerName}", ClusterSingletonProxySettings.Create(system).WithRole(Role)),
+            ProxyName);
+
+    /// <summary>
+    /// The manager's termination message when the singleton moves: a plain message (not a
+    /// PoisonPill) so that it is handled after the persists already under way.
+    /// </summary>
+    public sealed record HandOver
+    {
+        public static readonly HandOver Instance = new();
+    }
+}

@@ -1,0 +1,63 @@
+using McActors.Protocol;
+
+namespace McActors.Checkpointing;
+
+// The coordinator's journal: what must survive a restart or a singleton move. ActorRefs are not
+// here on purpose: replicas re-register with the coordinator that runs now. Events and the
+// snapshot go through the default JSON serializer, which records concrete types: collections are
+// plain arrays, because `[.. x]` into an IReadOnlyList makes a compiler-generated type that JSON
+// cannot read back.
+
+/// <summary>An event in the coordinator's journal (persistence id <c>mcactors-coordinator</c>).</summary>
+public interface ICoordinatorEvent;
+
+/// <summary>The volume was decided, once, from the settings of the first coordinator.</summary>
+public sealed record VolumeCreated(VolumeSpec Volume) : ICoordinatorEvent;
+
+/// <summary>Generation <see cref="Generation"/> starts with these roles.</summary>
+public sealed record RolesAssigned(long Generation, string Primary, string[] Secondaries) : ICoordinatorEvent;
+
+/// <summary>Checkpoint <see cref="Epoch"/> is committed (the 2PC decision point).</summary>
+public sealed record CheckpointCommitted(long Generation, long Epoch, long Writes, long Bytes) : ICoordinatorEvent;
+
+/// <summary>A secondary left the replica set at <see cref="Epoch"/> (slow, terminated or failed).</summary>
+public sealed record SecondaryDropped(long Generation, string Replica, long Epoch, string Reason) : ICoordinatorEvent;
+
+/// <summary>
+/// The coordinator's persisted state as an immutable value; <see cref="Apply"/> is the only way it
+/// changes, both live and on recovery, so the two can never disagree.
+/// </summary>
+public sealed record CoordinatorState(
+    VolumeSpec? Volume,
+    long Generation,
+    string? Primary,
+    string[] Secondaries,
+    long LastCommitted,
+    long CheckpointsCommitted,
+    long WritesCommitted,
+    long BytesCommitted)
+{
+    public static readonly CoordinatorState Empty = new(null, 0, null, [], 0, 0, 0, 0);
+
+    public bool HasRoles => Primary is not null;
+
+    public bool IsMember(string replica) => replica == Primary || Secondaries.Contains(replica);
+
+    public CoordinatorState Apply(ICoordinatorEvent e) => e switch
+    {
+        VolumeCreated v => this with { Volume = v.Volume },
+        RolesAssigned r => this with { Generation = r.Generation, Primary = r.Primary, Secondaries = r.Secondaries.ToArray() },
+        // Commits arrive in order; a replayed older one (never expected) must not move LastCommitted back.
+        CheckpointCommitted c when c.Generation == Generation && c.Epoch > LastCommitted => this with
+        {
+            LastCommitted = c.Epoch,
+            CheckpointsCommitted = CheckpointsCommitted + 1,
+            WritesCommitted = WritesCommitted + c.Writes,
+            BytesCommitted = BytesCommitted + c.Bytes,
+        },
+        CheckpointCommitted => this,
+        SecondaryDropped d when d.Generation == Generation => this with { Secondaries = Secondaries.Where(s => s != d.Replica).ToArray() },
+        SecondaryDropped => this,
+        _ => throw new ArgumentException($"unknown coordinator event {e.GetType().Name}", nameof(e)),
+    };
+}

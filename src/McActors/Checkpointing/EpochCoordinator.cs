@@ -1,0 +1,536 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using Akka.Persistence;
+using McActors.Configuration;
+using McActors.Protocol;
+
+namespace McActors.Checkpointing;
+
+/// <summary>
+/// The persistent singleton that assigns roles, ticks epochs and runs the two-phase commit
+/// (DESIGN.md, "Checkpoint"). Decisions are made by <see cref="CheckpointPipeline"/>,
+/// <see cref="ReplicaSetPlanner"/> and <see cref="CoordinatorState"/>; this actor only persists,
+/// watches and sends.
+/// States: AwaitingReplicas → AssigningRoles → Running, or (recovered with roles) Resuming →
+/// Running; then GuestStopped (after StopGuest) or PrimaryLost (failover is a later issue).
+/// After a restart or a singleton move nothing but the journal is known: each member that
+/// registers again gets its assignment and Commit(last committed) again (both idempotent), and
+/// epochs continue from the last committed one + 1 as soon as the primary is back. The primary
+/// answers CloseEpoch(n) for an epoch it already closed with EpochClosed(n) again, and a
+/// secondary answers a repeated Prepare(n) with Prepared again, so re-driving them is safe.
+/// </summary>
+public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
+{
+    public const string DefaultPersistenceId = "mcactors-coordinator";
+
+    private readonly McActorsSettings _settings;
+    private readonly string _persistenceId;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<string, ReplicaCandidate> _registered = [];
+    private readonly Dictionary<string, IActorRef> _refs = [];
+    private readonly HashSet<string> _awaitingRoleAssumed = [];
+    private readonly Dictionary<long, long> _closedAtTicks = [];
+    private readonly Dictionary<long, DateTime> _prepareSentAt = [];
+    private readonly Dictionary<long, (long Writes, long Bytes)> _closedCounts = [];
+    private readonly LatencyWindow _latency = new();
+    private readonly List<IActorRef> _stopRequesters = [];
+    private CoordinatorState _state = CoordinatorState.Empty;
+    private CheckpointPipeline? _pipeline;
+    private long _registrations;
+    private int _eventsSinceSnapshot;
+    private bool _stopRequested;
+    private long? _stopEpoch;
+    private bool _guestStopped;
+
+    public EpochCoordinator(McActorsSettings settings, string persistenceId = DefaultPersistenceId)
+    {
+        _settings = settings;
+        _persistenceId = persistenceId;
+        Recover<SnapshotOffer>(offer =>
+        {
+            if (offer.Snapshot is CoordinatorState state)
+                _state = state;
+        });
+        Recover<ICoordinatorEvent>(e => _state = _state.Apply(e));
+        Recover<RecoveryCompleted>(_ => OnRecovered());
+    }
+
+    public static Props Props(McActorsSettings settings, string persistenceId = DefaultPersistenceId) =>
+        Akka.Actor.Props.Create(() => new EpochCoordinator(settings, persistenceId));
+
+    public override string PersistenceId => _persistenceId;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>How often prepare deadlines are checked and lost Prepares resent.</summary>
+    private TimeSpan CheckInterval =>
+        TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(10).Ticks, Math.Min(_settings.EpochInterval.Ticks, PrepareResendAfter.Ticks)));
+
+    /// <summary>A Prepare unanswered this long is sent again (a lost one must not cost a whole timeout).</summary>
+    private TimeSpan PrepareResendAfter => _settings.PrepareTimeout / 4;
+
+    private void OnRecovered()
+    {
+        if (_state.Volume is null)
+        {
+            var volume = new VolumeSpec(Guid.NewGuid(), _settings.VolumeSize, _settings.BlockSize);
+            Persist(new VolumeCreated(volume), e =>
+            {
+                ApplyEvent(e);
+                _log.Info("volume {0} created: {1} B, block {2} B", volume.VolumeId, volume.SizeBytes, volume.BlockSize);
+            });
+        }
+        if (_state.HasRoles)
+        {
+            _log.Info("recovered generation {0}: primary {1}, secondaries [{2}], last committed {3}; waiting for replicas to re-register",
+                _state.Generation, _state.Primary, string.Join(", ", _state.Secondaries), _state.LastCommitted);
+            Become(Resuming);
+        }
+        else
+        {
+            _log.Info("waiting for {0} replicas to register", _settings.Replicas);
+            Become(AwaitingReplicas);
+        }
+    }
+
+    // ---- states ----
+
+    private void AwaitingReplicas()
+    {
+        Common();
+        Command<RegisterReplica>(r =>
+        {
+            Register(r);
+            var roles = ReplicaSetPlanner.PlanInitial(_registered.Values, _settings.Replicas, _state.Generation);
+            if (roles is not null)
+                Persist(roles, e =>
+                {
+                    ApplyEvent(e);
+                    _log.Info("generation {0}: primary {1}, secondaries [{2}]", e.Generation, e.Primary, string.Join(", ", e.Secondaries));
+                    Become(AssigningRoles);
+                });
+        });
+        Command<Terminated>(t => Forget(t.ActorRef));
+        Command<StopGuest>(_ => Stash.Stash());
+        IgnoreOtherFenced();
+    }
+
+    private void AssigningRoles()
+    {
+        _awaitingRoleAssumed.Clear();
+        _awaitingRoleAssumed.UnionWith(Members());
+        SendAssignments();
+        Timers.StartPeriodicTimer(AssignRetryTick.Instance, AssignRetryTick.Instance, _settings.AssignRetry);
+
+        Common();
+        Command<RoleAssumed>(r =>
+        {
+            if (IsStale(r))
+                return;
+            if (_awaitingRoleAssumed.Remove(r.ReplicaId))
+                _log.Info("{0} runs as {1} of generation {2}", r.ReplicaId, r.Role, r.Generation);
+            StartRunningIfAllAssumed();
+        });
+        Command<AssignRetryTick>(_ => SendAssignments());
+        Command<RegisterReplica>(r =>
+        {
+            Register(r);
+            // A member that registers again may have restarted and lost its assignment.
+            if (_awaitingRoleAssumed.Contains(r.ReplicaId))
+                SendAssignment(r.ReplicaId);
+        });
+        Command<Terminated>(t => OnMemberGone(Forget(t.ActorRef), "terminated", StartRunningIfAllAssumed));
+        Command<ReplicaFailed>(f =>
+        {
+            if (!IsStale(f))
+                OnMemberGone(f.ReplicaId, $"failed: {f.Reason}", StartRunningIfAllAssumed);
+        });
+        Command<StopGuest>(_ => Stash.Stash());
+        IgnoreOtherFenced();
+    }
+
+    private void Resuming()
+    {
+        Common();
+        Command<RegisterReplica>(r =>
+        {
+            if (Register(r))
+                Rejoin(r.ReplicaId);
+            if (r.ReplicaId == _state.Primary)
+                Become(Running);
+        });
+        Command<Terminated>(t => OnMemberGone(Forget(t.ActorRef), "terminated", () => { }));
+        Command<ReplicaFailed>(f =>
+        {
+            if (!IsStale(f))
+                OnMemberGone(f.ReplicaId, $"failed: {f.Reason}", () => { });
+        });
+        Command<StopGuest>(_ => Stash.Stash());
+        IgnoreOtherFenced();
+    }
+
+    private void Running()
+    {
+        Timers.Cancel(AssignRetryTick.Instance);
+        _pipeline = new CheckpointPipeline(_state.Generation, _state.LastCommitted, _state.Secondaries, _settings.MaxInFlight, _settings.PrepareTimeout);
+        Timers.StartPeriodicTimer(EpochTick.Instance, EpochTick.Instance, _settings.EpochInterval);
+        Timers.StartPeriodicTimer(CheckTick.Instance, CheckTick.Instance, CheckInterval);
+        _log.Info("generation {0} running: epochs from {1}, every {2} ms", _state.Generation, _state.LastCommitted + 1, _settings.EpochInterval.TotalMilliseconds);
+        Stash.UnstashAll();
+
+        Common();
+        Command<EpochTick>(_ =>
+        {
+            if (_pipeline.CanClose)
+                CloseNextEpoch();
+            else
+                _log.Debug("{0} checkpoints in flight: epoch tick skipped (back-pressure)", _pipeline.InFlight);
+        });
+        Command<CheckpointNow>(c =>
+        {
+            if (!IsStale(c) && _pipeline.CanClose && !_stopRequested)
+                CloseNextEpoch();
+        });
+        Command<EpochClosed>(c =>
+        {
+            if (IsStale(c))
+                return;
+            if (c.Epoch > _pipeline.LastCommitted)
+                _closedCounts[c.Epoch] = (c.Writes, c.Bytes);
+            Decide(_pipeline.OnEpochClosed(c));
+        });
+        Command<Prepared>(p =>
+        {
+            if (!IsStale(p))
+                Decide(_pipeline.OnPrepared(p));
+        });
+        Command<CheckTick>(_ =>
+        {
+            var now = DateTime.UtcNow;
+            Decide(_pipeline.OnTick(now));
+            ResendPrepare(now);
+        });
+        Command<RegisterReplica>(r =>
+        {
+            if (Register(r))
+                Rejoin(r.ReplicaId);
+        });
+        Command<Terminated>(t => OnMemberGone(Forget(t.ActorRef), "terminated", () => { }));
+        Command<ReplicaFailed>(f =>
+        {
+            if (!IsStale(f))
+                OnMemberGone(f.ReplicaId, $"failed: {f.Reason}", () => { });
+        });
+        Command<StopGuest>(_ =>
+        {
+            _stopRequesters.Add(Sender);
+            if (_stopRequested)
+                return;
+            _stopRequested = true;
+            // No more regular epochs: the next one closed is the guest's last.
+            Timers.Cancel(EpochTick.Instance);
+            Primary()?.Tell(StopGuest.Instance, Self);
+            if (_pipeline.CanClose)
+                CloseNextEpoch();
+        });
+        IgnoreOtherFenced();
+    }
+
+    private void GuestStopped()
+    {
+        _guestStopped = true;
+        Timers.CancelAll();
+        var stopped = new GuestStopped(_state.Generation, _state.LastCommitted);
+        foreach (var requester in _stopRequesters)
+            requester.Tell(stopped);
+        _stopRequesters.Clear();
+        _log.Info("guest stopped; checkpoint {0} covers all its writes", stopped.Epoch);
+
+        Common();
+        Command<StopGuest>(_ => Sender.Tell(stopped));
+        Command<RegisterReplica>(r => Register(r));
+        Command<Terminated>(t => Forget(t.ActorRef));
+        IgnoreOtherFenced();
+    }
+
+    private void PrimaryLost()
+    {
+        Timers.CancelAll();
+        Common();
+        Command<RegisterReplica>(r => Register(r));
+        Command<Terminated>(t => Forget(t.ActorRef));
+        Command<StopGuest>(_ => _log.Warning("StopGuest from {0} ignored: there is no primary", Sender));
+        IgnoreOtherFenced();
+    }
+
+    // ---- handlers shared by every state ----
+
+    private void Common()
+    {
+        Command<GetCoordinatorStatus>(_ => Sender.Tell(Status()));
+        Command<CoordinatorSingleton.HandOver>(_ => Context.Stop(Self));
+        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(f => _log.Warning("snapshot at {0} failed: {1}", f.Metadata.SequenceNr, f.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(f => _log.Warning("deleting old snapshots failed: {0}", f.Cause.Message));
+    }
+
+    /// <summary>Last in every state: fenced messages not expected there get StaleGeneration if stale, else are dropped.</summary>
+    private void IgnoreOtherFenced() =>
+        Command<IFencedMessage>(m =>
+        {
+            if (!IsStale(m))
+                _log.Debug("{0} ignored in this state", m.GetType().Name);
+        });
+
+    private bool IsStale(IFencedMessage m)
+    {
+        if (m.Generation == _state.Generation)
+            return false;
+        if (m.Generation < _state.Generation)
+            Sender.Tell(new StaleGeneration(_state.Generation, m.Generation, m.GetType().Name));
+        else
+            _log.Warning("{0} of generation {1} from {2} ignored: this coordinator is at generation {3}", m.GetType().Name, m.Generation, Sender, _state.Generation);
+        return true;
+    }
+
+    // ---- registration and membership ----
+
+    /// <summary>
+    /// Records, watches and acknowledges a registration (every one: replicas resend until they see
+    /// the ack, and keep resending so that a moved coordinator hears from them). True when a
+    /// member of the replica set registered from a ref new to this coordinator: after a restart
+    /// or move of the coordinator, or of the replica.
+    /// </summary>
+    private bool Register(RegisterReplica r)
+    {
+        var known = _refs.TryGetValue(r.ReplicaId, out var old);
+        var newRef = !known || !old!.Equals(r.Replica);
+        if (known && newRef)
+        {
+            Context.Unwatch(old!);
+            _log.Info("{0} registered again from {1} (was {2})", r.ReplicaId, r.Replica, old);
+        }
+        _refs[r.ReplicaId] = r.Replica;
+        var order = _registered.TryGetValue(r.ReplicaId, out var candidate) ? candidate.RegistrationOrder : ++_registrations;
+        _registered[r.ReplicaId] = new ReplicaCandidate(r.ReplicaId, r.DataPlaneHost, r.DataPlanePort, order, UpNumber(r.Replica));
+        Context.Watch(r.Replica);
+        r.Replica.Tell(new ReplicaRegistered(r.ReplicaId, _state.Generation));
+
+        if (!_state.HasRoles)
+            return false;
+        if (!_state.IsMember(r.ReplicaId))
+        {
+            if (candidate is null)
+                _log.Info("{0} registered but generation {1} has its replica set; it stays out until re-protection exists", r.ReplicaId, _state.Generation);
+            return false;
+        }
+        return newRef;
+    }
+
+    /// <summary>
+    /// A member came back (new ref): it may have missed its assignment and the last decision, so
+    /// repeat both. Both are idempotent: a live replica answers a same-generation assignment with
+    /// RoleAssumed and ignores a Commit it already has; a restarted one takes its role back.
+    /// </summary>
+    private void Rejoin(string replica)
+    {
+        SendAssignment(replica);
+        if (_state.LastCommitted > 0)
+            _refs[replica].Tell(new Commit(_state.Generation, _state.LastCommitted));
+    }
+
+    /// <summary>Forgets a terminated ref; returns the replica id it belonged to, if it is still current.</summary>
+    private string? Forget(IActorRef terminated)
+    {
+        var id = _refs.FirstOrDefault(kv => kv.Value.Equals(terminated)).Key;
+        if (id is null)
+            return null;
+        _refs.Remove(id);
+        if (!_state.HasRoles)
+            _registered.Remove(id);
+        return id;
+    }
+
+    private void OnMemberGone(string? replica, string reason, Action then)
+    {
+        if (replica is null || !_state.IsMember(replica))
+            return;
+        if (replica == _state.Primary)
+        {
+            _log.Warning("primary {0} {1}; failover is not implemented yet", replica, reason);
+            Become(PrimaryLost);
+            return;
+        }
+        _awaitingRoleAssumed.Remove(replica);
+        var epoch = _pipeline?.LastClosed ?? _state.LastCommitted;
+        var decisions = _pipeline?.RemoveSecondary(replica) ?? [];
+        PersistDrop(new SecondaryDropped(_state.Generation, replica, epoch, reason));
+        Decide(decisions);
+        then();
+    }
+
+    private void StartRunningIfAllAssumed()
+    {
+        if (_awaitingRoleAssumed.Count == 0)
+            Become(Running);
+    }
+
+    private IEnumerable<string> Members() => _state.Primary is null ? [] : [_state.Primary, .. _state.Secondaries];
+
+    private IActorRef? Primary() => _state.Primary is not null ? _refs.GetValueOrDefault(_state.Primary) : null;
+
+    /// <summary>Secondaries first, so that they listen before the primary connects to their data planes.</summary>
+    private void SendAssignments()
+    {
+        foreach (var replica in _state.Secondaries.Append(_state.Primary!).Where(_awaitingRoleAssumed.Contains))
+            SendAssignment(replica);
+    }
+
+    private void SendAssignment(string replica)
+    {
+        if (!_refs.TryGetValue(replica, out var target) || _state.Volume is null || _state.Primary is null)
+            return;
+        object assignment = replica == _state.Primary
+            ? new AssignPrimary(_state.Generation, _state.Volume, ReplicaSetPlanner.Endpoints(_state.Secondaries, _registered), _state.LastCommitted)
+            : new AssignSecondary(_state.Generation, _state.Volume, _state.Primary, _state.LastCommitted);
+        target.Tell(assignment);
+    }
+
+    /// <summary>The member's rank by cluster age (0 = oldest) when its node is a cluster member, for tie-breaking.</summary>
+    private int? UpNumber(IActorRef replica)
+    {
+        if (((ExtendedActorSystem)Context.System).Provider is not ClusterActorRefProvider)
+            return null;
+        var cluster = Cluster.Get(Context.System);
+        var address = replica.Path.Address.HasLocalScope ? cluster.SelfAddress : replica.Path.Address;
+        // Member.UpNumber is internal; the rank among Up members by age says the same.
+        var byAge = cluster.State.Members.Where(m => m.Status == MemberStatus.Up).OrderBy(m => m, Member.AgeOrdering).ToList();
+        var rank = byAge.FindIndex(m => m.Address.Equals(address));
+        return rank >= 0 ? rank : null;
+    }
+
+    // ---- epochs and the two-phase commit ----
+
+    private void CloseNextEpoch()
+    {
+        var now = DateTime.UtcNow;
+        var epoch = _pipeline!.Close(now);
+        _closedAtTicks[epoch] = Stopwatch.GetTimestamp();
+        _prepareSentAt[epoch] = now;
+        if (_stopRequested)
+            _stopEpoch ??= epoch;
+        Primary()?.Tell(new CloseEpoch(_state.Generation, epoch));
+        foreach (var secondary in _pipeline.Secondaries)
+            _refs.GetValueOrDefault(secondary)?.Tell(new Prepare(_state.Generation, epoch));
+    }
+
+    /// <summary>Resends Prepare of the oldest open checkpoint to the secondaries that still owe it.</summary>
+    private void ResendPrepare(DateTime now)
+    {
+        if (_pipeline is not { InFlight: > 0 })
+            return;
+        var oldest = _pipeline.LastCommitted + 1;
+        if (_prepareSentAt.TryGetValue(oldest, out var sentAt) && now - sentAt < PrepareResendAfter)
+            return;
+        _prepareSentAt[oldest] = now;
+        foreach (var secondary in _pipeline.AwaitingPrepare(oldest))
+        {
+            _log.Debug("resending Prepare({0}) to {1}", oldest, secondary);
+            _refs.GetValueOrDefault(secondary)?.Tell(new Prepare(_state.Generation, oldest));
+        }
+    }
+
+    /// <summary>Persists the pipeline's decisions, in order, in one batch (one journal write).</summary>
+    private void Decide(IReadOnlyList<PipelineDecision> decisions)
+    {
+        if (decisions.Count == 0)
+            return;
+        var events = decisions.Select<PipelineDecision, ICoordinatorEvent>(decision => decision switch
+        {
+            DropSecondary drop => new SecondaryDropped(_state.Generation, drop.Replica, drop.Epoch, drop.Reason),
+            CommitCheckpoint commit => CommittedEvent(commit.Epoch),
+            _ => throw new InvalidOperationException($"unknown decision {decision}"),
+        }).ToList();
+        PersistAll(events, e =>
+        {
+            if (e is CheckpointCommitted committed)
+                OnCommitted(committed);
+            else
+                OnDropped((SecondaryDropped)e);
+        });
+    }
+
+    private CheckpointCommitted CommittedEvent(long epoch)
+    {
+        var (writes, bytes) = _closedCounts.GetValueOrDefault(epoch);
+        return new CheckpointCommitted(_state.Generation, epoch, writes, bytes);
+    }
+
+    private void PersistDrop(SecondaryDropped dropped) => Persist(dropped, OnDropped);
+
+    private void OnDropped(SecondaryDropped e)
+    {
+        ApplyEvent(e);
+        _log.Warning("secondary {0} dropped from generation {1} at epoch {2}: {3}", e.Replica, e.Generation, e.Epoch, e.Reason);
+    }
+
+    private void OnCommitted(CheckpointCommitted e)
+    {
+        ApplyEvent(e);
+        _closedCounts.Remove(e.Epoch);
+        _prepareSentAt.Remove(e.Epoch);
+        if (_closedAtTicks.Remove(e.Epoch, out var closedAt))
+            _latency.Add(Stopwatch.GetElapsedTime(closedAt));
+        var commit = new Commit(e.Generation, e.Epoch);
+        Primary()?.Tell(commit);
+        foreach (var secondary in _pipeline!.Secondaries)
+            _refs.GetValueOrDefault(secondary)?.Tell(commit);
+
+        if (_stopEpoch is { } last && e.Epoch >= last && !_guestStopped)
+            Become(GuestStopped);
+        else if (_stopRequested && _stopEpoch is null && _pipeline.CanClose)
+            CloseNextEpoch();
+    }
+
+    private void ApplyEvent(ICoordinatorEvent e)
+    {
+        _state = _state.Apply(e);
+        if (++_eventsSinceSnapshot < _settings.SnapshotEvery)
+            return;
+        _eventsSinceSnapshot = 0;
+        SaveSnapshot(_state);
+    }
+
+    private CoordinatorStatus Status() => new(
+        _state.Generation,
+        _state.Primary,
+        _state.Secondaries,
+        _state.LastCommitted,
+        _pipeline?.InFlight ?? 0,
+        _state.CheckpointsCommitted,
+        _state.WritesCommitted,
+        _state.BytesCommitted,
+        _latency.Percentile(50),
+        _latency.Percentile(99),
+        Degraded: _state.HasRoles && _state.Secondaries.Length == 0);
+
+    // ---- timer messages (local only) ----
+
+    private sealed record EpochTick
+    {
+        public static readonly EpochTick Instance = new();
+    }
+
+    private sealed record CheckTick
+    {
+        public static readonly CheckTick Instance = new();
+    }
+
+    private sealed record AssignRetryTick
+    {
+        public static readonly AssignRetryTick Instance = new();
+    }
+}

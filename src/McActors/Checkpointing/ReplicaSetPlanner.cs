@@ -1,0 +1,35 @@
+using McActors.Protocol;
+
+namespace McActors.Checkpointing;
+
+/// <summary>A replica as the coordinator knows it from its RegisterReplica (in registration order).</summary>
+public sealed record ReplicaCandidate(string ReplicaId, string Host, int Port, long RegistrationOrder, int? AgeRank = null);
+
+/// <summary>
+/// Who becomes what, as plain logic. The primary is the oldest cluster member among the
+/// candidates when ages are known (an older member has survived longer, and it is the Split Brain
+/// Resolver's tie-breaker too), else the first to register; the others are secondaries.
+/// </summary>
+public static class ReplicaSetPlanner
+{
+    /// <summary>The first roles, or null while fewer than <paramref name="replicas"/> candidates registered.</summary>
+    public static RolesAssigned? PlanInitial(IReadOnlyCollection<ReplicaCandidate> candidates, int replicas, long currentGeneration)
+    {
+        if (replicas < 1)
+            throw new ArgumentOutOfRangeException(nameof(replicas), replicas, "at least one replica is needed");
+        if (candidates.Count < replicas)
+            return null;
+        var ordered = candidates
+            .OrderBy(c => c.AgeRank ?? int.MaxValue)
+            .ThenBy(c => c.RegistrationOrder)
+            .Take(replicas)
+            .ToList();
+        return new RolesAssigned(currentGeneration + 1, ordered[0].ReplicaId, ordered.Skip(1).Select(c => c.ReplicaId).ToArray());
+    }
+
+    /// <summary>The data-plane endpoints of <paramref name="secondaries"/> that are registered, in set order.</summary>
+    public static IReadOnlyList<SecondaryEndpoint> Endpoints(IEnumerable<string> secondaries, IReadOnlyDictionary<string, ReplicaCandidate> registered) =>
+        [.. secondaries
+            .Where(registered.ContainsKey)
+            .Select(s => new SecondaryEndpoint(s, registered[s].Host, registered[s].Port))];
+}

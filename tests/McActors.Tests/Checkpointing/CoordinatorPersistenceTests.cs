@@ -1,0 +1,117 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.TestKit.Xunit2;
+using McActors.Checkpointing;
+using McActors.Configuration;
+using McActors.Protocol;
+using Xunit.Abstractions;
+using static McActors.Tests.Checkpointing.ReplicaProbes;
+
+namespace McActors.Tests.Checkpointing;
+
+/// <summary>
+/// The coordinator on the shipped SQLite journal (hocon/persistence-sqlite.conf through
+/// <see cref="CoordinatorJournal"/>): a new incarnation with the same persistence id recovers
+/// generation, roles and the last committed checkpoint, repeats its Commit and goes on from there.
+/// </summary>
+public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
+{
+    private static readonly TimeSpan Startup = TimeSpan.FromSeconds(15);
+    private readonly string _folder;
+    private readonly ReplicaProbes _r;
+
+    public CoordinatorPersistenceTests(ITestOutputHelper output) : this(NewFolder(), output)
+    {
+    }
+
+    private CoordinatorPersistenceTests(string folder, ITestOutputHelper output)
+        : base(JournalConfig(folder), output: output)
+    {
+        _folder = folder;
+        _r = new ReplicaProbes(CreateTestProbe("p"), CreateTestProbe("s1"), CreateTestProbe("s2"));
+    }
+
+    private static string NewFolder() => Path.Combine(Path.GetTempPath(), "mcactors-coordinator-" + Guid.NewGuid().ToString("N"));
+
+    private static Config JournalConfig(string folder)
+    {
+        var shipped = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "persistence-sqlite.conf")));
+        return CoordinatorJournal.Configure(ConfigurationFactory.ParseString("akka.loglevel = INFO").WithFallback(shipped), Path.Combine(folder, "DATA", "coordinator.db"));
+    }
+
+    [Fact]
+    public void Configure_sets_both_connection_strings_to_the_absolute_path()
+    {
+        var config = CoordinatorJournal.Configure(Config.Empty, "relative/coordinator.db");
+        var expected = "Data Source=" + Path.GetFullPath("relative/coordinator.db");
+
+        Assert.Equal(expected, config.GetString("akka.persistence.journal.sql.connection-string"));
+        Assert.Equal(expected, config.GetString("akka.persistence.snapshot-store.sql.connection-string"));
+        Assert.False(string.IsNullOrEmpty(config.GetString("akka.persistence.journal.sql.class")));
+        Directory.Delete(Path.GetFullPath("relative"), recursive: true);
+    }
+
+    [Fact]
+    public void A_new_incarnation_recovers_roles_and_last_committed_and_resends_Commit()
+    {
+        // Snapshots every 3 events: recovery goes through a snapshot and the events after it.
+        var settings = Settings("mcactors.coordinator.snapshot-every = 3");
+        var first = Sys.ActorOf(EpochCoordinator.Props(settings));
+        // The first use of the SQLite plugin (schema creation, first write) is slow on a loaded
+        // machine: wait for the coordinator to have recovered and created its volume.
+        first.Tell(GetCoordinatorStatus.Instance);
+        ExpectMsg<CoordinatorStatus>(Startup);
+        _r.StartRunning(first);
+        for (var epoch = 1; epoch <= 3; epoch++)
+        {
+            first.Tell(new CheckpointNow(Gen));
+            _r.ExpectClose(epoch);
+            _r.Closed(first, epoch, writes: 2, bytes: 1024);
+            Prepared(first, _r.S1, epoch);
+            Prepared(first, _r.S2, epoch);
+            ExpectCommit(epoch, _r.All);
+        }
+        Watch(first);
+        Sys.Stop(first);
+        ExpectTerminated(first);
+
+        var second = Sys.ActorOf(EpochCoordinator.Props(settings));
+        second.Tell(GetCoordinatorStatus.Instance);
+        var status = ExpectMsg<CoordinatorStatus>(Startup);
+        Assert.Equal((Gen, "p", 3L, 3L, 6L, 3072L), (status.Generation, status.Primary, status.LastCommitted, status.CheckpointsCommitted, status.WritesCommitted, status.BytesCommitted));
+        Assert.Equal(["s1", "s2"], status.Secondaries);
+
+        // Replicas re-register on their own (they keep resending); each hears its assignment and
+        // Commit(3) again, both idempotent for a replica that kept running.
+        foreach (var probe in _r.Secondaries)
+        {
+            second.Tell(new RegisterReplica(Id(probe), probe.Ref, "127.0.0.1", 7000, null, 3, 3), probe.Ref);
+            Assert.Equal(new ReplicaRegistered(Id(probe), Gen), probe.ExpectMsg<ReplicaRegistered>());
+            var assign = probe.ExpectMsg<AssignSecondary>();
+            Assert.Equal((Gen, "p", 3L), (assign.Generation, assign.PrimaryId, assign.LastCommitted));
+            Assert.Equal(new Commit(Gen, 3), probe.ExpectMsg<Commit>());
+        }
+        second.Tell(new RegisterReplica("p", _r.Primary.Ref, "127.0.0.1", 7000, null, 3, 3), _r.Primary.Ref);
+        Assert.Equal(new ReplicaRegistered("p", Gen), _r.Primary.ExpectMsg<ReplicaRegistered>());
+        var primary = _r.Primary.ExpectMsg<AssignPrimary>();
+        Assert.Equal((Gen, 3L, 2), (primary.Generation, primary.LastCommitted, primary.Secondaries.Count));
+        Assert.Equal(new Commit(Gen, 3), _r.Primary.ExpectMsg<Commit>());
+
+        second.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(4);
+        _r.Closed(second, 4);
+        Prepared(second, _r.S1, 4);
+        Prepared(second, _r.S2, 4);
+        ExpectCommit(4, _r.All);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (disposing && Directory.Exists(_folder))
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(_folder, recursive: true);
+        }
+    }
+}

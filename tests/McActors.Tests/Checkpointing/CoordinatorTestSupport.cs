@@ -1,0 +1,86 @@
+using Akka.Actor;
+using Akka.TestKit;
+using McActors.Configuration;
+using McActors.Protocol;
+
+namespace McActors.Tests.Checkpointing;
+
+/// <summary>Probes standing in for a primary and two secondaries, and the steps every test starts with.</summary>
+internal sealed class ReplicaProbes(TestProbe primary, TestProbe s1, TestProbe s2)
+{
+    public const long Gen = 1;
+
+    /// <summary>Persistence on the in-memory plugins: each TestKit instance has its own journal.</summary>
+    public const string InMemoryPersistence = """
+        akka.loglevel = INFO
+        akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+        """;
+
+    public TestProbe Primary { get; } = primary;
+    public TestProbe S1 { get; } = s1;
+    public TestProbe S2 { get; } = s2;
+    public IEnumerable<TestProbe> Secondaries => [S1, S2];
+    public IEnumerable<TestProbe> All => [Primary, S1, S2];
+
+    /// <summary>
+    /// Three replicas; epochs only on CheckpointNow (the timer is 1 h) unless overridden; a 2 s
+    /// prepare timeout, so a Prepare is resent only after 500 ms.
+    /// </summary>
+    public static McActorsSettings Settings(params string[] overrides) =>
+        McActorsSettings.From(HoconFiles.Load([
+            "mcactors.cluster.replicas = 3",
+            "mcactors.checkpoint.epoch-interval = 1h",
+            "mcactors.checkpoint.prepare-timeout = 2s",
+            "mcactors.volume.size = 1 MiB",
+            .. overrides]));
+
+    public static string Id(TestProbe probe) => probe.Ref.Path.Name;
+
+    public static void Register(IActorRef coordinator, TestProbe replica, int port = 7000)
+    {
+        coordinator.Tell(new RegisterReplica(Id(replica), replica.Ref, "127.0.0.1", port, null, 0, 0), replica.Ref);
+        Assert.Equal(Id(replica), replica.ExpectMsg<ReplicaRegistered>().ReplicaId);
+    }
+
+    /// <summary>Registers primary, s1, s2 (in that order), checks the assignments and assumes the roles.</summary>
+    public void StartRunning(IActorRef coordinator)
+    {
+        Register(coordinator, Primary, 7000);
+        Register(coordinator, S1, 7001);
+        Register(coordinator, S2, 7002);
+        foreach (var s in Secondaries)
+        {
+            var assign = s.ExpectMsg<AssignSecondary>();
+            Assert.Equal((Gen, Id(Primary), 0L), (assign.Generation, assign.PrimaryId, assign.LastCommitted));
+        }
+        var primary = Primary.ExpectMsg<AssignPrimary>();
+        Assert.Equal(Gen, primary.Generation);
+        Assert.Equal([new SecondaryEndpoint(Id(S1), "127.0.0.1", 7001), new SecondaryEndpoint(Id(S2), "127.0.0.1", 7002)], primary.Secondaries);
+
+        coordinator.Tell(new RoleAssumed(Gen, Id(Primary), ReplicaRole.Primary), Primary.Ref);
+        foreach (var s in Secondaries)
+            coordinator.Tell(new RoleAssumed(Gen, Id(s), ReplicaRole.Secondary), s.Ref);
+    }
+
+    /// <summary>The primary gets CloseEpoch(n) and every listed secondary Prepare(n).</summary>
+    public void ExpectClose(long epoch, params TestProbe[] secondaries)
+    {
+        Assert.Equal(new CloseEpoch(Gen, epoch), Primary.ExpectMsg<CloseEpoch>());
+        foreach (var s in secondaries.Length > 0 ? secondaries : Secondaries)
+            Assert.Equal(new Prepare(Gen, epoch), s.ExpectMsg<Prepare>());
+    }
+
+    public void Closed(IActorRef coordinator, long epoch, long writes = 1, long bytes = 4096) =>
+        coordinator.Tell(new EpochClosed(Gen, epoch, writes, bytes), Primary.Ref);
+
+    public static void Prepared(IActorRef coordinator, TestProbe secondary, long epoch) =>
+        coordinator.Tell(new Prepared(Gen, epoch, Id(secondary)), secondary.Ref);
+
+    /// <summary>Every listed probe gets Commit(n), skipping resent Prepares on the way.</summary>
+    public static void ExpectCommit(long epoch, params IEnumerable<TestProbe> probes)
+    {
+        foreach (var probe in probes)
+            Assert.Equal(new Commit(Gen, epoch), probe.FishForMessage<Commit>(m => true, TimeSpan.FromSeconds(3)));
+    }
+}

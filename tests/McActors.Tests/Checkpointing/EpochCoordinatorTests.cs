@@ -1,0 +1,275 @@
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using McActors.Checkpointing;
+using McActors.Configuration;
+using McActors.Protocol;
+using Xunit.Abstractions;
+using static McActors.Tests.Checkpointing.ReplicaProbes;
+
+namespace McActors.Tests.Checkpointing;
+
+/// <summary>
+/// The coordinator's registration, role assignment and two-phase commit, with TestProbes as the
+/// primary and two secondaries, on the in-memory journal.
+/// </summary>
+public sealed class EpochCoordinatorTests : TestKit
+{
+    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(300);
+    private readonly ReplicaProbes _r;
+
+    public EpochCoordinatorTests(ITestOutputHelper output) : base(InMemoryPersistence, output: output) =>
+        _r = new ReplicaProbes(CreateTestProbe("p"), CreateTestProbe("s1"), CreateTestProbe("s2"));
+
+    private IActorRef Start(McActorsSettings settings)
+    {
+        var coordinator = Sys.ActorOf(EpochCoordinator.Props(settings), "coordinator");
+        _r.StartRunning(coordinator);
+        return coordinator;
+    }
+
+    private CoordinatorStatus Status(IActorRef coordinator)
+    {
+        coordinator.Tell(GetCoordinatorStatus.Instance);
+        return ExpectMsg<CoordinatorStatus>();
+    }
+
+    [Fact]
+    public void Roles_are_assigned_only_once_enough_replicas_registered_and_late_ones_stay_out()
+    {
+        var coordinator = Sys.ActorOf(EpochCoordinator.Props(Settings()));
+        Register(coordinator, _r.Primary);
+        Register(coordinator, _r.S1);
+        _r.Primary.ExpectNoMsg(Quiet);
+
+        Register(coordinator, _r.S2);
+        _r.S1.ExpectMsg<AssignSecondary>();
+        _r.S2.ExpectMsg<AssignSecondary>();
+        _r.Primary.ExpectMsg<AssignPrimary>();
+
+        var late = CreateTestProbe("late");
+        Register(coordinator, late);
+        late.ExpectNoMsg(Quiet);
+        var status = Status(coordinator);
+        Assert.Equal((Gen, "p"), (status.Generation, status.Primary));
+        Assert.Equal(["s1", "s2"], status.Secondaries);
+        Assert.False(status.Degraded);
+    }
+
+    [Fact]
+    public void A_missing_RoleAssumed_gets_its_assignment_resent_and_epochs_wait_for_it()
+    {
+        var coordinator = Sys.ActorOf(EpochCoordinator.Props(Settings("mcactors.coordinator.assign-retry = 200ms")));
+        foreach (var probe in _r.All)
+            Register(coordinator, probe);
+        _r.S1.ExpectMsg<AssignSecondary>();
+        _r.S2.ExpectMsg<AssignSecondary>();
+        _r.Primary.ExpectMsg<AssignPrimary>();
+        coordinator.Tell(new RoleAssumed(Gen, "p", ReplicaRole.Primary), _r.Primary.Ref);
+        coordinator.Tell(new RoleAssumed(Gen, "s1", ReplicaRole.Secondary), _r.S1.Ref);
+
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.S2.ExpectMsg<AssignSecondary>(TimeSpan.FromSeconds(1));
+        _r.Primary.ExpectNoMsg(TimeSpan.Zero);
+
+        coordinator.Tell(new RoleAssumed(Gen, "s2", ReplicaRole.Secondary), _r.S2.Ref);
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(1);
+    }
+
+    [Fact]
+    public void When_all_prepared_checkpoints_commit_to_everyone_in_order()
+    {
+        var coordinator = Start(Settings());
+        coordinator.Tell(new CheckpointNow(Gen));
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(1);
+        _r.ExpectClose(2);
+
+        _r.Closed(coordinator, 1, writes: 3, bytes: 12288);
+        _r.Closed(coordinator, 2, writes: 1, bytes: 512);
+        Prepared(coordinator, _r.S1, 1);
+        Prepared(coordinator, _r.S2, 2);
+        Prepared(coordinator, _r.S1, 2);
+
+        ExpectCommit(1, _r.All);
+        ExpectCommit(2, _r.All);
+        var status = Status(coordinator);
+        Assert.Equal((2L, 2L, 4L, 12800L, 0), (status.LastCommitted, status.CheckpointsCommitted, status.WritesCommitted, status.BytesCommitted, status.InFlight));
+        Assert.True(status.CommitP99Ms >= status.CommitP50Ms && status.CommitP50Ms > 0);
+    }
+
+    [Fact]
+    public void A_slow_secondary_gets_Prepare_resent_then_is_dropped_and_the_checkpoint_commits_without_it()
+    {
+        var coordinator = Start(Settings("mcactors.checkpoint.prepare-timeout = 300ms"));
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(1);
+        _r.Closed(coordinator, 1);
+        Prepared(coordinator, _r.S1, 1);
+
+        // Resent after a quarter of the timeout: a lost Prepare is retried before anyone is dropped.
+        Assert.Equal(new Prepare(Gen, 1), _r.S2.ExpectMsg<Prepare>(TimeSpan.FromSeconds(1)));
+        EventFilter.Warning(contains: "secondary s2 dropped").ExpectOne(TimeSpan.FromSeconds(2), () => { });
+        ExpectCommit(1, _r.Primary, _r.S1);
+
+        var status = Status(coordinator);
+        Assert.Equal(["s1"], status.Secondaries);
+        Assert.Equal(1, status.LastCommitted);
+        // s2 is out of the set: no Prepare for the next epoch.
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(2, _r.S1);
+        var toS2 = _r.S2.ReceiveWhile<object>(Quiet, m => m);
+        Assert.DoesNotContain(toS2, m => m is Commit or Prepare { Epoch: 2 });
+    }
+
+    [Fact]
+    public void A_lost_Prepared_is_recovered_by_the_resent_Prepare()
+    {
+        var coordinator = Start(Settings());
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(1);
+        _r.Closed(coordinator, 1);
+        Prepared(coordinator, _r.S1, 1);
+        // s2's Prepared(1) is "lost": it answers only the resent Prepare.
+        _r.Primary.ExpectNoMsg(Quiet);
+
+        Assert.Equal(new Prepare(Gen, 1), _r.S2.ExpectMsg<Prepare>(TimeSpan.FromSeconds(1)));
+        Prepared(coordinator, _r.S2, 1);
+
+        ExpectCommit(1, _r.All);
+        Assert.Equal(["s1", "s2"], Status(coordinator).Secondaries);
+    }
+
+    [Fact]
+    public void Duplicate_Prepared_and_EpochClosed_change_nothing()
+    {
+        var coordinator = Start(Settings());
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(1);
+        _r.Closed(coordinator, 1);
+        Prepared(coordinator, _r.S1, 1);
+        Prepared(coordinator, _r.S1, 1);
+        _r.Primary.ExpectNoMsg(Quiet);
+        Prepared(coordinator, _r.S2, 1);
+        ExpectCommit(1, _r.All);
+
+        Prepared(coordinator, _r.S1, 1);
+        Prepared(coordinator, _r.S2, 1);
+        _r.Closed(coordinator, 1);
+        _r.Primary.ExpectNoMsg(Quiet);
+        var status = Status(coordinator);
+        Assert.Equal((1L, 1L), (status.LastCommitted, status.CheckpointsCommitted));
+    }
+
+    [Fact]
+    public void Repeated_registration_is_only_acknowledged_and_a_new_ref_hears_its_assignment_and_the_last_Commit_again()
+    {
+        var coordinator = Start(Settings());
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(1);
+        _r.Closed(coordinator, 1);
+        Prepared(coordinator, _r.S1, 1);
+        Prepared(coordinator, _r.S2, 1);
+        ExpectCommit(1, _r.All);
+
+        Register(coordinator, _r.S1, 7001);
+        _r.S1.ExpectNoMsg(Quiet);
+
+        // s1 restarted: same id, new actor.
+        var restarted = CreateTestProbe();
+        coordinator.Tell(new RegisterReplica("s1", restarted.Ref, "127.0.0.1", 7001, null, 1, 1), restarted.Ref);
+        Assert.Equal(new ReplicaRegistered("s1", Gen), restarted.ExpectMsg<ReplicaRegistered>());
+        Assert.Equal(1, restarted.ExpectMsg<AssignSecondary>().LastCommitted);
+        Assert.Equal(new Commit(Gen, 1), restarted.ExpectMsg<Commit>());
+        coordinator.Tell(new CheckpointNow(Gen));
+        Assert.Equal(new Prepare(Gen, 2), restarted.ExpectMsg<Prepare>());
+    }
+
+    [Fact]
+    public void A_stale_generation_Prepared_gets_StaleGeneration_and_changes_nothing()
+    {
+        var coordinator = Start(Settings());
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(1);
+        _r.Closed(coordinator, 1);
+        Prepared(coordinator, _r.S2, 1);
+
+        coordinator.Tell(new Prepared(Gen - 1, 1, "s1"), _r.S1.Ref);
+        Assert.Equal(new StaleGeneration(Gen, Gen - 1, nameof(Prepared)), _r.S1.ExpectMsg<StaleGeneration>());
+        _r.Primary.ExpectNoMsg(Quiet);
+        Assert.Equal(0, Status(coordinator).LastCommitted);
+
+        Prepared(coordinator, _r.S1, 1);
+        ExpectCommit(1, _r.All);
+    }
+
+    [Fact]
+    public void At_most_max_in_flight_epochs_are_closed_until_a_commit_frees_a_slot()
+    {
+        var coordinator = Start(Settings(
+            "mcactors.checkpoint.epoch-interval = 50ms",
+            "mcactors.checkpoint.max-in-flight = 2",
+            "mcactors.checkpoint.prepare-timeout = 10s"));
+        _r.ExpectClose(1);
+        _r.ExpectClose(2);
+        _r.Closed(coordinator, 1);
+        _r.Closed(coordinator, 2);
+        _r.Primary.ExpectNoMsg(Quiet);
+        Assert.Equal(2, Status(coordinator).InFlight);
+
+        Prepared(coordinator, _r.S1, 2);
+        Prepared(coordinator, _r.S2, 2);
+        Assert.Equal(new Commit(Gen, 1), _r.Primary.ExpectMsg<Commit>());
+        Assert.Equal(new Commit(Gen, 2), _r.Primary.ExpectMsg<Commit>());
+        Assert.Equal(new CloseEpoch(Gen, 3), _r.Primary.ExpectMsg<CloseEpoch>());
+    }
+
+    [Fact]
+    public void A_terminated_secondary_is_dropped_and_checkpoints_commit_without_it()
+    {
+        var coordinator = Start(Settings());
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(1);
+        _r.Closed(coordinator, 1);
+        Prepared(coordinator, _r.S1, 1);
+
+        EventFilter.Warning(contains: "secondary s2 dropped").ExpectOne(() => Sys.Stop(_r.S2.Ref));
+        ExpectCommit(1, _r.Primary, _r.S1);
+        Assert.Equal(["s1"], Status(coordinator).Secondaries);
+    }
+
+    [Fact]
+    public void A_terminated_primary_is_reported_and_epochs_stop()
+    {
+        var coordinator = Start(Settings());
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(1);
+
+        EventFilter.Warning(contains: "primary p terminated; failover is not implemented yet").ExpectOne(() => Sys.Stop(_r.Primary.Ref));
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.S1.ExpectNoMsg(Quiet);
+    }
+
+    [Fact]
+    public void StopGuest_is_forwarded_then_its_checkpoint_commits_and_every_requester_hears_GuestStopped()
+    {
+        var coordinator = Start(Settings());
+        var other = CreateTestProbe();
+        coordinator.Tell(StopGuest.Instance);
+        coordinator.Tell(StopGuest.Instance, other.Ref);
+
+        _r.Primary.ExpectMsg<StopGuest>();
+        _r.ExpectClose(1);
+        _r.Closed(coordinator, 1);
+        Prepared(coordinator, _r.S1, 1);
+        Prepared(coordinator, _r.S2, 1);
+
+        ExpectCommit(1, _r.All);
+        Assert.Equal(new GuestStopped(Gen, 1), ExpectMsg<GuestStopped>());
+        Assert.Equal(new GuestStopped(Gen, 1), other.ExpectMsg<GuestStopped>());
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.Primary.ExpectNoMsg(Quiet);
+        coordinator.Tell(StopGuest.Instance);
+        Assert.Equal(new GuestStopped(Gen, 1), ExpectMsg<GuestStopped>());
+    }
+}
