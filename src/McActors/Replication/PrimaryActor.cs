@@ -1,0 +1,591 @@
+using Akka.Actor;
+using Akka.Event;
+using McActors.Configuration;
+using McActors.DataPlane;
+using McActors.Guests;
+using McActors.Protocol;
+using McActors.Storage.Volume;
+
+namespace McActors.Replication;
+
+// The primary's own protocol (the coordinator's is in Protocol/; the guest's in Guests/GuestProtocol.cs).
+
+/// <summary>Anyone → primary: answer with <see cref="PrimaryStatus"/>.</summary>
+public sealed record GetPrimaryStatus : IControlMessage
+{
+    public static readonly GetPrimaryStatus Instance = new();
+}
+
+/// <summary>
+/// The primary's view. <see cref="Writes"/>/<see cref="Bytes"/> count writes applied since the role
+/// began; <see cref="Degraded"/> is true while no secondary, or fewer than were assigned, receives the stream;
+/// <see cref="OutstandingBytes"/> is each connected secondary's unacknowledged window.
+/// </summary>
+public sealed record PrimaryStatus(
+    long Generation,
+    long Epoch,
+    long Writes,
+    long Bytes,
+    long LastClosed,
+    long LastCommitted,
+    IReadOnlyList<string> ConnectedSecondaries,
+    bool Degraded,
+    IReadOnlyDictionary<string, long> OutstandingBytes,
+    string State,
+    bool GuestStopped,
+    string? GuestFailure) : IControlMessage;
+
+/// <summary>
+/// Front-end → primary: send <see cref="Output"/> back once the checkpoint covering every write
+/// applied before this message has committed (a FLUSH reply, DESIGN.md invariant 3).
+/// </summary>
+public sealed record ReleaseWhenCommitted(object Output);
+
+/// <summary>
+/// The primary replica (DESIGN.md, "Primary"): owns the live image and the guest, applies the
+/// guest's writes and streams them to every secondary tagged (generation, epoch, sequence), closes
+/// epochs on the coordinator's CloseEpoch (pause, marker, guest state, resume), and holds external
+/// output until its checkpoint commits. The guest's "disk" is this actor.
+/// States: Unassigned → (AssignPrimary) Connecting → Running ⇄ Closing, with AwaitingSends entered
+/// from either while a full window holds a stream frame (back-pressure: the guest's write, or the
+/// close, completes only when every secondary took the frame). Epoch bookkeeping lives in
+/// <see cref="PrimaryEpochLedger"/>, output holding in <see cref="PrimaryOutputGate"/>.
+/// </summary>
+public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimers
+{
+    private readonly string _replicaId;
+    private readonly string _directory;
+    private readonly IActorRef _coordinator;
+    private readonly McActorsSettings _settings;
+    private readonly Func<IActorRef, Props>? _guestProps;
+    private readonly long _syntheticSeed;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    // In assignment order: status and logs list the secondaries as the coordinator did.
+    private readonly List<(string Id, DataPlaneSender Sender)> _senders = [];
+    private PrimaryEpochLedger? _ledger;
+    private PrimaryOutputGate? _gate;
+    private VolumeImage? _image;
+    private VolumeSpec? _volume;
+    private IActorRef? _guest;
+    private IActorRef _assignedBy = ActorRefs.Nobody;
+    private int _assignedSecondaries;
+    private int _pendingConnects;
+
+    private Action _state;
+    private string _stateName = "Unassigned";
+    private long _sendToken;
+    private Action? _afterSends;
+    private List<(string Id, DataPlaneSender Sender, Task Send)> _stalled = [];
+
+    private long _closing;
+    private bool _capturing;
+    private IActorRef _closeRequester = ActorRefs.Nobody;
+
+    private bool _stopGuest;
+    private long? _stoppedAt;
+    private bool _stoppedStateSaved;
+    private string? _guestFailure;
+
+    public PrimaryActor(string replicaId, string dataDirectory, IActorRef coordinator, McActorsSettings settings,
+        Func<IActorRef, Props>? guestProps = null, long syntheticSeed = 1)
+    {
+        _replicaId = replicaId;
+        _directory = dataDirectory;
+        _coordinator = coordinator;
+        _settings = settings;
+        _guestProps = guestProps;
+        _syntheticSeed = syntheticSeed;
+        _state = Unassigned;
+        Enter(Unassigned, "Unassigned");
+    }
+
+    public IStash Stash { get; set; } = null!;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>
+    /// A primary for <paramref name="replicaId"/> keeping its files in <paramref name="dataDirectory"/>,
+    /// on the replica dispatcher (it does blocking file I/O). <paramref name="guestProps"/> builds
+    /// the guest given its disk (this actor); by default the built-in synthetic guest with
+    /// <paramref name="syntheticSeed"/>, sized to the assigned volume.
+    /// </summary>
+    public static Props Props(string replicaId, string dataDirectory, IActorRef coordinator, McActorsSettings settings,
+        Func<IActorRef, Props>? guestProps = null, long syntheticSeed = 1) =>
+        Akka.Actor.Props.Create(() => new PrimaryActor(replicaId, dataDirectory, coordinator, settings, guestProps, syntheticSeed))
+            .WithDispatcher(McActorsSettings.ReplicaDispatcher);
+
+    private PrimaryEpochLedger Ledger => _ledger ?? throw new InvalidOperationException("no role assigned yet");
+
+    /// <summary>Who answers go to: the asker, or the coordinator when the asker cannot be answered (Tell without a sender).</summary>
+    private IActorRef ReplyTarget => Sender.IsNobody() || Sender.Equals(Context.System.DeadLetters) ? _coordinator : Sender;
+
+    private void Enter(Action state, string name)
+    {
+        _state = state;
+        _stateName = name;
+        Become(state);
+    }
+
+    // ---- Unassigned / Connecting ------------------------------------------------------------
+
+    private void Unassigned()
+    {
+        Receive<AssignPrimary>(Assign);
+        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
+        ReceiveAny(m => _log.Warning("primary {0} has no role yet: ignoring {1}", _replicaId, m.GetType().Name));
+    }
+
+    private void Assign(AssignPrimary m)
+    {
+        _ledger = new PrimaryEpochLedger(m.Generation, m.LastCommitted);
+        _gate = new PrimaryOutputGate(m.LastCommitted);
+        _volume = m.Volume;
+        _assignedBy = ReplyTarget;
+        _image = PrimaryVolumeFiles.OpenOrCreate(_directory, m.Volume);
+        _assignedSecondaries = m.Secondaries.Count;
+        _pendingConnects = m.Secondaries.Count;
+        _log.Info("primary {0}: generation {1}, volume {2} ({3} B), resuming after checkpoint {4}, connecting to {5} secondaries",
+            _replicaId, m.Generation, m.Volume.VolumeId, m.Volume.SizeBytes, m.LastCommitted, m.Secondaries.Count);
+        var dataPlaneVolume = new DataPlaneVolume(m.Volume.VolumeId, m.Volume.BlockSize);
+        // Every secondary must be connected (or given up) before the guest runs: a stream starts at
+        // sequence 1 and carries every frame, so none may be sent before a connection exists.
+        foreach (var endpoint in m.Secondaries)
+        {
+            DataPlaneSender.ConnectAsync(endpoint.Host, endpoint.Port, dataPlaneVolume, m.Generation, firstSequence: 1, _settings.DataPlane)
+                .PipeTo(Self,
+                    success: sender => new SecondaryConnected(endpoint, sender),
+                    failure: e => new SecondaryConnectFailed(endpoint, e is AggregateException a ? a.GetBaseException() : e));
+        }
+        Enter(Connecting, "Connecting");
+        if (_pendingConnects == 0)
+            StartGuest();
+    }
+
+    private void Connecting()
+    {
+        Receive<SecondaryConnected>(m =>
+        {
+            _senders.Add((m.Endpoint.ReplicaId, m.Sender));
+            WatchCompletion(m.Endpoint.ReplicaId, m.Sender);
+            _log.Info("primary {0}: streaming to secondary {1} at {2}:{3}", _replicaId, m.Endpoint.ReplicaId, m.Endpoint.Host, m.Endpoint.Port);
+            ConnectSettled();
+        });
+        Receive<SecondaryConnectFailed>(m =>
+        {
+            // The coordinator is told nothing: its prepare timeout drops a secondary that never prepares.
+            _log.Error(m.Error, "primary {0}: cannot connect to secondary {1} at {2}:{3}; leaving it out of the stream",
+                _replicaId, m.Endpoint.ReplicaId, m.Endpoint.Host, m.Endpoint.Port);
+            ConnectSettled();
+        });
+        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    private void ConnectSettled()
+    {
+        if (--_pendingConnects == 0)
+            StartGuest();
+    }
+
+    private void StartGuest()
+    {
+        var volume = _volume!;
+        var props = _guestProps?.Invoke(Self)
+            ?? SyntheticGuestActor.Props(Self, new SyntheticGuestOptions(_syntheticSeed, volume.SizeBytes, volume.BlockSize));
+        _guest = Context.ActorOf(props, "guest");
+        Context.Watch(_guest);
+        var ledger = Ledger;
+        if (ledger.LastCommitted > 0)
+        {
+            // After a failover the guest continues from checkpoint c's state, handed over in states/.
+            var state = PrimaryVolumeFiles.LoadState(_directory, ledger.LastCommitted);
+            if (state is not null)
+                _guest.Tell(new RestoreGuestState(ledger.LastCommitted, state));
+            else
+                _log.Warning("primary {0}: no guest state for checkpoint {1} in {2}; the guest starts afresh",
+                    _replicaId, ledger.LastCommitted, PrimaryVolumeFiles.StatePath(_directory, ledger.LastCommitted));
+        }
+        _guest.Tell(new ResumeGuest(ledger.Epoch));
+        if (_senders.Count == 0 || _senders.Count < _assignedSecondaries)
+            _log.Warning("primary {0} runs degraded: {1} of {2} secondaries connected", _replicaId, _senders.Count, _assignedSecondaries);
+        _assignedBy.Tell(new RoleAssumed(ledger.Generation, _replicaId, ReplicaRole.Primary));
+        Enter(Running, "Running");
+        Stash.UnstashAll();
+    }
+
+    // ---- Running ----------------------------------------------------------------------------
+
+    private void Running()
+    {
+        Receive<GuestWrite>(Write);
+        Receive<CloseEpoch>(BeginClose);
+        CommonWhileAssigned();
+        Receive<GuestPaused>(m => _log.Debug("primary {0}: late GuestPaused({1}) ignored", _replicaId, m.Epoch));
+        Receive<GuestStateCaptured>(m => _log.Debug("primary {0}: late GuestStateCaptured({1}) ignored", _replicaId, m.Epoch));
+    }
+
+    private void CommonWhileAssigned()
+    {
+        Receive<Commit>(OnCommit);
+        Receive<StopGuest>(_ =>
+        {
+            _stopGuest = true;
+            _log.Info("primary {0}: the guest will stay paused after the next checkpoint", _replicaId);
+        });
+        Receive<ReleaseWhenCommitted>(m =>
+        {
+            var ledger = Ledger;
+            // Writes of the current epoch are covered by its own checkpoint; without any, the last closed one covers all.
+            var covering = ledger.WritesInEpoch > 0 ? ledger.Epoch : ledger.LastClosed;
+            var requester = Sender;
+            _gate!.HoldUntilCommitted(covering, () => requester.Tell(m.Output));
+        });
+        Receive<AssignPrimary>(m =>
+        {
+            switch (Ledger.Fence(m.Generation))
+            {
+                case FenceVerdict.Current:
+                    // A resent assignment (the coordinator resends until RoleAssumed).
+                    Sender.Tell(new RoleAssumed(m.Generation, _replicaId, ReplicaRole.Primary));
+                    break;
+                case FenceVerdict.Stale:
+                    Sender.Tell(new StaleGeneration(Ledger.Generation, m.Generation, nameof(AssignPrimary)));
+                    break;
+                default:
+                    _log.Warning("primary {0} of generation {1}: AssignPrimary of generation {2} needs a new primary actor; ignored",
+                        _replicaId, Ledger.Generation, m.Generation);
+                    break;
+            }
+        });
+        Receive<SecondaryLost>(m => Drop(m.Id, m.Sender, m.Error ?? new DataPlaneConnectionException("the data-plane connection closed")));
+        Receive<GuestResumed>(_ => { });
+        Receive<GuestRestored>(_ => { });
+        Receive<GuestCommandRefused>(m => GuestFailed($"guest refused {m.Command.GetType().Name}: {m.Reason}"));
+        Receive<Terminated>(m => m.ActorRef.Equals(_guest), _ => GuestFailed("the guest actor stopped"));
+        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
+    }
+
+    private void Write(GuestWrite m)
+    {
+        var guest = Sender;
+        if (m.Data.Length > _settings.DataPlane.MaxPayloadBytes)
+        {
+            guest.Tell(new GuestWriteFailed(m.Tag, $"write of {m.Data.Length} B exceeds the data plane's limit of {_settings.DataPlane.MaxPayloadBytes} B"));
+            return;
+        }
+        try
+        {
+            _image!.Write(m.Offset, m.Data);
+        }
+        catch (VolumeRangeException e)
+        {
+            guest.Tell(new GuestWriteFailed(m.Tag, e.Message));
+            return;
+        }
+        catch (IOException e)
+        {
+            _log.Error(e, "primary {0}: write of {1} B at {2} failed", _replicaId, m.Data.Length, m.Offset);
+            guest.Tell(new GuestWriteFailed(m.Tag, $"I/O error: {e.Message}"));
+            return;
+        }
+        var ledger = Ledger;
+        var epoch = ledger.Epoch;
+        var sequence = ledger.RecordWrite(m.Data.Length);
+        SendToAll(s => s.SendWriteAsync(epoch, sequence, m.Offset, m.Data), () => guest.Tell(new GuestWriteCompleted(m.Tag)));
+    }
+
+    // ---- Closing ----------------------------------------------------------------------------
+
+    private void BeginClose(CloseEpoch m)
+    {
+        var ledger = Ledger;
+        switch (ledger.Fence(m.Generation))
+        {
+            case FenceVerdict.Stale:
+                Sender.Tell(new StaleGeneration(ledger.Generation, m.Generation, nameof(CloseEpoch)));
+                return;
+            case FenceVerdict.Newer:
+                _log.Warning("primary {0} of generation {1}: CloseEpoch of newer generation {2} ignored", _replicaId, ledger.Generation, m.Generation);
+                return;
+        }
+        switch (ledger.Classify(m.Epoch))
+        {
+            case CloseRequest.Repeat:
+                if (ledger.Find(m.Epoch) is { State: not null } done)
+                    Sender.Tell(new EpochClosed(ledger.Generation, done.Epoch, done.Writes, done.Bytes));
+                else
+                    _log.Warning("primary {0}: CloseEpoch({1}) repeated, but checkpoint {1} is no longer held (committed {2}); ignored",
+                        _replicaId, m.Epoch, ledger.LastCommitted);
+                return;
+            case CloseRequest.OutOfOrder:
+                _log.Warning("primary {0}: CloseEpoch({1}) out of order (last closed {2}); ignored", _replicaId, m.Epoch, ledger.LastClosed);
+                return;
+        }
+        _closing = m.Epoch;
+        _capturing = false;
+        _closeRequester = ReplyTarget;
+        Enter(Closing, "Closing");
+        _guest!.Tell(new PauseGuest(m.Epoch));
+    }
+
+    private void Closing()
+    {
+        // Until GuestPaused the guest's last writes of the epoch still arrive; after it, a write
+        // (from a misbehaving guest) waits for the next epoch.
+        Receive<GuestWrite>(_ => !_capturing, Write);
+        Receive<GuestPaused>(m => m.Epoch == _closing && !_capturing, _ =>
+        {
+            _capturing = true;
+            var closed = Ledger.CloseEpoch();
+            SendToAll(s => s.SendMarkerAsync(closed.Epoch, closed.MarkerSequence, closed.Writes, closed.Bytes),
+                () => _guest!.Tell(new CaptureGuestState(closed.Epoch)));
+        });
+        Receive<GuestStateCaptured>(m => m.Epoch == _closing && _capturing, m =>
+        {
+            var sequence = Ledger.AttachState(m.Epoch, m.State);
+            SendToAll(s => s.SendGuestStateAsync(m.Epoch, sequence, m.State), FinishClose);
+        });
+        CommonWhileAssigned();
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    private void FinishClose()
+    {
+        var ledger = Ledger;
+        var closed = ledger.Find(_closing)!;
+        if (!_stopGuest)
+        {
+            _guest!.Tell(new ResumeGuest(ledger.Epoch));
+        }
+        else if (_stoppedAt is null)
+        {
+            _stoppedAt = _closing;
+            _log.Info("primary {0}: guest stopped at checkpoint {1}", _replicaId, _closing);
+        }
+        _closeRequester.Tell(new EpochClosed(ledger.Generation, closed.Epoch, closed.Writes, closed.Bytes));
+        _closeRequester = ActorRefs.Nobody;
+        Enter(Running, "Running");
+        Stash.UnstashAll();
+    }
+
+    private void AbortClose(string reason)
+    {
+        // No EpochClosed: the coordinator's checkpoint stays open and it decides (timeout, failover).
+        _log.Error("primary {0}: closing epoch {1} abandoned: {2}", _replicaId, _closing, reason);
+        _closeRequester = ActorRefs.Nobody;
+        Enter(Running, "Running");
+        Stash.UnstashAll();
+    }
+
+    private void GuestFailed(string reason)
+    {
+        _guestFailure = reason;
+        _log.Error("primary {0}: guest failure: {1}", _replicaId, reason);
+        if (_stateName == "Closing")
+            AbortClose(reason);
+    }
+
+    // ---- Commit -----------------------------------------------------------------------------
+
+    private void OnCommit(Commit m)
+    {
+        var ledger = Ledger;
+        switch (ledger.Fence(m.Generation))
+        {
+            case FenceVerdict.Stale:
+                Sender.Tell(new StaleGeneration(ledger.Generation, m.Generation, nameof(Commit)));
+                return;
+            case FenceVerdict.Newer:
+                _log.Warning("primary {0} of generation {1}: Commit of newer generation {2} ignored", _replicaId, ledger.Generation, m.Generation);
+                return;
+        }
+        // The stopped checkpoint's state must be taken before the commit drops older checkpoints.
+        byte[]? stoppedState = null;
+        if (_stoppedAt is { } stopped && !_stoppedStateSaved && m.Epoch >= stopped && m.Epoch <= ledger.LastClosed)
+            stoppedState = ledger.Find(stopped)?.State;
+        switch (ledger.Commit(m.Epoch))
+        {
+            case CommitOutcome.NotClosedYet:
+                _log.Warning("primary {0}: Commit({1}) of a checkpoint not closed yet (last closed {2}); ignored", _replicaId, m.Epoch, ledger.LastClosed);
+                return;
+            case CommitOutcome.AlreadyCommitted:
+                return;
+        }
+        _gate!.Commit(m.Epoch);
+        if (stoppedState is not null)
+            SaveStoppedCheckpoint(_stoppedAt!.Value, stoppedState);
+    }
+
+    private void SaveStoppedCheckpoint(long epoch, byte[] state)
+    {
+        // The guest is paused for good: make image and state durable so they can be verified offline.
+        // A failure here costs the offline check, not replication: log it, don't crash the primary.
+        try
+        {
+            _image!.Flush();
+            var path = PrimaryVolumeFiles.SaveState(_directory, epoch, state);
+            _stoppedStateSaved = true;
+            _log.Info("primary {0}: checkpoint {1} committed with the guest stopped; state saved to {2}", _replicaId, epoch, path);
+        }
+        catch (IOException e)
+        {
+            _log.Error(e, "primary {0}: cannot save the stopped guest's state of checkpoint {1}", _replicaId, epoch);
+        }
+    }
+
+    // ---- Streaming --------------------------------------------------------------------------
+
+    /// <summary>
+    /// Sends one frame to every secondary, then runs <paramref name="then"/>. If a window is full,
+    /// waits (stashing everything else) until every send completed: that is the back-pressure.
+    /// </summary>
+    private void SendToAll(Func<DataPlaneSender, ValueTask> send, Action then)
+    {
+        List<Task<SendFailure?>>? pending = null;
+        _stalled = [];
+        foreach (var (id, sender) in _senders.ToList())
+        {
+            ValueTask sending;
+            try
+            {
+                sending = send(sender);
+            }
+            catch (Exception e)
+            {
+                Drop(id, sender, e);
+                continue;
+            }
+            if (sending.IsCompleted)
+            {
+                try
+                {
+                    sending.GetAwaiter().GetResult(); // consumes the (possibly pooled) ValueTask
+                }
+                catch (Exception e)
+                {
+                    Drop(id, sender, e);
+                }
+                continue;
+            }
+            var observed = Observe(id, sender, sending);
+            (pending ??= []).Add(observed);
+            _stalled.Add((id, sender, observed));
+        }
+        if (pending is null)
+        {
+            then();
+            return;
+        }
+        var token = ++_sendToken;
+        _afterSends = then;
+        Task.WhenAll(pending).PipeTo(Self,
+            success: results => new SendsSettled(token, [.. results.OfType<SendFailure>()]),
+            failure: e => new SendsSettled(token, []));
+        // A secondary that cannot take a frame for a prepare timeout is dropped by the coordinator
+        // anyway; dropping it here too keeps the guest from waiting on it forever.
+        Timers.StartSingleTimer(SendStallTimer, new SendStalled(token), _settings.PrepareTimeout);
+        Become(AwaitingSends);
+    }
+
+    private static async Task<SendFailure?> Observe(string id, DataPlaneSender sender, ValueTask sending)
+    {
+        try
+        {
+            await sending.ConfigureAwait(false);
+            return null;
+        }
+        catch (Exception e)
+        {
+            return new SendFailure(id, sender, e);
+        }
+    }
+
+    private void AwaitingSends()
+    {
+        Receive<SendsSettled>(m => m.Token == _sendToken, m =>
+        {
+            Timers.Cancel(SendStallTimer);
+            _stalled = [];
+            foreach (var failure in m.Failures)
+                Drop(failure.Id, failure.Sender, failure.Error);
+            var then = _afterSends!;
+            _afterSends = null;
+            Become(_state);
+            then();
+            Stash.UnstashAll();
+        });
+        Receive<SendStalled>(m => m.Token == _sendToken, _ =>
+        {
+            // Disposing a stalled sender fails its pending send, which settles the wait.
+            foreach (var (id, sender, _) in _stalled.Where(s => !s.Send.IsCompleted))
+                Drop(id, sender, new TimeoutException($"its window stayed full for {_settings.PrepareTimeout.TotalMilliseconds} ms"));
+        });
+        Receive<SendStalled>(_ => { });
+        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
+        Receive<StopGuest>(_ => _stopGuest = true);
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    private void WatchCompletion(string id, DataPlaneSender sender) =>
+        sender.Completion.ContinueWith(
+                t => new SecondaryLost(id, sender, t.Exception?.GetBaseException()),
+                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default)
+            .PipeTo(Self);
+
+    private void Drop(string id, DataPlaneSender sender, Exception error)
+    {
+        var index = _senders.FindIndex(s => s.Id == id && ReferenceEquals(s.Sender, sender));
+        if (index < 0)
+            return;
+        _senders.RemoveAt(index);
+        _log.Warning("primary {0}: secondary {1} dropped from the stream of generation {2}: {3}; running degraded with {4} of {5} secondaries",
+            _replicaId, id, Ledger.Generation, error.Message, _senders.Count, _assignedSecondaries);
+        _ = sender.DisposeAsync().AsTask().ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
+    }
+
+    private PrimaryStatus Status()
+    {
+        var ledger = _ledger;
+        var outstanding = _senders.ToDictionary(s => s.Id, s => s.Sender.OutstandingBytes);
+        var name = _afterSends is null ? _stateName : _stateName + "/AwaitingSends";
+        return new PrimaryStatus(
+            ledger?.Generation ?? 0, ledger?.Epoch ?? 0, ledger?.TotalWrites ?? 0, ledger?.TotalBytes ?? 0,
+            ledger?.LastClosed ?? 0, ledger?.LastCommitted ?? 0,
+            [.. _senders.Select(s => s.Id)], ledger is not null && (_senders.Count == 0 || _senders.Count < _assignedSecondaries), outstanding,
+            name, _stoppedAt is not null, _guestFailure);
+    }
+
+    protected override void PostStop()
+    {
+        var closing = _senders.Select(s => s.Sender.DisposeAsync().AsTask()).ToArray();
+        _senders.Clear();
+        try
+        {
+            // Bounded: a sender closes within its close timeout.
+            Task.WhenAll(closing).Wait(_settings.DataPlane.CloseTimeout + TimeSpan.FromSeconds(1));
+        }
+        catch (AggregateException e)
+        {
+            _log.Debug("primary {0}: closing the data plane: {1}", _replicaId, e.GetBaseException().Message);
+        }
+        _image?.Dispose();
+        base.PostStop();
+    }
+
+    // ---- Internal messages ------------------------------------------------------------------
+
+    private sealed record SecondaryConnected(SecondaryEndpoint Endpoint, DataPlaneSender Sender);
+
+    private sealed record SecondaryConnectFailed(SecondaryEndpoint Endpoint, Exception Error);
+
+    private sealed record SecondaryLost(string Id, DataPlaneSender Sender, Exception? Error);
+
+    private sealed record SendFailure(string Id, DataPlaneSender Sender, Exception Error);
+
+    private sealed record SendsSettled(long Token, IReadOnlyList<SendFailure> Failures);
+
+    private sealed record SendStalled(long Token);
+
+    private const string SendStallTimer = "send-stall";
+}
