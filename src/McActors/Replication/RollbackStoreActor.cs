@@ -1,0 +1,116 @@
+using Akka.Actor;
+using Akka.Event;
+using McActors.Storage;
+using McActors.Storage.Rollback;
+using McActors.Storage.Volume;
+
+namespace McActors.Replication;
+
+/// <summary>
+/// Owns the one <see cref="RollbackStore"/> of a secondary, in a directory: opens it on start
+/// (recovers it if the directory holds one, else creates it) and publishes it in the
+/// <see cref="StoreGate"/>, through which the data plane writes directly. Prepare, commit and
+/// rollback arrive as messages (StoreProtocol.cs) and run under the gate's lock.
+/// Exceptions escape to the supervisor (<see cref="StoreSupervision"/>): a restart reopens the
+/// store from disk, which is the only thing that can tell what is true after a failure.
+/// </summary>
+public sealed class RollbackStoreActor : ReceiveActor
+{
+    private readonly string _directory;
+    private readonly VolumeDescriptor _volume;
+    private readonly StoreGate _gate;
+    private readonly RollbackStoreOptions _options;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private long _incarnation;
+
+    public RollbackStoreActor(string directory, VolumeDescriptor volume, StoreGate gate, RollbackStoreOptions options)
+    {
+        _directory = directory;
+        _volume = volume;
+        _gate = gate;
+        _options = options;
+        Open();
+    }
+
+    public static Props Props(string directory, VolumeDescriptor volume, StoreGate gate, RollbackStoreOptions options) =>
+        Akka.Actor.Props.Create(() => new RollbackStoreActor(directory, volume, gate, options));
+
+    protected override void PreStart()
+    {
+        var recovered = File.Exists(Path.Combine(_directory, VolumeDescriptor.FileName));
+        var store = recovered ? RollbackStore.Recover(_directory, _options) : RollbackStore.Create(_directory, _volume, _options);
+        try
+        {
+            if (store.Descriptor != _volume)
+                throw new CannotVouchException(Path.Combine(_directory, VolumeDescriptor.FileName),
+                    $"the store holds volume {store.Descriptor}, but volume {_volume} was assigned");
+            // Writes of epochs after the prepared checkpoint came from a stream that is gone: undo
+            // them, so the image is exactly a checkpoint and the stream can resume right after it.
+            if (store.CurrentEpoch > store.PreparedEpoch)
+            {
+                var undone = store.RollbackTo(store.PreparedEpoch);
+                _log.Info("store at {0}: rolled back the unprepared tail to checkpoint {1} ({2} logs, {3} blocks)",
+                    _directory, undone.Checkpoint, undone.LogsApplied, undone.BlocksRestored);
+            }
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+        _incarnation = _gate.Publish(store);
+        _log.Info("store at {0} open as incarnation {1}: committed {2}, prepared {3}{4}",
+            _directory, _incarnation, store.CommittedEpoch, store.PreparedEpoch, recovered ? " (recovered)" : " (created)");
+        Context.Parent.Tell(new StoreReady(_incarnation, store.CommittedEpoch, store.PreparedEpoch, recovered));
+    }
+
+    protected override void PostStop() => _gate.Withdraw()?.Dispose();
+
+    private void Open()
+    {
+        Receive<PrepareStore>(m =>
+        {
+            if (m.Incarnation is { } expected && expected != _incarnation)
+            {
+                // The writes this prepare was meant to cover were undone by a reopen or rollback.
+                _log.Warning("dropping prepare of checkpoint {0} for store incarnation {1}: the store is incarnation {2} now",
+                    m.Epoch, expected, _incarnation);
+                return;
+            }
+            _gate.Run(s =>
+            {
+                s.Prepare(m.Epoch);
+                return s.PreparedEpoch;
+            });
+            Sender.Tell(new StorePrepared(m.Epoch));
+        });
+        Receive<CommitStore>(m =>
+        {
+            _gate.Run(s =>
+            {
+                s.Commit(m.Epoch);
+                return s.CommittedEpoch;
+            });
+            Sender.Tell(new StoreCommitted(m.Epoch));
+        });
+        Receive<RollbackStoreTo>(m =>
+        {
+            var (result, incarnation) = _gate.Rollback(m.Checkpoint);
+            _incarnation = incarnation;
+            var (committed, prepared) = _gate.Run(s => (s.CommittedEpoch, s.PreparedEpoch));
+            _log.Info("store at {0} rolled back to checkpoint {1} ({2} logs, {3} blocks), incarnation {4}",
+                _directory, m.Checkpoint, result.LogsApplied, result.BlocksRestored, incarnation);
+            Sender.Tell(new StoreRolledBack(result));
+            Context.Parent.Tell(new StoreReady(incarnation, committed, prepared, Recovered: false));
+        });
+        Receive<GetStoreStatus>(_ => Sender.Tell(_gate.Run(s =>
+            new StoreStatus(s.CommittedEpoch, s.PreparedEpoch, s.LoggedEpochs, s.Counters, _incarnation))));
+        Receive<FailStore>(m => System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(m.Cause));
+        Receive<CrashStoreForTest>(m =>
+        {
+            _gate.Withdraw()?.Dispose();
+            m.WhileClosed?.Invoke();
+            throw m.Failure;
+        });
+    }
+}

@@ -1,0 +1,352 @@
+using System.Net;
+using Akka.Actor;
+using Akka.Event;
+using McActors.Configuration;
+using McActors.DataPlane;
+using McActors.Protocol;
+using McActors.Storage.Volume;
+
+namespace McActors.Replication;
+
+/// <summary>
+/// A secondary replica of one volume (DESIGN.md, "Secondary"). On <see cref="AssignSecondary"/> it
+/// opens its store (a <see cref="RollbackStoreActor"/> child in <c>dataDirectory/store</c>), brings
+/// it to the cluster's last committed checkpoint, and listens for the primary's stream on its
+/// data-plane endpoint (a <see cref="StreamApplier"/> writes it straight into the store). It then
+/// takes part in the two-phase checkpoint: Prepare(n) is answered only once marker and guest
+/// state n have arrived and image, logs and state file n are durable; Commit(n) drops logs and
+/// older state files. Guest states live in <c>dataDirectory/states</c>.
+/// <para>
+/// States: Unassigned → (AssignSecondary) Opening → (StoreReady) Aligning → (store at the
+/// checkpoint) Active. A store that must be resynced, or a broken stream, is reported to the
+/// coordinator as <see cref="ReplicaFailed"/> and stops this actor.
+/// </para>
+/// The bound data-plane port (the endpoint may say port 0) is in <see cref="SecondaryStatus"/>.
+/// </summary>
+public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
+{
+    private const string StoreName = "store";
+
+    private readonly string _replicaId;
+    private readonly string _dataDirectory;
+    private readonly IPEndPoint _endPoint;
+    private readonly IActorRef _coordinator;
+    private readonly McActorsSettings _settings;
+    private readonly StoreGate _gate = new();
+    private readonly SecondaryStateFiles _states;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    private AssignSecondary? _assignment;
+    private IActorRef _assigner = ActorRefs.Nobody;
+    private IActorRef _store = ActorRefs.Nobody;
+    private long _generation;
+    private long _storeIncarnation;
+    private SecondaryCheckpoints _checkpoints = new(0, 0);
+    private StreamApplier? _applier;
+    private DataPlaneListener? _listener;
+    private Exception? _lastStoreFailure;
+    private string _state = "Unassigned";
+
+    public SecondaryActor(string replicaId, string dataDirectory, IPEndPoint dataPlaneEndPoint, IActorRef coordinator, McActorsSettings settings)
+    {
+        _replicaId = replicaId;
+        _dataDirectory = dataDirectory;
+        _endPoint = dataPlaneEndPoint;
+        _coordinator = coordinator;
+        _settings = settings;
+        _states = new SecondaryStateFiles(Path.Combine(dataDirectory, "states"));
+        Unassigned();
+    }
+
+    public IStash Stash { get; set; } = null!;
+
+    /// <summary>
+    /// Props for a secondary; it blocks on file I/O, so the node runs it on
+    /// <see cref="McActorsSettings.ReplicaDispatcher"/> (tests without that configuration pass false).
+    /// </summary>
+    public static Props Props(string replicaId, string dataDirectory, IPEndPoint dataPlaneEndPoint, IActorRef coordinator,
+        McActorsSettings settings, bool onReplicaDispatcher = true)
+    {
+        var props = Akka.Actor.Props.Create(() => new SecondaryActor(replicaId, dataDirectory, dataPlaneEndPoint, coordinator, settings));
+        return onReplicaDispatcher ? props.WithDispatcher(McActorsSettings.ReplicaDispatcher) : props;
+    }
+
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        StoreSupervision.Strategy(e =>
+        {
+            _lastStoreFailure = e;
+            _log.Warning("rollback store failed ({0}: {1}): {2}", e.GetType().Name, e.Message,
+                StoreSupervision.IsResyncRequired(e) ? "stopping it, a resync is required" : "restarting it from disk");
+        });
+
+    protected override void PostStop()
+    {
+        if (_listener is null)
+            return;
+        // Closes the data-plane endpoint; the primary is told this secondary is shutting down.
+        try
+        {
+            _listener.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
+        }
+        catch (AggregateException e)
+        {
+            _log.Warning("closing the data-plane listener failed: {0}", e.InnerException?.Message);
+        }
+        _listener = null;
+    }
+
+    private void Unassigned()
+    {
+        _state = "Unassigned";
+        Receive<AssignSecondary>(m =>
+        {
+            _generation = m.Generation;
+            _assignment = m;
+            _assigner = Sender;
+            var volume = new VolumeDescriptor(m.Volume.VolumeId, m.Volume.SizeBytes, m.Volume.BlockSize);
+            _store = Context.ActorOf(RollbackStoreActor.Props(Path.Combine(_dataDirectory, StoreName), volume, _gate, _settings.StoreOptions)
+                .WithDispatcher(Context.Props.Dispatcher), StoreName);
+            Context.Watch(_store);
+            Become(Opening);
+        });
+        Receive<Prepare>(m => _log.Warning("ignoring Prepare({0}) of generation {1}: no role assigned yet", m.Epoch, m.Generation));
+        Receive<Commit>(m => _log.Warning("ignoring Commit({0}) of generation {1}: no role assigned yet", m.Epoch, m.Generation));
+        Common();
+    }
+
+    /// <summary>Waiting for the store actor to open (create or recover) the store.</summary>
+    private void Opening()
+    {
+        _state = "Opening";
+        Receive<StoreReady>(m =>
+        {
+            OnStoreReady(m);
+            Become(Aligning);
+            _store.Tell(GetStoreStatus.Instance);
+        });
+        Receive<Terminated>(m => m.ActorRef.Equals(_store), _ => StoreLost());
+        Receive<GetSecondaryStatus>(_ => ReplyStatus());
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    /// <summary>Bringing the store to the assignment's checkpoint (rollback, commit), step by step until it is there.</summary>
+    private void Aligning()
+    {
+        _state = "Aligning";
+        Receive<StoreStatus>(m =>
+        {
+            var target = _assignment!.LastCommitted;
+            var plan = StoreAlignment.Plan(m.Committed, m.Prepared, target);
+            if (plan.ResyncReason is { } reason)
+            {
+                Fail($"store cannot resume from checkpoint {target}, resync required: {reason}");
+                return;
+            }
+            if (plan.Ready)
+            {
+                Activate();
+                return;
+            }
+            if (plan.RollbackTo is { } checkpoint)
+                _store.Tell(new RollbackStoreTo(checkpoint));
+            if (plan.CommitTo is { } commit)
+                _store.Tell(new CommitStore(commit));
+            _store.Tell(GetStoreStatus.Instance);
+        });
+        Receive<StoreReady>(OnStoreReady);
+        Receive<StoreRolledBack>(_ => { });
+        Receive<StoreCommitted>(m => _checkpoints.StoreCommitted(m.Epoch));
+        Receive<Terminated>(m => m.ActorRef.Equals(_store), _ => StoreLost());
+        Receive<GetSecondaryStatus>(_ => ReplyStatus());
+        Receive<SecondaryStreamBroken>(StreamBroken);
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    private void Activate()
+    {
+        var m = _assignment!;
+        if (_listener is null)
+        {
+            _applier = new StreamApplier(_gate, Self, _states, m.Generation);
+            try
+            {
+                _listener = new DataPlaneListener(_endPoint, new DataPlaneVolume(m.Volume.VolumeId, m.Volume.BlockSize), _applier, _settings.DataPlane).Start();
+            }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                Fail($"cannot listen for the data plane on {_endPoint}: {e.Message}");
+                return;
+            }
+        }
+        else
+        {
+            _applier!.Reassign(m.Generation);
+        }
+        // Older primaries are refused from now on (and a connected one is closed).
+        _listener.RaiseFenceAsync(m.Generation).Wait(TimeSpan.FromSeconds(10));
+        _log.Info("secondary {0} of generation {1} (primary {2}) listening on {3}, store at checkpoint {4} (committed {5})",
+            _replicaId, m.Generation, m.PrimaryId, _listener.LocalEndPoint, _checkpoints.Prepared, _checkpoints.Committed);
+        _assigner.Tell(new RoleAssumed(m.Generation, _replicaId, ReplicaRole.Secondary));
+        Become(Active);
+        Stash.UnstashAll();
+    }
+
+    private void Active()
+    {
+        _state = "Active";
+        Receive<AssignSecondary>(m =>
+        {
+            if (m.Generation < _generation)
+                Sender.Tell(new StaleGeneration(_generation, m.Generation, nameof(AssignSecondary)));
+            else if (m.Generation == _generation)
+                Sender.Tell(new RoleAssumed(_generation, _replicaId, ReplicaRole.Secondary)); // a resent assignment
+            else
+            {
+                // A failover: follow the new primary from its resume point.
+                _generation = m.Generation;
+                _assignment = m;
+                _assigner = Sender;
+                Become(Aligning);
+                _store.Tell(GetStoreStatus.Instance);
+            }
+        });
+        Receive<Prepare>(m =>
+        {
+            if (!Current(m.Generation, nameof(Prepare)))
+                return;
+            if (_checkpoints.Request(m.Epoch))
+                _coordinator.Tell(new Prepared(_generation, m.Epoch, _replicaId));
+            else
+                _log.Debug("prepare of checkpoint {0} waits for its marker and state (received up to {1})", m.Epoch, _checkpoints.Received);
+            StartPrepare();
+        });
+        Receive<StreamCheckpointReceived>(m =>
+        {
+            if (m.Generation != _generation)
+                return;
+            _checkpoints.CheckpointReceived(m.Epoch);
+            StartPrepare();
+        });
+        Receive<StorePrepared>(m =>
+        {
+            foreach (var epoch in _checkpoints.StorePrepared(m.Epoch))
+                _coordinator.Tell(new Prepared(_generation, epoch, _replicaId));
+            StartPrepare();
+        });
+        Receive<Commit>(m =>
+        {
+            if (!Current(m.Generation, nameof(Commit)))
+                return;
+            switch (_checkpoints.Commit(m.Epoch))
+            {
+                case CommitDecision.Apply:
+                    _store.Tell(new CommitStore(m.Epoch));
+                    break;
+                case CommitDecision.AlreadyCommitted:
+                    _log.Debug("ignoring Commit({0}): checkpoint {1} is committed here", m.Epoch, _checkpoints.Committed);
+                    break;
+                case CommitDecision.NotPrepared:
+                    _log.Warning("ignoring Commit({0}): only checkpoints up to {1} are prepared here", m.Epoch, _checkpoints.Prepared);
+                    break;
+            }
+        });
+        Receive<StoreCommitted>(m =>
+        {
+            _checkpoints.StoreCommitted(m.Epoch);
+            _applier?.Committed(m.Epoch);
+            // The committed state stays: it is what a promotion restores.
+            try
+            {
+                _states.DeleteBefore(_checkpoints.Committed);
+            }
+            catch (IOException e)
+            {
+                _log.Warning("cannot delete guest states older than checkpoint {0} (retried at the next commit): {1}", _checkpoints.Committed, e.Message);
+            }
+        });
+        Receive<StoreReady>(m =>
+        {
+            OnStoreReady(m);
+            StartPrepare();
+        });
+        Receive<StoreRolledBack>(_ => { });
+        Receive<StoreWriteFailed>(m => _store.Tell(new FailStore(m.Cause)));
+        Receive<SecondaryStreamBroken>(StreamBroken);
+        Receive<Terminated>(m => m.ActorRef.Equals(_store), _ => StoreLost());
+        Common();
+    }
+
+    private void Common()
+    {
+        Receive<GetSecondaryStatus>(_ => ReplyStatus());
+        Receive<StreamCheckpointReceived>(_ => { });
+        Receive<SecondaryStreamBroken>(m => _log.Warning("stream of generation {0} broken: {1}", m.Generation, m.Reason));
+    }
+
+    /// <summary>Fencing: a message of an older generation changes nothing and is told so; one of a newer generation waits for its assignment.</summary>
+    private bool Current(long generation, string messageType)
+    {
+        if (generation < _generation)
+        {
+            Sender.Tell(new StaleGeneration(_generation, generation, messageType));
+            return false;
+        }
+        if (generation > _generation)
+        {
+            _log.Warning("ignoring {0} of generation {1}: assigned to generation {2} only", messageType, generation, _generation);
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Starts the store prepare of the newest requested and received checkpoint. The state files
+    /// are made durable first: a checkpoint the store calls prepared always has its state on disk.
+    /// </summary>
+    private void StartPrepare()
+    {
+        if (_checkpoints.NextPrepare() is not { } epoch)
+            return;
+        var from = _checkpoints.Prepared;
+        try
+        {
+            _states.MakeDurable(_states.Epochs().Where(e => e > from && e <= epoch));
+        }
+        catch (IOException e)
+        {
+            // Without a durable state the checkpoint cannot be vouched for; never answer Prepared.
+            Fail($"guest state of checkpoint {epoch} cannot be made durable, resync required: {e.Message}");
+            return;
+        }
+        _store.Tell(new PrepareStore(epoch, _storeIncarnation));
+    }
+
+    private void OnStoreReady(StoreReady m)
+    {
+        _storeIncarnation = m.Incarnation;
+        _checkpoints.Reset(m.Committed, m.Prepared);
+    }
+
+    private void StreamBroken(SecondaryStreamBroken m)
+    {
+        if (m.Generation == _generation)
+            Fail($"stream of generation {m.Generation} broken at epoch {m.Epoch}, resync required: {m.Reason}");
+    }
+
+    private void StoreLost()
+    {
+        var cause = _lastStoreFailure is { } e ? $"{e.GetType().Name}: {e.Message}" : "it stopped";
+        Fail($"rollback store stopped, resync required: {cause}");
+    }
+
+    private void Fail(string reason)
+    {
+        _log.Error("secondary {0} failed: {1}", _replicaId, reason);
+        _coordinator.Tell(new ReplicaFailed(_generation, _replicaId, reason));
+        Context.Stop(Self);
+    }
+
+    private void ReplyStatus() => Sender.Tell(new SecondaryStatus(
+        _replicaId, _state, _generation, _checkpoints.Received, _checkpoints.Prepared, _checkpoints.Committed,
+        _applier?.WritesApplied ?? 0, _applier?.BytesApplied ?? 0, _listener?.CurrentGeneration, _listener?.Port ?? 0));
+}

@@ -1,0 +1,97 @@
+using System.Runtime.InteropServices;
+
+namespace McActors.Replication;
+
+/// <summary>
+/// A secondary's guest-state files, <c>epoch-N.gstate</c> in one directory. The stream writes a
+/// state as it arrives (not durable); Prepare makes it durable (file and directory fsync) before
+/// the checkpoint is reported prepared; Commit deletes the states older than the committed one,
+/// which is kept: it is what a promotion to primary restores.
+/// </summary>
+public sealed class SecondaryStateFiles
+{
+    private const string Prefix = "epoch-";
+    private const string Suffix = ".gstate";
+
+    public SecondaryStateFiles(string directory)
+    {
+        Directory = directory;
+        System.IO.Directory.CreateDirectory(directory);
+    }
+
+    public string Directory { get; }
+
+    public string PathOf(long epoch) => Path.Combine(Directory, $"{Prefix}{epoch}{Suffix}");
+
+    /// <summary>Writes (or rewrites, after a rewound stream) the state of checkpoint <paramref name="epoch"/>; not durable yet.</summary>
+    public void Write(long epoch, ReadOnlySpan<byte> blob)
+    {
+        using var file = new FileStream(PathOf(epoch), FileMode.Create, FileAccess.Write, FileShare.None);
+        file.Write(blob);
+    }
+
+    public byte[] Read(long epoch) => File.ReadAllBytes(PathOf(epoch));
+
+    /// <summary>fsyncs the states of these checkpoints, then the directory (so their names survive a power loss too).</summary>
+    public void MakeDurable(IEnumerable<long> epochs)
+    {
+        foreach (var epoch in epochs)
+        {
+            using var file = new FileStream(PathOf(epoch), FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
+            file.Flush(flushToDisk: true);
+        }
+        SyncDirectory(Directory);
+    }
+
+    /// <summary>The checkpoints that have a state file, ascending.</summary>
+    public IReadOnlyList<long> Epochs() =>
+        [.. System.IO.Directory.EnumerateFiles(Directory, $"{Prefix}*{Suffix}")
+            .Select(p => Path.GetFileName(p))
+            .Select(n => long.TryParse(n.AsSpan(Prefix.Length, n.Length - Prefix.Length - Suffix.Length), out var e) ? e : -1)
+            .Where(e => e >= 0)
+            .Order()];
+
+    /// <summary>Deletes the states of checkpoints before <paramref name="epoch"/>; returns how many.</summary>
+    public int DeleteBefore(long epoch)
+    {
+        var deleted = 0;
+        foreach (var old in Epochs().Where(e => e < epoch))
+        {
+            File.Delete(PathOf(old));
+            deleted++;
+        }
+        return deleted;
+    }
+
+    /// <summary>.NET cannot fsync a directory; on Linux it is open(O_RDONLY|O_DIRECTORY) + fsync.</summary>
+    private static void SyncDirectory(string directory)
+    {
+        if (!OperatingSystem.IsLinux())
+            return;
+        const int oDirectory = 0x10000; // Linux x86_64 and arm64
+        var fd = Open(directory, oDirectory);
+        if (fd < 0)
+            throw new IOException($"cannot open directory {directory} to sync it (errno {Marshal.GetLastPInvokeError()})");
+        try
+        {
+            if (Fsync(fd) != 0)
+                throw new IOException($"fsync of directory {directory} failed (errno {Marshal.GetLastPInvokeError()})");
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [DllImport("libc", EntryPoint = "open", SetLastError = true, CharSet = CharSet.Ansi, BestFitMapping = false)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int Open(string path, int flags);
+
+    [DllImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int Fsync(int fd);
+
+    [DllImport("libc", EntryPoint = "close", SetLastError = true)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int Close(int fd);
+}

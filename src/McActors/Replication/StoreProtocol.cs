@@ -1,0 +1,52 @@
+using McActors.Storage.Rollback;
+
+namespace McActors.Replication;
+
+// The RollbackStoreActor's protocol (local only: never crosses nodes, so no IControlMessage).
+// Writes do not appear here: they go through the StoreGate, without copies or mailbox hops.
+
+/// <summary>
+/// Make checkpoint <see cref="Epoch"/> durable. With <see cref="Incarnation"/> set, only if the
+/// store is still the one that incarnation named: after a restart or a rollback, the writes the
+/// requester counted on may be gone, so a stale request is dropped (and logged), not executed.
+/// </summary>
+public sealed record PrepareStore(long Epoch, long? Incarnation = null);
+
+/// <summary>Checkpoint <see cref="Epoch"/> is durable in the store.</summary>
+public sealed record StorePrepared(long Epoch);
+
+/// <summary>Mark checkpoint <see cref="Epoch"/> committed and drop the logs up to it.</summary>
+public sealed record CommitStore(long Epoch);
+
+/// <summary>Checkpoint <see cref="Epoch"/> is committed in the store (also the answer to a repeated commit).</summary>
+public sealed record StoreCommitted(long Epoch);
+
+/// <summary>Bring the image back to checkpoint <see cref="Checkpoint"/>.</summary>
+public sealed record RollbackStoreTo(long Checkpoint);
+
+/// <summary>The image is at the checkpoint.</summary>
+public sealed record StoreRolledBack(RollbackResult Result);
+
+/// <summary>Answer with a <see cref="StoreStatus"/>.</summary>
+public sealed record GetStoreStatus
+{
+    public static readonly GetStoreStatus Instance = new();
+}
+
+public sealed record StoreStatus(long Committed, long Prepared, IReadOnlyList<long> LoggedEpochs, StoreCounters Counters, long Incarnation);
+
+/// <summary>
+/// Store actor → parent, after every open (first start, restart) and every rollback: the store
+/// is published in the gate as <see cref="Incarnation"/>, its image is exactly checkpoint
+/// <see cref="Prepared"/> (an unprepared tail found on open was rolled back).
+/// </summary>
+public sealed record StoreReady(long Incarnation, long Committed, long Prepared, bool Recovered);
+
+/// <summary>Crash-test hook: close the store, run <see cref="WhileClosed"/> (damage files), then throw <see cref="Failure"/>.</summary>
+internal sealed record CrashStoreForTest(Exception Failure, Action? WhileClosed = null);
+
+/// <summary>
+/// Secondary → store actor: the store failed on the write path (outside this actor); fail here with
+/// the same cause, so the supervisor decides as for any store failure (a restart reopens the store).
+/// </summary>
+public sealed record FailStore(Exception Cause);
