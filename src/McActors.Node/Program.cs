@@ -3,6 +3,9 @@ using McActors.Node.Cli;
 
 var root = new RootCommand("mcactors: a node of McActors, a checkpoint-replicated block device.")
 {
+    DemoCommand.Create(),
+    NodeCommand.Create(),
+    UpCommand.Create(),
     BenchCommand.Create(),
 };
 var invocation = new InvocationConfiguration

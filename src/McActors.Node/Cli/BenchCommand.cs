@@ -9,6 +9,7 @@ internal static class BenchCommand
     public static Command Create() => new("bench", "Measure a part of the node on this machine; prints a table, optionally writes JSON.")
     {
         BenchStorageCommand.Create(),
+        BenchDataPlaneCommand.Create(),
     };
 
     /// <summary>

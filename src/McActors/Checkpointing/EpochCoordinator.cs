@@ -130,7 +130,11 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             if (IsStale(r))
                 return;
             if (_awaitingRoleAssumed.Remove(r.ReplicaId))
+            {
                 _log.Info("{0} runs as {1} of generation {2}", r.ReplicaId, r.Role, r.Generation);
+                if (r.Role == ReplicaRole.Secondary)
+                    AssignPrimaryIfSecondariesListen();
+            }
             StartRunningIfAllAssumed();
         });
         Command<AssignRetryTick>(_ => SendAssignments());
@@ -139,7 +143,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             Register(r);
             // A member that registers again may have restarted and lost its assignment.
             if (_awaitingRoleAssumed.Contains(r.ReplicaId))
-                SendAssignment(r.ReplicaId);
+                SendAssignments();
         });
         Command<Terminated>(t => OnMemberGone(Forget(t.ActorRef), "terminated", StartRunningIfAllAssumed));
         Command<ReplicaFailed>(f =>
@@ -365,6 +369,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             return;
         }
         _awaitingRoleAssumed.Remove(replica);
+        AssignPrimaryIfSecondariesListen(); // the primary may have waited for this secondary
         var epoch = _pipeline?.LastClosed ?? _state.LastCommitted;
         var decisions = _pipeline?.RemoveSecondary(replica) ?? [];
         PersistDrop(new SecondaryDropped(_state.Generation, replica, epoch, reason));
@@ -382,11 +387,22 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
 
     private IActorRef? Primary() => _state.Primary is not null ? _refs.GetValueOrDefault(_state.Primary) : null;
 
-    /// <summary>Secondaries first, so that they listen before the primary connects to their data planes.</summary>
+    /// <summary>
+    /// Secondaries first; the primary only once every secondary has assumed its role, because the
+    /// primary connects to their data planes at once and a secondary listens only after assuming.
+    /// </summary>
     private void SendAssignments()
     {
-        foreach (var replica in _state.Secondaries.Append(_state.Primary!).Where(_awaitingRoleAssumed.Contains))
+        foreach (var replica in _state.Secondaries.Where(_awaitingRoleAssumed.Contains))
             SendAssignment(replica);
+        AssignPrimaryIfSecondariesListen();
+    }
+
+    private void AssignPrimaryIfSecondariesListen()
+    {
+        if (_state.Primary is not null && _awaitingRoleAssumed.Contains(_state.Primary)
+            && !_state.Secondaries.Any(_awaitingRoleAssumed.Contains))
+            SendAssignment(_state.Primary);
     }
 
     private void SendAssignment(string replica)

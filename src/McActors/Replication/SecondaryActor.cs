@@ -25,7 +25,7 @@ namespace McActors.Replication;
 /// </summary>
 public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
 {
-    private const string StoreName = "store";
+    public const string StoreName = "store";
 
     private readonly string _replicaId;
     private readonly string _dataDirectory;

@@ -43,7 +43,10 @@ internal sealed class ReplicaProbes(TestProbe primary, TestProbe s1, TestProbe s
         Assert.Equal(Id(replica), replica.ExpectMsg<ReplicaRegistered>().ReplicaId);
     }
 
-    /// <summary>Registers primary, s1, s2 (in that order), checks the assignments and assumes the roles.</summary>
+    /// <summary>
+    /// Registers primary, s1, s2 (in that order), checks the assignments and assumes the roles:
+    /// secondaries first, the primary only once they all listen.
+    /// </summary>
     public void StartRunning(IActorRef coordinator)
     {
         Register(coordinator, Primary, 7000);
@@ -54,13 +57,19 @@ internal sealed class ReplicaProbes(TestProbe primary, TestProbe s1, TestProbe s
             var assign = s.ExpectMsg<AssignSecondary>();
             Assert.Equal((Gen, Id(Primary), 0L), (assign.Generation, assign.PrimaryId, assign.LastCommitted));
         }
-        var primary = Primary.ExpectMsg<AssignPrimary>();
-        Assert.Equal(Gen, primary.Generation);
-        Assert.Equal([new SecondaryEndpoint(Id(S1), "127.0.0.1", 7001), new SecondaryEndpoint(Id(S2), "127.0.0.1", 7002)], primary.Secondaries);
+        AssumeSecondariesThenPrimary(coordinator);
+    }
 
-        coordinator.Tell(new RoleAssumed(Gen, Id(Primary), ReplicaRole.Primary), Primary.Ref);
+    /// <summary>The secondaries assume; only then is the primary assigned, and it assumes too.</summary>
+    public void AssumeSecondariesThenPrimary(IActorRef coordinator)
+    {
+        Primary.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         foreach (var s in Secondaries)
             coordinator.Tell(new RoleAssumed(Gen, Id(s), ReplicaRole.Secondary), s.Ref);
+        var primary = Primary.ExpectMsg<AssignPrimary>();
+        Assert.Equal(Gen, primary.Generation);
+        Assert.Equal([Id(S1), Id(S2)], primary.Secondaries.Select(e => e.ReplicaId));
+        coordinator.Tell(new RoleAssumed(Gen, Id(Primary), ReplicaRole.Primary), Primary.Ref);
     }
 
     /// <summary>The primary gets CloseEpoch(n) and every listed secondary Prepare(n).</summary>

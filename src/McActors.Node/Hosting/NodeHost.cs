@@ -1,0 +1,56 @@
+using Akka.Actor;
+using Akka.Cluster;
+using McActors.Checkpointing;
+using McActors.Configuration;
+using McActors.Replication;
+
+namespace McActors.Node.Hosting;
+
+/// <summary>
+/// Runs one node in this process: the ActorSystem joined to the cluster, the coordinator singleton
+/// (on replica and arbiter nodes), and the replica actor (on replica nodes). Returns when the
+/// process is asked to stop, or when the cluster downed this node (never two primaries: a downed
+/// node's system terminates and its data-plane endpoints close with it).
+/// </summary>
+public static class NodeHost
+{
+    public const int ExitStopped = 0;
+    public const int ExitDowned = 3;
+
+    public static async Task<int> RunAsync(NodeOptions options, TextWriter output, CancellationToken cancel)
+    {
+        var config = NodeConfig.Build(options);
+        var settings = McActorsSettings.From(config);
+        Directory.CreateDirectory(options.DataDirectory);
+        var system = ActorSystem.Create(NodeOptions.SystemName, config);
+        var cluster = Cluster.Get(system);
+        var stopRequested = false;
+        try
+        {
+            var coordinator = CoordinatorSingleton.Start(system, settings);
+            if (options.Kind == NodeKind.Replica)
+            {
+                var replica = new ReplicaSettings(options.Name, options.DataDirectory, options.Host, options.DataPort, settings);
+                system.ActorOf(ReplicaActor.Props(replica, coordinator), "replica");
+            }
+            await output.WriteLineAsync($"node {options.Name} ({options.Kind}) at {cluster.SelfAddress}, data in {options.DataDirectory}");
+            await using (cancel.Register(() =>
+            {
+                stopRequested = true;
+                CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
+            }))
+            {
+                await system.WhenTerminated;
+            }
+        }
+        finally
+        {
+            if (!system.WhenTerminated.IsCompleted)
+                await system.Terminate();
+        }
+        if (stopRequested)
+            return ExitStopped;
+        await output.WriteLineAsync($"node {options.Name} left the cluster (downed or removed); stopped");
+        return ExitDowned;
+    }
+}

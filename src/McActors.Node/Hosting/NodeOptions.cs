@@ -1,0 +1,41 @@
+namespace McActors.Node.Hosting;
+
+/// <summary>What a node is for: a replica (primary or secondary), an arbiter (a vote for the Split Brain Resolver), or an observer (the CLI watching a cluster).</summary>
+public enum NodeKind
+{
+    Replica,
+    Arbiter,
+    Observer,
+}
+
+/// <summary>One node's identity and places, from the command line.</summary>
+public sealed record NodeOptions(
+    NodeKind Kind,
+    string Name,
+    string Host,
+    int Port,
+    IReadOnlyList<string> Seeds,
+    string DataDirectory,
+    string JournalPath,
+    int DataPort,
+    IReadOnlyList<string> Overrides)
+{
+    public const string SystemName = "mcactors";
+
+    /// <summary>Cluster roles: every non-observer node may host the coordinator singleton.</summary>
+    public IReadOnlyList<string> Roles => Kind switch
+    {
+        NodeKind.Replica => ["replica", "coordinator"],
+        NodeKind.Arbiter => ["arbiter", "coordinator"],
+        _ => ["observer"],
+    };
+
+    /// <summary>host:port → the Akka address of a seed node.</summary>
+    public static string SeedAddress(string hostPort)
+    {
+        var colon = hostPort.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(hostPort.AsSpan(colon + 1), out var port) || port is <= 0 or > 65535)
+            throw new ArgumentException($"seed '{hostPort}' is not host:port");
+        return $"akka.tcp://{SystemName}@{hostPort[..colon]}:{port}";
+    }
+}

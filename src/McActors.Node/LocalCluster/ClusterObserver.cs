@@ -1,0 +1,44 @@
+using Akka.Actor;
+using McActors.Checkpointing;
+using McActors.Node.Hosting;
+using McActors.Protocol;
+
+namespace McActors.Node.LocalCluster;
+
+/// <summary>
+/// The CLI's own membership in a cluster (role "observer": never hosts the coordinator), used to
+/// ask the coordinator for status and to stop the guest. It leaves the cluster when disposed.
+/// </summary>
+public sealed class ClusterObserver : IAsyncDisposable
+{
+    private readonly ActorSystem _system;
+    private readonly IActorRef _coordinator;
+
+    private ClusterObserver(ActorSystem system, IActorRef coordinator)
+    {
+        _system = system;
+        _coordinator = coordinator;
+    }
+
+    public static ClusterObserver Join(IReadOnlyList<string> seeds, string dataDirectory, IReadOnlyList<string> overrides)
+    {
+        var port = FreePorts.Take(1)[0];
+        var options = new NodeOptions(NodeKind.Observer, "observer", "127.0.0.1", port, seeds, dataDirectory,
+            Path.Combine(dataDirectory, "coordinator.db"), 0,
+            [.. overrides, "akka.loglevel = ERROR", "akka.log-dead-letters = off"]);
+        var system = ActorSystem.Create(NodeOptions.SystemName, NodeConfig.Build(options));
+        return new ClusterObserver(system, CoordinatorSingleton.StartProxy(system));
+    }
+
+    public Task<CoordinatorStatus> StatusAsync(TimeSpan timeout) =>
+        _coordinator.Ask<CoordinatorStatus>(GetCoordinatorStatus.Instance, timeout);
+
+    public Task<GuestStopped> StopGuestAsync(TimeSpan timeout) =>
+        _coordinator.Ask<GuestStopped>(StopGuest.Instance, timeout);
+
+    public async ValueTask DisposeAsync()
+    {
+        await CoordinatedShutdown.Get(_system).Run(CoordinatedShutdown.ClrExitReason.Instance);
+        await _system.WhenTerminated;
+    }
+}

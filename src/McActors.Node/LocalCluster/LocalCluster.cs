@@ -1,0 +1,118 @@
+using McActors.Node.Hosting;
+using McActors.Protocol;
+
+namespace McActors.Node.LocalCluster;
+
+/// <summary>What a local cluster is made of.</summary>
+public sealed record LocalClusterOptions(string DataDirectory, int Replicas, IReadOnlyList<string> Overrides);
+
+/// <summary>
+/// A cluster of OS processes on 127.0.0.1, one per node: an arbiter and N replicas, all sharing
+/// DATA/coordinator.db as the coordinator's journal. Keeps DATA/cluster.json current and stops
+/// every process it started.
+/// </summary>
+public sealed class LocalCluster : IAsyncDisposable
+{
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(15);
+    private readonly List<LocalNodeProcess> _nodes = [];
+    private readonly LocalClusterOptions _options;
+    private IReadOnlyList<TopologyNode> _written = [];
+
+    private LocalCluster(LocalClusterOptions options) => _options = options;
+
+    public IReadOnlyList<LocalNodeProcess> Nodes => _nodes;
+    public ClusterObserver Observer { get; private set; } = null!;
+    public string DataDirectory => _options.DataDirectory;
+
+    public static LocalCluster Start(LocalClusterOptions options)
+    {
+        if (options.Replicas < 1)
+            throw new ArgumentException($"--replicas {options.Replicas}: at least one replica is needed");
+        Directory.CreateDirectory(options.DataDirectory);
+        var count = options.Replicas + 1;
+        var ports = FreePorts.Take(2 * count);
+        var seeds = Enumerable.Range(0, count).Select(i => $"127.0.0.1:{ports[i]}").ToList();
+        var journal = Path.Combine(options.DataDirectory, "coordinator.db");
+        var cluster = new LocalCluster(options);
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                // The arbiter comes first: it is the first seed and forms the cluster.
+                var (kind, name) = i == 0 ? (NodeKind.Arbiter, "arbiter") : (NodeKind.Replica, $"replica-{i}");
+                var node = new NodeOptions(kind, name, "127.0.0.1", ports[i], seeds,
+                    Path.Combine(options.DataDirectory, name), journal, ports[count + i], options.Overrides);
+                cluster._nodes.Add(LocalNodeProcess.Start(node));
+            }
+            cluster.Observer = ClusterObserver.Join(seeds, options.DataDirectory, options.Overrides);
+        }
+        catch
+        {
+            cluster._nodes.ForEach(n => n.Dispose());
+            throw;
+        }
+        return cluster;
+    }
+
+    /// <summary>Polls the coordinator until every replica has a role; throws naming the logs to read if not in time.</summary>
+    public async Task<CoordinatorStatus> WaitForRolesAsync(TimeSpan timeout, CancellationToken cancel)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        string last = "no answer from the coordinator";
+        while (DateTime.UtcNow < deadline)
+        {
+            cancel.ThrowIfCancellationRequested();
+            if (_nodes.FirstOrDefault(n => n.HasExited) is { } dead)
+                throw new InvalidOperationException($"node {dead.Options.Name} exited during start-up; see {dead.LogPath}");
+            try
+            {
+                var status = await Observer.StatusAsync(TimeSpan.FromSeconds(2));
+                if (status.Primary is not null && status.Secondaries.Count == _options.Replicas - 1)
+                    return status;
+                last = $"generation {status.Generation}, primary {status.Primary ?? "none"}, {status.Secondaries.Count} secondaries";
+            }
+            catch (Exception e) when (e is TimeoutException or Akka.Actor.AskTimeoutException)
+            {
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(250), cancel);
+        }
+        throw new TimeoutException($"replicas got no roles within {timeout.TotalSeconds:0} s ({last}); see the node.log files under {DataDirectory}");
+    }
+
+    /// <summary>Rewrites DATA/cluster.json if anything in it changed (roles from the coordinator's status).</summary>
+    public void UpdateTopology(CoordinatorStatus? status)
+    {
+        var nodes = _nodes.Select(n => new TopologyNode(n.Options.Name, n.Pid, RoleOf(n, status), n.Options.Port, n.Options.DataDirectory)).ToList();
+        if (nodes.SequenceEqual(_written))
+            return;
+        TopologyFile.Write(DataDirectory, nodes);
+        _written = nodes;
+    }
+
+    public LocalNodeProcess Node(string name) =>
+        _nodes.FirstOrDefault(n => n.Options.Name == name) ?? throw new ArgumentException($"no node named {name}");
+
+    /// <summary>The observer leaves, then replicas and the arbiter get SIGTERM (SIGKILL after a grace period).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Observer is not null)
+        {
+            try
+            {
+                await Observer.DisposeAsync();
+            }
+            catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+            {
+            }
+        }
+        await Task.WhenAll(_nodes.Skip(1).Select(n => n.StopAsync(StopGrace)));
+        if (_nodes.Count > 0)
+            await _nodes[0].StopAsync(StopGrace);
+        _nodes.ForEach(n => n.Dispose());
+    }
+
+    private static string RoleOf(LocalNodeProcess node, CoordinatorStatus? status) =>
+        node.Options.Kind == NodeKind.Arbiter ? "arbiter"
+        : status?.Primary == node.Options.Name ? "primary"
+        : "secondary";
+}

@@ -1,0 +1,128 @@
+using System.Diagnostics;
+using McActors.Node.Hosting;
+
+namespace McActors.Node.LocalCluster;
+
+/// <summary>One node of a local cluster: an OS process running <c>mcactors node</c>, its output in DATA/NAME/node.log.</summary>
+public sealed class LocalNodeProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StreamWriter _log;
+
+    private LocalNodeProcess(NodeOptions options, Process process, StreamWriter log)
+    {
+        Options = options;
+        _process = process;
+        _log = log;
+    }
+
+    public NodeOptions Options { get; }
+    public int Pid => _process.Id;
+    public bool HasExited => _process.HasExited;
+    public string LogPath => Path.Combine(Options.DataDirectory, "node.log");
+
+    public static LocalNodeProcess Start(NodeOptions options)
+    {
+        Directory.CreateDirectory(options.DataDirectory);
+        var (file, prefix) = SelfCommand();
+        var start = new ProcessStartInfo(file)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true, // nodes never read stdin; a closed one keeps them off the terminal
+            UseShellExecute = false,
+        };
+        foreach (var a in prefix.Concat(Arguments(options)))
+            start.ArgumentList.Add(a);
+        var log = new StreamWriter(Path.Combine(options.DataDirectory, "node.log"), append: true) { AutoFlush = true };
+        var process = new Process { StartInfo = start };
+        process.OutputDataReceived += (_, e) => Append(log, e.Data);
+        process.ErrorDataReceived += (_, e) => Append(log, e.Data);
+        process.Start();
+        process.StandardInput.Close();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new LocalNodeProcess(options, process, log);
+    }
+
+    /// <summary>SIGTERM (a graceful leave), then SIGKILL if the node has not exited within <paramref name="grace"/>.</summary>
+    public async Task StopAsync(TimeSpan grace)
+    {
+        if (_process.HasExited)
+            return;
+        Signals.Send(_process.Id, Signals.SigTerm);
+        using var timeout = new CancellationTokenSource(grace);
+        try
+        {
+            await _process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Kill();
+            await _process.WaitForExitAsync();
+        }
+    }
+
+    /// <summary>SIGKILL: the node dies at once, as in a crash.</summary>
+    public void Kill()
+    {
+        if (!_process.HasExited)
+            Signals.Send(_process.Id, Signals.SigKill);
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        _process.Dispose();
+        lock (_log)
+            _log.Dispose();
+    }
+
+    private static IEnumerable<string> Arguments(NodeOptions o)
+    {
+        yield return "node";
+        yield return "--role";
+        yield return o.Kind.ToString().ToLowerInvariant();
+        yield return "--name";
+        yield return o.Name;
+        yield return "--host";
+        yield return o.Host;
+        yield return "--port";
+        yield return o.Port.ToString();
+        foreach (var seed in o.Seeds)
+        {
+            yield return "--seed";
+            yield return seed;
+        }
+        yield return "--data-dir";
+        yield return o.DataDirectory;
+        yield return "--journal";
+        yield return o.JournalPath;
+        yield return "--data-port";
+        yield return o.DataPort.ToString();
+        foreach (var pair in o.Overrides)
+        {
+            yield return "--set";
+            yield return pair;
+        }
+    }
+
+    /// <summary>How to start this same executable again: the apphost, or <c>dotnet mcactors.dll</c>.</summary>
+    private static (string File, string[] Prefix) SelfCommand()
+    {
+        var process = Environment.ProcessPath ?? "dotnet";
+        var dll = typeof(LocalNodeProcess).Assembly.Location;
+        return Path.GetFileNameWithoutExtension(process) == "dotnet" ? (process, [dll]) : (process, []);
+    }
+
+    private static void Append(StreamWriter log, string? line)
+    {
+        if (line is null)
+            return;
+        lock (log)
+        {
+            if (log.BaseStream.CanWrite)
+                log.WriteLine(line);
+        }
+    }
+}
