@@ -4,7 +4,7 @@ using System.Net.Sockets;
 namespace McActors.Node.LocalCluster;
 
 /// <summary>TCP ports free on 127.0.0.1 right now (bound to port 0 and released; a small race that loopback tests accept).</summary>
-internal static class FreePorts
+public static class FreePorts
 {
     public static int[] Take(int count)
     {

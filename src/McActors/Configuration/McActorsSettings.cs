@@ -29,6 +29,14 @@ public sealed record McActorsSettings(
     /// <summary>The coordinator saves a snapshot of its state after this many persisted events.</summary>
     public int SnapshotEvery { get; init; } = 1000;
 
+    /// <summary>The built-in synthetic guest (mcactors.guest): seed, write window, and an optional cap on its writes.</summary>
+    public long GuestSeed { get; init; } = 1;
+
+    public int GuestMaxOutstanding { get; init; } = 8;
+
+    /// <summary>Writes the guest makes before it idles (still answering pause/capture); null = no cap.</summary>
+    public long? GuestWriteLimit { get; init; }
+
     public static McActorsSettings From(Config config)
     {
         var c = config.GetConfig("mcactors") ?? throw new ConfigurationException("the mcactors section is missing");
@@ -48,6 +56,9 @@ public sealed record McActorsSettings(
             })
         {
             VolumeSize = Bytes(c, "volume.size"),
+            GuestSeed = Read(c, "guest.seed", () => c.GetLong("guest.seed")),
+            GuestMaxOutstanding = Read(c, "guest.max-outstanding", () => c.GetInt("guest.max-outstanding")),
+            GuestWriteLimit = Read(c, "guest.write-limit", () => c.GetString("guest.write-limit") is "off" or "" ? (long?)null : c.GetLong("guest.write-limit")),
             Replicas = Read(c, "cluster.replicas", () => c.GetInt("cluster.replicas")),
             AssignRetry = Duration(c, "coordinator.assign-retry"),
             SnapshotEvery = Read(c, "coordinator.snapshot-every", () => c.GetInt("coordinator.snapshot-every")),
@@ -71,6 +82,8 @@ public sealed record McActorsSettings(
         Require(VolumeSize > 0 && VolumeSize % BlockSize == 0 && VolumeSize % 512 == 0,
             "mcactors.volume.size", $"{VolumeSize} B is not a positive multiple of the block size ({BlockSize} B)");
         Require(Replicas >= 1, "mcactors.cluster.replicas", $"{Replicas} is under 1");
+        Require(GuestMaxOutstanding >= 1, "mcactors.guest.max-outstanding", $"{GuestMaxOutstanding} is under 1");
+        Require(GuestWriteLimit is null or >= 0, "mcactors.guest.write-limit", $"{GuestWriteLimit} is negative");
         Require(AssignRetry > TimeSpan.Zero, "mcactors.coordinator.assign-retry", $"{AssignRetry} is not positive");
         Require(SnapshotEvery >= 1, "mcactors.coordinator.snapshot-every", $"{SnapshotEvery} is under 1");
         try

@@ -192,7 +192,8 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     {
         var volume = _volume!;
         var props = _guestProps?.Invoke(Self)
-            ?? SyntheticGuestActor.Props(Self, new SyntheticGuestOptions(_syntheticSeed, volume.SizeBytes, volume.BlockSize));
+            ?? SyntheticGuestActor.Props(Self, new SyntheticGuestOptions(_syntheticSeed, volume.SizeBytes, volume.BlockSize,
+                _settings.GuestMaxOutstanding, _settings.GuestWriteLimit));
         _guest = Context.ActorOf(props, "guest");
         Context.Watch(_guest);
         var ledger = Ledger;

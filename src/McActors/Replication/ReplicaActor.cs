@@ -95,7 +95,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         if (_role is null)
         {
             var props = kind == ReplicaRole.Primary
-                ? PrimaryActor.Props(_replica.ReplicaId, _replica.DataDirectory, _coordinator, _replica.Settings, _replica.GuestProps)
+                ? PrimaryActor.Props(_replica.ReplicaId, _replica.DataDirectory, _coordinator, _replica.Settings, _replica.GuestProps, _replica.Settings.GuestSeed)
                 : SecondaryActor.Props(_replica.ReplicaId, _replica.DataDirectory,
                     new IPEndPoint(IPAddress.Parse(_replica.DataPlaneHost), _replica.DataPlanePort), _coordinator, _replica.Settings);
             _role = Context.ActorOf(props, kind.ToString().ToLowerInvariant());
