@@ -35,6 +35,29 @@ public static class ReplicationProcStats
         return new ProcessMemory(rssKb * 1024, hwmKb * 1024);
     }
 
+    /// <summary>User + system CPU time the process used so far, seconds (<c>/proc/PID/stat</c>, 100 ticks per second as on every Linux build).</summary>
+    public static double? ReadCpuSeconds(int pid)
+    {
+        const double TicksPerSecond = 100;
+        string stat;
+        try
+        {
+            stat = File.ReadAllText($"/proc/{pid}/stat");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        // "pid (comm) state ..." - comm may hold spaces and parentheses: the fields start after the last ')'.
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        // Fields 14 and 15 of the line (utime, stime) are 11 and 12 after "state" (field 3).
+        if (fields.Length < 13
+            || !long.TryParse(fields[11], NumberStyles.Integer, CultureInfo.InvariantCulture, out var user)
+            || !long.TryParse(fields[12], NumberStyles.Integer, CultureInfo.InvariantCulture, out var system))
+            return null;
+        return (user + system) / TicksPerSecond;
+    }
+
     /// <summary>"name: number [kB]" lines; lines whose value is not a number are left out.</summary>
     private static Dictionary<string, long>? ReadFields(string path, char separator)
     {

@@ -10,6 +10,7 @@ internal static class BenchCommand
     {
         BenchStorageCommand.Create(),
         BenchDataPlaneCommand.Create(),
+        BenchReplicationCommand.Create(),
     };
 
     /// <summary>

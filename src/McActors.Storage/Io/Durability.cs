@@ -6,7 +6,7 @@ namespace McActors.Storage.Io;
 /// fsync of a directory, so that a file created, renamed or unlinked in it survives a power loss.
 /// .NET has no API for it; on Linux it is open(O_RDONLY|O_DIRECTORY) + fsync.
 /// </summary>
-internal static partial class Durability
+public static partial class Durability
 {
     private const int ORdOnly = 0;
     private const int ODirectory = 0x10000; // Linux x86_64 and arm64

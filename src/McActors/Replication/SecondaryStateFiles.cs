@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using McActors.Storage.Io;
 
 namespace McActors.Replication;
 
@@ -40,7 +40,7 @@ public sealed class SecondaryStateFiles
             using var file = new FileStream(PathOf(epoch), FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
             file.Flush(flushToDisk: true);
         }
-        SyncDirectory(Directory);
+        Durability.SyncDirectory(Directory);
     }
 
     /// <summary>The checkpoints that have a state file, ascending.</summary>
@@ -62,36 +62,4 @@ public sealed class SecondaryStateFiles
         }
         return deleted;
     }
-
-    /// <summary>.NET cannot fsync a directory; on Linux it is open(O_RDONLY|O_DIRECTORY) + fsync.</summary>
-    private static void SyncDirectory(string directory)
-    {
-        if (!OperatingSystem.IsLinux())
-            return;
-        const int oDirectory = 0x10000; // Linux x86_64 and arm64
-        var fd = Open(directory, oDirectory);
-        if (fd < 0)
-            throw new IOException($"cannot open directory {directory} to sync it (errno {Marshal.GetLastPInvokeError()})");
-        try
-        {
-            if (Fsync(fd) != 0)
-                throw new IOException($"fsync of directory {directory} failed (errno {Marshal.GetLastPInvokeError()})");
-        }
-        finally
-        {
-            _ = Close(fd);
-        }
-    }
-
-    [DllImport("libc", EntryPoint = "open", SetLastError = true, CharSet = CharSet.Ansi, BestFitMapping = false)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int Open(string path, int flags);
-
-    [DllImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int Fsync(int fd);
-
-    [DllImport("libc", EntryPoint = "close", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int Close(int fd);
 }

@@ -25,7 +25,7 @@ public sealed class DataPlaneEndToEndTests(ITestOutputHelper output)
 
         var expected = new List<string>();
         var seeds = new List<int>();
-        DataPlaneSeeds.Run(1, seeds.Add, output);
+        Seeds.Run(1, seeds.Add, output);
         var random = new Random(seeds[0]);
         long sequence = 1, epoch = 1, writesInEpoch = 0, bytesInEpoch = 0;
         for (var i = 0; i < 300; i++)

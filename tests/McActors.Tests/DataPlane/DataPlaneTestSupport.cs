@@ -6,36 +6,6 @@ using Xunit.Sdk;
 
 namespace McActors.Tests.DataPlane;
 
-/// <summary>
-/// Seeds for randomised data-plane tests: fixed by MCACTORS_TEST_SEED to replay a failure, else
-/// drawn anew each run. Every failure names the seed of the sequence that failed.
-/// </summary>
-internal static class DataPlaneSeeds
-{
-    public const string Variable = "MCACTORS_TEST_SEED";
-
-    public static void Run(int count, Action<int> sequence, ITestOutputHelper? output = null)
-    {
-        var text = Environment.GetEnvironmentVariable(Variable);
-        var replay = int.TryParse(text, out var seed);
-        if (!replay)
-            seed = Random.Shared.Next();
-        output?.WriteLine($"base seed {seed}{(replay ? " (replay)" : "")}, {count} sequences");
-        for (var i = 0; i < (replay ? 1 : count); i++)
-        {
-            var s = unchecked(seed + i * 7919);
-            try
-            {
-                sequence(s);
-            }
-            catch (Exception e)
-            {
-                throw new XunitException($"sequence with seed {s} failed (replay: {Variable}={s} dotnet test): {e}");
-            }
-        }
-    }
-}
-
 /// <summary>A decoded frame copied out of the buffer, comparable by value.</summary>
 internal sealed record FrameRecord(FrameType Type, long Generation, long Epoch, long Sequence, string Fields, string PayloadHex)
 {

@@ -64,7 +64,7 @@ public sealed class FrameCodecTests(ITestOutputHelper output)
     public void A_stream_split_into_many_random_segments_decodes_the_same()
     {
         var bytes = Streams.OneOfEach(out var expected);
-        DataPlaneSeeds.Run(200, seed =>
+        Seeds.Run(200, seed =>
         {
             var random = new Random(seed);
             var cuts = Enumerable.Range(0, random.Next(1, 40)).Select(_ => random.Next(bytes.Length)).ToArray();
@@ -100,7 +100,7 @@ public sealed class FrameCodecTests(ITestOutputHelper output)
         var bytes = Enumerable.Repeat(one, 20).SelectMany(b => b).ToArray();
         var expected = Enumerable.Repeat(oneExpected, 20).SelectMany(f => f).ToList();
         var seeds = new List<int>();
-        DataPlaneSeeds.Run(20, seeds.Add, output);
+        Seeds.Run(20, seeds.Add, output);
         foreach (var seed in seeds)
         {
             var random = new Random(seed);

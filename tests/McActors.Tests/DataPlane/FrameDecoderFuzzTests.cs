@@ -14,7 +14,7 @@ public sealed class FrameDecoderFuzzTests(ITestOutputHelper output)
     [Fact]
     public void Random_bytes_give_a_protocol_error_or_nothing()
     {
-        DataPlaneSeeds.Run(2000, seed =>
+        Seeds.Run(2000, seed =>
         {
             var random = new Random(seed);
             var bytes = new byte[random.Next(0, 300)];
@@ -41,7 +41,7 @@ public sealed class FrameDecoderFuzzTests(ITestOutputHelper output)
     public void Every_corruption_of_a_valid_stream_is_detected()
     {
         var bytes = Streams.OneOfEach(out var expected);
-        DataPlaneSeeds.Run(2000, seed =>
+        Seeds.Run(2000, seed =>
         {
             var random = new Random(seed);
             var damaged = (byte[])bytes.Clone();

@@ -10,7 +10,7 @@ public sealed class GuestVerifierTests(ITestOutputHelper output) : IDisposable
 {
     private const long Volume = 4 << 20;
     private const int Bs = 4096;
-    private readonly GuestTempDirectory _dir = new();
+    private readonly TempDirectory _dir = new();
 
     public void Dispose() => _dir.Dispose();
 
@@ -18,7 +18,7 @@ public sealed class GuestVerifierTests(ITestOutputHelper output) : IDisposable
     private (SyntheticWorkload Workload, VolumeImage Image) Written(int writes, long seed = 1234, string name = "volume.img")
     {
         var w = new SyntheticWorkload(seed, Volume, Bs);
-        var image = VolumeImage.Create(_dir.File(name), Volume);
+        var image = VolumeImage.Create(_dir.Sub(name), Volume);
         var buffer = new byte[w.MaxWriteLength];
         for (var i = 0; i < writes; i++)
         {
@@ -47,7 +47,7 @@ public sealed class GuestVerifierTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void A_correct_image_passes()
     {
-        GuestSeeds.Run(5, seed =>
+        Seeds.Run(5, seed =>
         {
             var (w, image) = Written(400, seed, $"ok-{seed}.img");
             using (image)
@@ -64,7 +64,7 @@ public sealed class GuestVerifierTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void An_empty_image_passes_an_empty_state_and_fails_a_written_one()
     {
-        using var image = VolumeImage.Create(_dir.File("empty.img"), Volume);
+        using var image = VolumeImage.Create(_dir.Sub("empty.img"), Volume);
         var w = new SyntheticWorkload(8, Volume);
         Assert.True(GuestVerifier.Verify(w.CaptureState(0), image).Ok);
         var first = w.NextWrite();
@@ -182,7 +182,7 @@ public sealed class GuestVerifierTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void An_image_of_another_size_is_refused()
     {
-        using var image = VolumeImage.Create(_dir.File("small.img"), Volume / 2);
+        using var image = VolumeImage.Create(_dir.Sub("small.img"), Volume / 2);
         Assert.Throws<ArgumentException>(() => GuestVerifier.Verify(new SyntheticWorkload(1, Volume).CaptureState(0), image));
     }
 
@@ -191,10 +191,10 @@ public sealed class GuestVerifierTests(ITestOutputHelper output) : IDisposable
     {
         // Invariants 1-2 in miniature: the guest state of checkpoint 1 describes the store's image
         // after epoch 2's writes are rolled back, and not before.
-        GuestSeeds.Run(3, seed =>
+        Seeds.Run(3, seed =>
         {
             var random = new Random(seed);
-            using var store = RollbackStore.Create(_dir.File($"store-{seed}"), VolumeDescriptor.New(Volume, Bs));
+            using var store = RollbackStore.Create(_dir.Sub($"store-{seed}"), VolumeDescriptor.New(Volume, Bs));
             var w = new SyntheticWorkload(seed, Volume, Bs);
             var buffer = new byte[w.MaxWriteLength];
             void Run(long epoch, int writes)

@@ -184,7 +184,7 @@ public sealed class SyntheticGuestActorTests : TestKit
     [Fact]
     public void A_guest_restored_elsewhere_continues_exactly_where_the_captured_one_was()
     {
-        GuestSeeds.Run(3, seed =>
+        Seeds.Run(3, seed =>
         {
             var reference = new SyntheticWorkload(seed, Volume);
             var diskA = CreateTestProbe();
@@ -316,8 +316,8 @@ public sealed class SyntheticGuestActorTests : TestKit
     [Fact]
     public void Against_a_real_image_every_paused_capture_verifies()
     {
-        using var dir = new GuestTempDirectory();
-        using var image = VolumeImage.Create(dir.File("guest.img"), Volume);
+        using var dir = new TempDirectory();
+        using var image = VolumeImage.Create(dir.Sub("guest.img"), Volume);
         var progress = CreateTestProbe();
         var disk = Sys.ActorOf(Props.Create(() => new ImageDisk(image, progress.Ref)));
         var guest = Sys.ActorOf(SyntheticGuestActor.Props(disk, Options(seed: 5, window: 8)));

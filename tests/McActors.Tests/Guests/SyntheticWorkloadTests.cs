@@ -11,7 +11,7 @@ public sealed class SyntheticWorkloadTests(ITestOutputHelper output)
     [Fact]
     public void The_same_seed_gives_the_same_writes_and_content()
     {
-        GuestSeeds.Run(20, seed =>
+        Seeds.Run(20, seed =>
         {
             var a = new SyntheticWorkload(seed, Volume);
             var b = new SyntheticWorkload(seed, Volume);
@@ -44,7 +44,7 @@ public sealed class SyntheticWorkloadTests(ITestOutputHelper output)
     [Fact]
     public void Writes_are_block_aligned_inside_the_volume_mostly_small_and_overlapping()
     {
-        GuestSeeds.Run(10, seed =>
+        Seeds.Run(10, seed =>
         {
             var w = new SyntheticWorkload(seed, Volume);
             int small = 0, large = 0;
@@ -90,7 +90,7 @@ public sealed class SyntheticWorkloadTests(ITestOutputHelper output)
     public void Restore_of_a_capture_continues_exactly_like_the_original()
     {
         int[] blockSizes = [512, 4096, 16384];
-        GuestSeeds.Run(40, seed =>
+        Seeds.Run(40, seed =>
         {
             var random = new Random(seed);
             var bs = blockSizes[random.Next(blockSizes.Length)];

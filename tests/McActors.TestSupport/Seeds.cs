@@ -1,7 +1,7 @@
 using Xunit.Abstractions;
 using Xunit.Sdk;
 
-namespace McActors.Storage.Tests.Support;
+namespace McActors.TestSupport;
 
 /// <summary>
 /// Seeds for randomised tests: fixed by MCACTORS_TEST_SEED to replay a failure, else drawn anew

@@ -1,4 +1,4 @@
-namespace McActors.Storage.Tests.Support;
+namespace McActors.TestSupport;
 
 /// <summary>A fresh directory under the system temp folder, deleted with everything in it.</summary>
 public sealed class TempDirectory : IDisposable

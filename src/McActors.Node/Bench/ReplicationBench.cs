@@ -1,0 +1,354 @@
+using System.Diagnostics;
+using McActors.Configuration;
+using McActors.Guests;
+using McActors.Node.LocalCluster;
+using McActors.Protocol;
+using McActors.Storage.Volume;
+
+namespace McActors.Node.Bench;
+
+/// <summary>How long <c>bench replication</c> runs, and whether it keeps its clusters' directories.</summary>
+/// <param name="Quick">Every phase ~2-3 s instead of ~10 s, a smaller transport round: a smoke test, same rows.</param>
+/// <param name="Keep">Leave the work directory (clusters' node.log files, images) in place and print its path.</param>
+public sealed record ReplicationBenchSettings(bool Quick, bool Keep);
+
+/// <summary>
+/// <c>bench replication</c>: the whole replicated device on this machine, as local clusters of OS
+/// processes (arbiter, primary, secondary) on 127.0.0.1.
+/// <list type="bullet">
+/// <item>(1) idle: a guest that never writes, epochs closed as fast as the pipeline allows: checkpoints/s and commit latency, the checkpoint protocol's own cost;</item>
+/// <item>(2) loaded: the synthetic guest writing as fast as it can, 100 ms epochs: commit latency, guest throughput, write amplification (from /proc/PID/io), the secondary's memory;</item>
+/// <item>(3) unreplicated baseline, right after (2): the same workload written serially to a plain image in this process, flushed every epoch interval;</item>
+/// <item>(4) the data plane against Akka.Remote, the same stream side by side.</item>
+/// </list>
+/// Row names do not change with <c>--quick</c>.
+/// </summary>
+public static class ReplicationBench
+{
+    // ---- Phases -----------------------------------------------------------------------------
+
+    private static readonly TimeSpan RolesTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan SampleInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>Before measuring: JIT, first-touch of the image files, the pipeline filling up.</summary>
+    private static TimeSpan WarmUp(bool quick) => TimeSpan.FromSeconds(quick ? 1.5 : 3);
+
+    private static TimeSpan Measured(bool quick) => TimeSpan.FromSeconds(quick ? 3 : 10);
+
+    /// <summary>(1): the guest makes no writes; the coordinator's timer fires every 1 ms, so an epoch closes whenever fewer than max-in-flight are open.</summary>
+    private static readonly string[] IdleOverrides =
+    [
+        "mcactors.guest.write-limit = 0",
+        "mcactors.checkpoint.epoch-interval = 1ms",
+    ];
+
+    /// <summary>(2): default epochs (100 ms), no write limit, a deeper guest window so the guest, not its window, is the limit.</summary>
+    private const int LoadedMaxOutstanding = 16;
+
+    private static readonly string[] LoadedOverrides = [$"mcactors.guest.max-outstanding = {LoadedMaxOutstanding}"];
+
+    /// <summary>(3) flushes its image this often: the epoch boundaries of (2).</summary>
+    private static readonly TimeSpan BaselineFlushInterval = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>(4): MiB per round over the data plane (Akka.Remote gets a quarter) and timed rounds after the warm-up one.</summary>
+    private static long TransportBytes(bool quick) => (quick ? 128L : 1024L) << 20;
+
+    private static int TransportRounds(bool quick) => quick ? 1 : ReplicationTransport.DefaultRounds;
+
+    // ---- Targets ----------------------------------------------------------------------------
+
+    private static readonly BenchTarget IdleCheckpointsTarget = BenchTarget.AtLeast(200);
+    private static readonly BenchTarget IdleCommitP99Target = BenchTarget.AtMost(5);
+    private static readonly BenchTarget LoadedCommitP99Target = BenchTarget.AtMost(50);
+    private static readonly BenchTarget ThroughputRatioTarget = BenchTarget.AtLeast(0.3);
+
+    /// <summary>The primary writes each guest byte once to its image; a little slack for metadata and page rounding.</summary>
+    private static readonly BenchTarget PrimaryWriteAmpTarget = BenchTarget.AtMost(1.1);
+
+    /// <summary>The secondary writes each byte to its image and, on a block's first touch in an epoch, the old content to the rollback log: at most 2x, plus headers.</summary>
+    private static readonly BenchTarget SecondaryWriteAmpTarget = BenchTarget.AtMost(2.1);
+
+    private static readonly BenchTarget DataPlaneTarget = BenchTarget.AtLeast(1000);
+    private static readonly BenchTarget DataPlaneRatioTarget = BenchTarget.AtLeast(5);
+
+    private const double MiB = 1 << 20;
+
+    public static async Task<BenchReport> RunAsync(ReplicationBenchSettings settings, TextWriter output, CancellationToken cancel)
+    {
+        var config = McActorsSettings.From(HoconFiles.Load());
+        var work = Directory.CreateTempSubdirectory("mcactors-bench-replication-").FullName;
+        var clock = Stopwatch.StartNew();
+        var keep = settings.Keep;
+        var report = new BenchReport();
+        await output.WriteLineAsync($"bench replication{(settings.Quick ? " --quick" : "")}: work directory {work}, {Environment.ProcessorCount} CPUs, volume {config.VolumeSize / MiB:0} MiB");
+        try
+        {
+            await IdleAsync(Path.Combine(work, "idle"), settings.Quick, report, output, clock, cancel);
+            var replicated = await LoadedAsync(Path.Combine(work, "loaded"), settings.Quick, report, output, clock, cancel);
+            var unreplicated = await Task.Run(() => Baseline(Path.Combine(work, "baseline"), config, settings.Quick, output, clock, cancel), cancel);
+            report.Add("unreplicated_throughput_mib_s", unreplicated, "MiB/s", 1);
+            report.Add("guest_throughput_ratio", replicated / unreplicated, "x", 2, ThroughputRatioTarget);
+
+            await Log(output, clock, $"transport: data plane vs Akka.Remote, {TransportBytes(settings.Quick) >> 20} MiB per round, 1 warm-up + {TransportRounds(settings.Quick)} rounds");
+            var transport = await ReplicationTransport.CompareAsync(TransportBytes(settings.Quick), TransportRounds(settings.Quick), output, cancel);
+            report.Add("dataplane_mb_s", transport.DataPlaneMegabytesPerSecond, "MB/s", 0, DataPlaneTarget);
+            report.Add("akka_remote_mb_s", transport.AkkaRemoteMegabytesPerSecond, "MB/s", 0);
+            report.Add("dataplane_vs_akka_remote_ratio", transport.Ratio, "x", 1, DataPlaneRatioTarget);
+        }
+        catch (BenchFailedException)
+        {
+            keep = true; // the node.log files say why
+            throw;
+        }
+        finally
+        {
+            if (keep)
+                await output.WriteLineAsync($"kept {work} (node.log of each node under idle/ and loaded/)");
+            else
+                TryDelete(work);
+        }
+        return report;
+    }
+
+    // ---- (1) idle -----------------------------------------------------------------------------
+
+    private static async Task IdleAsync(string dir, bool quick, BenchReport report, TextWriter output, Stopwatch clock, CancellationToken cancel)
+    {
+        await Log(output, clock, $"idle: cluster with {string.Join(", ", IdleOverrides)}");
+        await using var cluster = await StartAsync(dir, IdleOverrides, output, clock, cancel);
+        var run = await MeasureAsync(cluster, "idle", quick, [], output, clock, cancel);
+        report.Add("checkpoints_per_s_idle", run.CheckpointsPerSecond, "ckpt/s", 1, IdleCheckpointsTarget);
+        report.Add("commit_p50_ms_idle", run.End.CommitP50Ms, "ms", 2);
+        report.Add("commit_p99_ms_idle", run.End.CommitP99Ms, "ms", 2, IdleCommitP99Target);
+        report.Add("idle_in_flight_avg", run.InFlightAverage, "ckpt", 2);
+        await Log(output, clock, "idle: stopping the cluster");
+    }
+
+    // ---- (2) loaded ---------------------------------------------------------------------------
+
+    /// <summary>Returns the guest's replicated throughput, MiB/s.</summary>
+    private static async Task<double> LoadedAsync(string dir, bool quick, BenchReport report, TextWriter output, Stopwatch clock, CancellationToken cancel)
+    {
+        await Log(output, clock, $"loaded: cluster with {string.Join(", ", LoadedOverrides)}, guest writing without limit");
+        await using var cluster = await StartAsync(dir, LoadedOverrides, output, clock, cancel);
+        var status = await StatusAsync(cluster, cancel);
+        var primary = cluster.Node(status.Primary!);
+        var secondary = cluster.Node(status.Secondaries[0]);
+        var run = await MeasureAsync(cluster, "loaded", quick, [primary, secondary], output, clock, cancel);
+
+        var bytes = (double)(run.End.BytesCommitted - run.Start.BytesCommitted);
+        if (bytes <= 0)
+            throw new BenchFailedException($"loaded: no guest bytes committed in {run.Elapsed.TotalSeconds:0.0} s; see {primary.LogPath}");
+        var throughput = bytes / MiB / run.Elapsed.TotalSeconds;
+        report.Add("commit_p50_ms_loaded", run.End.CommitP50Ms, "ms", 2);
+        report.Add("commit_p99_ms_loaded", run.End.CommitP99Ms, "ms", 2, LoadedCommitP99Target);
+        report.Add("guest_throughput_mib_s", throughput, "MiB/s", 1);
+
+        var (primaryIo, secondaryIo) = (run.Io[0], run.Io[1]);
+        if (primaryIo is null || secondaryIo is null)
+            throw new BenchFailedException("loaded: /proc/PID/io of the nodes is not readable on this system");
+        report.Add("write_amp_primary", primaryIo.Value.WriteBytes / bytes, "x", 2, PrimaryWriteAmpTarget);
+        report.Add("write_amp_secondary", secondaryIo.Value.WriteBytes / bytes, "x", 2, SecondaryWriteAmpTarget);
+        report.Add("write_syscall_amp_primary", primaryIo.Value.WriteChars / bytes, "x", 2);
+        report.Add("write_syscall_amp_secondary", secondaryIo.Value.WriteChars / bytes, "x", 2);
+        await Log(output, clock,
+            $"loaded: {bytes / MiB:0.0} MiB committed; write_bytes primary {primaryIo.Value.WriteBytes / MiB:0.0} MiB, secondary {secondaryIo.Value.WriteBytes / MiB:0.0} MiB " +
+            $"(cancelled {primaryIo.Value.CancelledWriteBytes / MiB:0.0} / {secondaryIo.Value.CancelledWriteBytes / MiB:0.0} MiB); " +
+            $"wchar primary {primaryIo.Value.WriteChars / MiB:0.0} MiB (image + data-plane socket), secondary {secondaryIo.Value.WriteChars / MiB:0.0} MiB");
+
+        var secondaryMemory = ReplicationProcStats.ReadMemory(secondary.Pid)
+            ?? throw new BenchFailedException($"loaded: /proc/{secondary.Pid}/status of the secondary is not readable");
+        var primaryMemory = ReplicationProcStats.ReadMemory(primary.Pid);
+        report.Add("secondary_rss_mib", secondaryMemory.RssBytes / MiB, "MiB", 1);
+        report.Add("secondary_peak_rss_mib", secondaryMemory.PeakRssBytes / MiB, "MiB", 1);
+        if (primaryMemory is { } pm)
+            report.Add("primary_rss_mib", pm.RssBytes / MiB, "MiB", 1);
+
+        report.Add("loaded_checkpoints_per_s", run.CheckpointsPerSecond, "ckpt/s", 1);
+        report.Add("loaded_in_flight_avg", run.InFlightAverage, "ckpt", 2);
+        if (run.Cpu[0] is { } primaryCpu)
+            report.Add("primary_cpu_pct", 100 * primaryCpu / run.Elapsed.TotalSeconds, "% of 1 CPU", 0);
+        if (run.Cpu[1] is { } secondaryCpu)
+            report.Add("secondary_cpu_pct", 100 * secondaryCpu / run.Elapsed.TotalSeconds, "% of 1 CPU", 0);
+        await Log(output, clock, "loaded: stopping the cluster");
+        return throughput;
+    }
+
+    // ---- (3) unreplicated baseline ------------------------------------------------------------
+
+    /// <summary>The guest's workload (same seed, volume, block size) straight into a plain image, one write at a time, a flush per epoch interval. MiB/s.</summary>
+    private static double Baseline(string dir, McActorsSettings config, bool quick, TextWriter output, Stopwatch clock, CancellationToken cancel)
+    {
+        Directory.CreateDirectory(dir);
+        var warmUp = WarmUp(quick);
+        var measured = Measured(quick);
+        output.WriteLine($"[{clock.Elapsed.TotalSeconds,6:0.0}s] unreplicated: seed {config.GuestSeed} workload into a plain {config.VolumeSize / MiB:0} MiB image, flush every {BaselineFlushInterval.TotalMilliseconds:0} ms, {warmUp.TotalSeconds:0.#} s warm-up + {measured.TotalSeconds:0} s");
+        using var image = VolumeImage.Create(Path.Combine(dir, "volume.img"), config.VolumeSize);
+        var workload = new SyntheticWorkload(config.GuestSeed, config.VolumeSize, config.BlockSize);
+        var buffer = new byte[workload.MaxWriteLength];
+        var run = Stopwatch.StartNew();
+        var nextFlush = BaselineFlushInterval;
+        long startBytes = -1;
+        var startTime = TimeSpan.Zero;
+        var flushes = 0;
+        while (true)
+        {
+            var now = run.Elapsed;
+            if (startBytes < 0 && now >= warmUp)
+            {
+                startBytes = workload.BytesWritten;
+                startTime = now;
+            }
+            if (now >= warmUp + measured)
+                break;
+            cancel.ThrowIfCancellationRequested();
+            var write = workload.NextWrite(buffer);
+            image.Write(write.Offset, buffer.AsSpan(0, write.Length));
+            if (run.Elapsed >= nextFlush)
+            {
+                image.Flush();
+                flushes++;
+                nextFlush = run.Elapsed + BaselineFlushInterval;
+            }
+        }
+        image.Flush();
+        var elapsed = run.Elapsed - startTime;
+        var throughput = (workload.BytesWritten - startBytes) / MiB / elapsed.TotalSeconds;
+        output.WriteLine($"[{clock.Elapsed.TotalSeconds,6:0.0}s] unreplicated: {throughput:0.0} MiB/s ({workload.WriteCount} writes, {flushes} flushes)");
+        return throughput;
+    }
+
+    // ---- shared -------------------------------------------------------------------------------
+
+    /// <summary>What one measured interval of a cluster gave: statuses at both ends, and per watched node the deltas of its I/O and CPU seconds.</summary>
+    private sealed record ClusterRun(
+        CoordinatorStatus Start,
+        CoordinatorStatus End,
+        TimeSpan Elapsed,
+        double InFlightAverage,
+        IReadOnlyList<ProcessIo?> Io,
+        IReadOnlyList<double?> Cpu)
+    {
+        public double CheckpointsPerSecond => (End.CheckpointsCommitted - Start.CheckpointsCommitted) / Elapsed.TotalSeconds;
+    }
+
+    private static async Task<LocalCluster.LocalCluster> StartAsync(string dir, IReadOnlyList<string> overrides, TextWriter output, Stopwatch clock, CancellationToken cancel)
+    {
+        var cluster = LocalCluster.LocalCluster.Start(new LocalClusterOptions(dir, 2, overrides));
+        try
+        {
+            CoordinatorStatus roles;
+            try
+            {
+                roles = await cluster.WaitForRolesAsync(RolesTimeout, cancel);
+            }
+            catch (Exception e) when (e is TimeoutException or InvalidOperationException)
+            {
+                throw new BenchFailedException(e.Message);
+            }
+            cluster.UpdateTopology(roles);
+            await Log(output, clock, $"  roles: primary {roles.Primary}, secondary {roles.Secondaries[0]} (generation {roles.Generation})");
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Warm-up, then the measured interval with a status sample (and a progress line) every second.</summary>
+    private static async Task<ClusterRun> MeasureAsync(LocalCluster.LocalCluster cluster, string phase, bool quick,
+        IReadOnlyList<LocalNodeProcess> watched, TextWriter output, Stopwatch clock, CancellationToken cancel)
+    {
+        var warmUp = WarmUp(quick);
+        var measured = Measured(quick);
+        await Log(output, clock, $"{phase}: {warmUp.TotalSeconds:0.#} s warm-up, then {measured.TotalSeconds:0} s measured");
+        await Task.Delay(warmUp, cancel);
+
+        var start = await StatusAsync(cluster, cancel);
+        var ioStart = watched.Select(n => ReplicationProcStats.ReadIo(n.Pid)).ToList();
+        var cpuStart = watched.Select(n => ReplicationProcStats.ReadCpuSeconds(n.Pid)).ToList();
+        var run = Stopwatch.StartNew();
+        var previous = (Time: TimeSpan.Zero, start.CheckpointsCommitted, start.BytesCommitted);
+        var inFlight = new List<int>();
+        while (run.Elapsed + SampleInterval / 2 < measured)
+        {
+            var wait = TimeSpan.FromTicks(Math.Min(SampleInterval.Ticks, (measured - run.Elapsed).Ticks));
+            if (wait > TimeSpan.Zero)
+                await Task.Delay(wait, cancel);
+            CoordinatorStatus sample;
+            try
+            {
+                sample = await cluster.Observer.StatusAsync(StatusTimeout);
+            }
+            catch (Exception e) when (e is TimeoutException or Akka.Actor.AskTimeoutException)
+            {
+                await Log(output, clock, $"{phase}: coordinator did not answer in {StatusTimeout.TotalSeconds:0} s");
+                continue;
+            }
+            Check(cluster, start, sample, phase);
+            inFlight.Add(sample.InFlight);
+            var seconds = (run.Elapsed - previous.Time).TotalSeconds;
+            await Log(output, clock,
+                $"{phase}: epoch {sample.LastCommitted,6}  {(sample.CheckpointsCommitted - previous.CheckpointsCommitted) / seconds,6:0.0} ckpt/s  " +
+                $"commit p50 {sample.CommitP50Ms,6:0.00} ms p99 {sample.CommitP99Ms,6:0.00} ms  " +
+                $"{(sample.BytesCommitted - previous.BytesCommitted) / MiB / seconds,7:0.0} MiB/s  in flight {sample.InFlight}");
+            previous = (run.Elapsed, sample.CheckpointsCommitted, sample.BytesCommitted);
+        }
+        // The end sample: the measured interval ends here, and the status carries the latency window of the last 1000 commits.
+        var end = await StatusAsync(cluster, cancel);
+        var elapsed = run.Elapsed;
+        var ioEnd = watched.Select(n => ReplicationProcStats.ReadIo(n.Pid)).ToList();
+        var cpuEnd = watched.Select(n => ReplicationProcStats.ReadCpuSeconds(n.Pid)).ToList();
+        Check(cluster, start, end, phase);
+        var io = ioStart.Zip(ioEnd, (a, b) => a is { } x && b is { } y ? y - x : (ProcessIo?)null).ToList();
+        var cpu = cpuStart.Zip(cpuEnd, (a, b) => a is { } x && b is { } y ? y - x : (double?)null).ToList();
+        var average = inFlight.Count == 0 ? end.InFlight : inFlight.Average();
+        return new ClusterRun(start, end, elapsed, average, io, cpu);
+    }
+
+    /// <summary>The numbers mean nothing if the replica set changed under the measurement.</summary>
+    private static void Check(LocalCluster.LocalCluster cluster, CoordinatorStatus start, CoordinatorStatus now, string phase)
+    {
+        if (cluster.Nodes.FirstOrDefault(n => n.HasExited) is { } dead)
+            throw new BenchFailedException($"{phase}: node {dead.Options.Name} exited; see {dead.LogPath}");
+        if (now.Generation != start.Generation || now.Primary != start.Primary || now.Degraded)
+            throw new BenchFailedException(
+                $"{phase}: the replica set changed while measuring (generation {start.Generation} -> {now.Generation}, primary {now.Primary ?? "none"}, " +
+                $"{now.Secondaries.Count} secondaries{(now.Degraded ? ", degraded" : "")}); see the node.log files under {cluster.DataDirectory}");
+    }
+
+    private static async Task<CoordinatorStatus> StatusAsync(LocalCluster.LocalCluster cluster, CancellationToken cancel)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            try
+            {
+                return await cluster.Observer.StatusAsync(StatusTimeout);
+            }
+            catch (Exception e) when (e is TimeoutException or Akka.Actor.AskTimeoutException)
+            {
+                if (attempt == 3)
+                    throw new BenchFailedException($"the coordinator did not answer 3 status requests in {StatusTimeout.TotalSeconds:0} s each; see the node.log files under {cluster.DataDirectory}");
+            }
+        }
+    }
+
+    private static Task Log(TextWriter output, Stopwatch clock, string line) =>
+        output.WriteLineAsync($"[{clock.Elapsed.TotalSeconds,6:0.0}s] {line}");
+
+    private static void TryDelete(string directory)
+    {
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"could not remove {directory}: {e.Message}");
+        }
+    }
+}
