@@ -430,8 +430,13 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
 
     // ---- epochs and the two-phase commit ----
 
+    // When the last epoch was closed: a commit that frees a slot closes the next epoch at once if one
+    // is due, so neither a full pipeline nor the scheduler's ~10 ms tick granularity delays it.
+    private long _lastCloseTicks;
+
     private void CloseNextEpoch()
     {
+        _lastCloseTicks = Stopwatch.GetTimestamp();
         var now = DateTime.UtcNow;
         var epoch = _pipeline!.Close(now);
         _closedAtTicks[epoch] = Stopwatch.GetTimestamp();
@@ -509,6 +514,8 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             Become(GuestStopped);
         else if (_stopRequested && _stopEpoch is null && _pipeline.CanClose)
             CloseNextEpoch();
+        else if (!_stopRequested && _pipeline.CanClose && Stopwatch.GetElapsedTime(_lastCloseTicks) >= _settings.EpochInterval)
+            CloseNextEpoch(); // an epoch is due (or its tick was skipped while the pipeline was full): do not wait for the next tick
     }
 
     private void ApplyEvent(ICoordinatorEvent e)
