@@ -17,7 +17,9 @@ public static class AkkaRemoteStream
     {
         var config = ConfigurationFactory.ParseString($$"""
             akka.actor.provider = remote
-            akka.loglevel = WARNING
+            # The systems are torn down while associated; their disassociation noise says nothing here.
+            akka.loglevel = OFF
+            akka.remote.log-remote-lifecycle-events = off
             akka.remote.dot-netty.tcp {
               hostname = "127.0.0.1"
               port = 0

@@ -58,6 +58,20 @@ public static class ReplicationProcStats
         return (user + system) / TicksPerSecond;
     }
 
+    /// <summary>The 1-minute load average of the machine (<c>/proc/loadavg</c>).</summary>
+    public static double? ReadLoadAverage()
+    {
+        try
+        {
+            var first = File.ReadAllText("/proc/loadavg").Split(' ')[0];
+            return double.TryParse(first, NumberStyles.Float, CultureInfo.InvariantCulture, out var load) ? load : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>"name: number [kB]" lines; lines whose value is not a number are left out.</summary>
     private static Dictionary<string, long>? ReadFields(string path, char separator)
     {

@@ -17,16 +17,23 @@ internal static class BenchReplicationCommand
         var json = BenchCommand.CreateJsonOption();
         var quick = new Option<bool>("--quick") { Description = "Smoke test: ~2-3 s per phase instead of ~10 s, same rows." };
         var keep = new Option<bool>("--keep") { Description = "Keep the work directory (the clusters' node.log files) and print its path." };
+        var set = new Option<string[]>("--set")
+        {
+            Description = "KEY=VALUE setting for every node of both clusters, after the bench's own (repeatable; for experiments).",
+            HelpName = "KEY=VALUE",
+            AllowMultipleArgumentsPerToken = false,
+        };
         var command = new Command("replication",
             "Local clusters: idle checkpoint rate and commit latency, loaded commit latency, guest throughput vs unreplicated, write amplification, secondary memory, data plane vs Akka.Remote.")
         {
             json,
             quick,
             keep,
+            set,
         };
         command.SetAction(async (parseResult, cancel) =>
         {
-            var settings = new ReplicationBenchSettings(parseResult.GetValue(quick), parseResult.GetValue(keep));
+            var settings = new ReplicationBenchSettings(parseResult.GetValue(quick), parseResult.GetValue(keep), parseResult.GetValue(set) ?? []);
             var output = parseResult.InvocationConfiguration.Output;
             var error = parseResult.InvocationConfiguration.Error;
             BenchReport report;
