@@ -33,6 +33,9 @@ public sealed class ClusterObserver : IAsyncDisposable
     public Task<CoordinatorStatus> StatusAsync(TimeSpan timeout) =>
         _coordinator.Ask<CoordinatorStatus>(GetCoordinatorStatus.Instance, timeout);
 
+    /// <summary>Starts the coordinator's commit-latency window afresh.</summary>
+    public void ResetCommitLatency() => _coordinator.Tell(Protocol.ResetCommitLatency.Instance);
+
     public Task<GuestStopped> StopGuestAsync(TimeSpan timeout) =>
         _coordinator.Ask<GuestStopped>(StopGuest.Instance, timeout);
 

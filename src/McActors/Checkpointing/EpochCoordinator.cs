@@ -274,6 +274,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private void Common()
     {
         Command<GetCoordinatorStatus>(_ => Sender.Tell(Status()));
+        Command<ResetCommitLatency>(_ => _latency.Clear());
         Command<CoordinatorSingleton.HandOver>(_ => Context.Stop(Self));
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning("snapshot at {0} failed: {1}", f.Metadata.SequenceNr, f.Cause.Message));

@@ -19,6 +19,13 @@ public sealed class LatencyWindow
 
     public int Count => _count;
 
+    /// <summary>Forgets every latency, so that later percentiles describe only what follows.</summary>
+    public void Clear()
+    {
+        _next = 0;
+        _count = 0;
+    }
+
     public void Add(TimeSpan latency)
     {
         _ms[_next] = latency.TotalMilliseconds;

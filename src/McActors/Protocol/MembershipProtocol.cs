@@ -60,6 +60,15 @@ public sealed record GetCoordinatorStatus : IControlMessage
 }
 
 /// <summary>
+/// Anyone → coordinator: forget the commit latencies measured so far, so that the percentiles of
+/// later <see cref="CoordinatorStatus"/> answers describe only what follows (a benchmark's warm-up ends).
+/// </summary>
+public sealed record ResetCommitLatency : IControlMessage
+{
+    public static readonly ResetCommitLatency Instance = new();
+}
+
+/// <summary>
 /// The coordinator's view: generation, roles, the checkpoint pipeline and commit latency
 /// (CloseEpoch sent → Committed persisted) over the last status interval and since start.
 /// </summary>

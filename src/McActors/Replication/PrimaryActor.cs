@@ -347,6 +347,9 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             var sequence = Ledger.AttachState(m.Epoch, m.State);
             SendToAll(s => s.SendGuestStateAsync(m.Epoch, sequence, m.State), FinishClose);
         });
+        // The coordinator sends StopGuest before the CloseEpoch of the checkpoint the guest stops at;
+        // one arriving during a close belongs to the next close, not to this one.
+        Receive<StopGuest>(_ => Stash.Stash());
         CommonWhileAssigned();
         ReceiveAny(_ => Stash.Stash());
     }
@@ -363,6 +366,11 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         {
             _stoppedAt = _closing;
             _log.Info("primary {0}: guest stopped at checkpoint {1}", _replicaId, _closing);
+            // Saved before EpochClosed, so before the coordinator can commit the checkpoint and
+            // answer GuestStopped: whoever hears GuestStopped finds the files in place. No write
+            // follows (the guest stays paused), so the image is the checkpoint's already.
+            if (closed.State is { } state)
+                SaveStoppedCheckpoint(_closing, state);
         }
         _closeRequester.Tell(new EpochClosed(ledger.Generation, closed.Epoch, closed.Writes, closed.Bytes));
         _closeRequester = ActorRefs.Nobody;
