@@ -136,30 +136,33 @@ public static class ReplicationBench
 
     private static async Task IdleAsync(string dir, ReplicationBenchSettings settings, BenchReport report, TextWriter output, Stopwatch clock, CancellationToken cancel)
     {
-        await Log(output, clock, $"idle: cluster with {string.Join(", ", IdleOverrides)}");
-        await using var cluster = await StartAsync(dir, [.. IdleOverrides, .. settings.Overrides], output, clock, cancel);
-        var status = await StatusAsync(cluster, cancel);
-        var (arbiter, primary, secondary) = (cluster.Nodes[0], cluster.Node(status.Primary!), cluster.Node(status.Secondaries[0]));
-        var run = await MeasureAsync(cluster, "idle", settings.Quick, WarmUp(settings.Quick), [primary, secondary, arbiter], output, clock, cancel);
+        var run = await IdleRunAsync(dir, "idle", IdleOverrides, settings, output, clock, cancel);
         report.Add("checkpoints_per_s_idle", run.CheckpointsPerSecond, "ckpt/s", 1, IdleCheckpointsTarget);
         report.Add("commit_p50_ms_idle_saturated", run.End.CommitP50Ms, "ms", 2);
         report.Add("commit_p99_ms_idle_saturated", run.End.CommitP99Ms, "ms", 2);
         report.Add("idle_in_flight_avg", run.InFlightAverage, "ckpt", 2);
         AddCpu(report, "idle", run);
-        await Log(output, clock, "idle: stopping the cluster");
     }
 
     private static async Task IdlePacedAsync(string dir, ReplicationBenchSettings settings, BenchReport report, TextWriter output, Stopwatch clock, CancellationToken cancel)
     {
-        await Log(output, clock, $"idle, paced: cluster with {string.Join(", ", IdlePacedOverrides)}");
-        await using var cluster = await StartAsync(dir, [.. IdlePacedOverrides, .. settings.Overrides], output, clock, cancel);
-        var status = await StatusAsync(cluster, cancel);
-        var (arbiter, primary, secondary) = (cluster.Nodes[0], cluster.Node(status.Primary!), cluster.Node(status.Secondaries[0]));
-        var run = await MeasureAsync(cluster, "idle-paced", settings.Quick, WarmUp(settings.Quick), [primary, secondary, arbiter], output, clock, cancel);
+        var run = await IdleRunAsync(dir, "idle-paced", IdlePacedOverrides, settings, output, clock, cancel);
         report.Add("commit_p50_ms_idle", run.End.CommitP50Ms, "ms", 2);
         report.Add("commit_p99_ms_idle", run.End.CommitP99Ms, "ms", 2, IdleCommitP99Target);
         report.Add("checkpoints_per_s_idle_paced", run.CheckpointsPerSecond, "ckpt/s", 1);
-        await Log(output, clock, "idle, paced: stopping the cluster");
+    }
+
+    /// <summary>One idle cluster (a guest that never writes) with these overrides, measured after its warm-up.</summary>
+    private static async Task<ClusterRun> IdleRunAsync(string dir, string phase, string[] overrides, ReplicationBenchSettings settings,
+        TextWriter output, Stopwatch clock, CancellationToken cancel)
+    {
+        await Log(output, clock, $"{phase}: cluster with {string.Join(", ", overrides)}");
+        await using var cluster = await StartAsync(dir, [.. overrides, .. settings.Overrides], output, clock, cancel);
+        var status = await StatusAsync(cluster, cancel);
+        var (arbiter, primary, secondary) = (cluster.Nodes[0], cluster.Node(status.Primary!), cluster.Node(status.Secondaries[0]));
+        var run = await MeasureAsync(cluster, phase, settings.Quick, WarmUp(settings.Quick), [primary, secondary, arbiter], output, clock, cancel);
+        await Log(output, clock, $"{phase}: stopping the cluster");
+        return run;
     }
 
     // ---- (2) loaded ---------------------------------------------------------------------------
