@@ -43,6 +43,8 @@ public sealed class RollbackStore : IDisposable
     private readonly List<ReadOnlyMemory<byte>> _gather = [];
     private long _currentEpoch;
     private long _guestBytes, _blocksStashed, _zeroBlocksStashed;
+    private readonly long _writebackBytes;
+    private long _writebackMark;
     private Exception? _fault;
     private bool _disposed;
 
@@ -66,6 +68,7 @@ public sealed class RollbackStore : IDisposable
         _state = state;
         _blockSize = descriptor.BlockSize;
         _zeroBlock = new byte[_blockSize];
+        _writebackBytes = options.WritebackBytes;
         _writeAhead = new WriteAheadPipeline(image, options.WriteAheadBatchBytes, RollbackLogFormat.RecordSize(_blockSize, zero: false));
         _deleter = new BackgroundDeleter(state.Sync);
         _currentEpoch = state.State.Prepared;
@@ -249,6 +252,7 @@ public sealed class RollbackStore : IDisposable
                 Enqueue(offset, data, first, last);
             else
                 _image.Write(offset, data);
+            MaybeStartWriteback();
         }
         catch (Exception e) when (e is not EpochOrderException) // write path: no lambda, same rule as Guard
         {
@@ -447,6 +451,18 @@ public sealed class RollbackStore : IDisposable
         _blocksStashed++;
         if (zero)
             _zeroBlocksStashed++;
+    }
+
+    /// <summary>
+    /// Every <see cref="RollbackStoreOptions.WritebackBytes"/> of image writes, starts their writeback,
+    /// so that Prepare's fsync finds most of the epoch already on its way to disk.
+    /// </summary>
+    private void MaybeStartWriteback()
+    {
+        if (_writebackBytes == 0 || _image.BytesWritten - _writebackMark < _writebackBytes)
+            return;
+        _writebackMark = _image.BytesWritten;
+        _image.StartWriteback();
     }
 
     private bool IsQueued(long first, long last)

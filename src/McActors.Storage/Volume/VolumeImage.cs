@@ -98,6 +98,9 @@ public sealed class VolumeImage : IDisposable
         Interlocked.Add(ref _bytesWritten, length);
     }
 
+    /// <summary>Starts writing dirty pages back in the background, so that the next <see cref="Flush"/> has less to wait for.</summary>
+    public void StartWriteback() => Durability.StartWriteback(_handle);
+
     /// <summary>Makes every write so far durable (fsync).</summary>
     public void Flush() => RandomAccess.FlushToDisk(_handle);
 

@@ -56,6 +56,7 @@ public sealed record McActorsSettings(
             })
         {
             VolumeSize = Bytes(c, "volume.size"),
+            WritebackBytes = Bytes(c, "storage.writeback-interval"),
             GuestSeed = Read(c, "guest.seed", () => c.GetLong("guest.seed")),
             GuestMaxOutstanding = Read(c, "guest.max-outstanding", () => c.GetInt("guest.max-outstanding")),
             GuestWriteLimit = Read(c, "guest.write-limit", () => c.GetString("guest.write-limit") is "off" or "" ? (long?)null : c.GetLong("guest.write-limit")),
@@ -67,7 +68,10 @@ public sealed record McActorsSettings(
         return settings;
     }
 
-    public RollbackStoreOptions StoreOptions => new() { WriteAheadBatchBytes = WriteAheadBatchBytes };
+    public RollbackStoreOptions StoreOptions => new() { WriteAheadBatchBytes = WriteAheadBatchBytes, WritebackBytes = WritebackBytes };
+
+    /// <summary>mcactors.storage.writeback-interval: image bytes between background writeback starts on a secondary (0 = off).</summary>
+    public long WritebackBytes { get; init; } = 32L << 20;
 
     private void Validate()
     {
