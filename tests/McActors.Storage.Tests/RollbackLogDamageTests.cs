@@ -121,7 +121,7 @@ public sealed class RollbackLogDamageTests : IDisposable
         var state = Path.Combine(StoreDir, "store.state");
         var saved = File.ReadAllBytes(state);
         StoreFiles.FlipByte(state, 20);
-        StoreFiles.FlipByte(state, 512 + 20);
+        StoreFiles.FlipByte(state, StoreStateFile.SlotSize + 20);
         Assert.Contains("no valid slot", AssertRecoverRefuses<StoreMetadataCorruptException>().Message);
         File.WriteAllBytes(state, saved);
 

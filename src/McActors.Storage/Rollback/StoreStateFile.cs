@@ -16,7 +16,7 @@ public readonly record struct StoreState(long Committed, long Prepared, long Lin
 }
 
 /// <summary>
-/// store.state: two 512-byte slots written alternately, each
+/// store.state: two 4 KiB slots written alternately, each
 /// <c>magic u32 | version u32 | sequence i64 | committed i64 | prepared i64 | lineage i64 | rollback point i64 | CRC-32 of [0, 48)</c>.
 /// A torn write can damage only the slot being written, so the other one still holds the
 /// previous state. Writes are cheap pwrites; <see cref="Sync"/> makes them durable.
@@ -26,7 +26,9 @@ internal sealed class StoreStateFile : IDisposable
     public const string FileName = "store.state";
     private const uint Magic = 0x54534D4D; // "MMST"
     private const int Version = 1;
-    private const int SlotSize = 512;
+    // One page per slot: the background deleter fsyncs the file while commits go on writing the
+    // other slot, and a write into a page under writeback would wait for it (stable pages).
+    public const int SlotSize = 4096;
     private const int PayloadLength = 48;
     private readonly SafeFileHandle _handle;
     private readonly byte[] _slot = new byte[SlotSize];
