@@ -85,8 +85,6 @@ public static class ReplicationBench
     /// <summary>The secondary writes each byte to its image and, on a block's first touch in an epoch, the old content to the rollback log: at most 2x, plus headers.</summary>
     private static readonly BenchTarget SecondaryWriteAmpTarget = BenchTarget.AtMost(2.1);
 
-    private static readonly BenchTarget DataPlaneTarget = BenchTarget.AtLeast(1000);
-    private static readonly BenchTarget DataPlaneRatioTarget = BenchTarget.AtLeast(5);
 
     private const double MiB = 1 << 20;
 
@@ -113,9 +111,7 @@ public static class ReplicationBench
 
             await Log(output, clock, $"transport: data plane vs Akka.Remote, {TransportBytes(settings.Quick) >> 20} MiB per round, 1 warm-up + {TransportRounds(settings.Quick)} rounds");
             var transport = await ReplicationTransport.CompareAsync(TransportBytes(settings.Quick), TransportRounds(settings.Quick), output, cancel);
-            report.Add("dataplane_mb_s", transport.DataPlaneMegabytesPerSecond, "MB/s", 0, DataPlaneTarget);
-            report.Add("akka_remote_mb_s", transport.AkkaRemoteMegabytesPerSecond, "MB/s", 0);
-            report.Add("dataplane_vs_akka_remote_ratio", transport.Ratio, "x", 1, DataPlaneRatioTarget);
+            transport.AddTo(report);
         }
         catch (BenchFailedException)
         {

@@ -6,6 +6,14 @@ namespace McActors.Node.Bench;
 public readonly record struct TransportComparison(double DataPlaneMegabytesPerSecond, double AkkaRemoteMegabytesPerSecond)
 {
     public double Ratio => DataPlaneMegabytesPerSecond / AkkaRemoteMegabytesPerSecond;
+
+    /// <summary>The three rows every bench reports for it, with the targets of the replication issue.</summary>
+    public void AddTo(BenchReport report)
+    {
+        report.Add("dataplane_mb_s", DataPlaneMegabytesPerSecond, "MB/s", 0, BenchTarget.AtLeast(1000));
+        report.Add("akka_remote_mb_s", AkkaRemoteMegabytesPerSecond, "MB/s", 0);
+        report.Add("dataplane_vs_akka_remote_ratio", Ratio, "x", 1, BenchTarget.AtLeast(5));
+    }
 }
 
 /// <summary>

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using McActors.DataPlane;
 using McActors.Node.Bench;
 
 namespace McActors.Node.Cli;
@@ -10,9 +9,6 @@ namespace McActors.Node.Cli;
 /// </summary>
 internal static class BenchDataPlaneCommand
 {
-    private const int WriteSize = 64 << 10;
-    private const int Rounds = 3; // median of three: the machine is noisy, the first round is JIT warm-up
-
     public static Command Create()
     {
         var json = BenchCommand.CreateJsonOption();
@@ -26,30 +22,11 @@ internal static class BenchDataPlaneCommand
         command.SetAction(async (parse, cancel) =>
         {
             var output = parse.InvocationConfiguration.Output;
-            var bytes = (long)parse.GetValue(mib) << 20;
-            var options = DataPlaneOptions.Default;
-            var dataPlane = new List<double>();
-            var akka = new List<double>();
-            for (var round = 0; round <= Rounds; round++)
-            {
-                var dp = (await DataPlaneBenchmark.RunAsync(bytes, WriteSize, options, cancel)).MegabytesPerSecond;
-                var ar = await AkkaRemoteStream.MegabytesPerSecondAsync(bytes / 4, WriteSize, options.WindowBytes, cancel);
-                await output.WriteLineAsync($"round {round}{(round == 0 ? " (warm-up)" : "")}: data plane {dp:F0} MB/s, Akka.Remote {ar:F0} MB/s");
-                if (round == 0)
-                    continue;
-                dataPlane.Add(dp);
-                akka.Add(ar);
-            }
+            var result = await ReplicationTransport.CompareAsync((long)parse.GetValue(mib) << 20, ReplicationTransport.DefaultRounds, output, cancel);
             var report = new BenchReport();
-            var dpMedian = Median(dataPlane);
-            var arMedian = Median(akka);
-            report.Add("dataplane_mb_s", dpMedian, "MB/s", 0, BenchTarget.AtLeast(1000));
-            report.Add("akka_remote_mb_s", arMedian, "MB/s", 0);
-            report.Add("dataplane_vs_akka_remote_ratio", dpMedian / arMedian, "x", 1, BenchTarget.AtLeast(5));
+            result.AddTo(report);
             return BenchCommand.Finish(report, parse.GetValue(json), output);
         });
         return command;
     }
-
-    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 }
