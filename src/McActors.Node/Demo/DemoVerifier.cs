@@ -18,16 +18,13 @@ public static class DemoVerifier
 {
     private const int CompareChunk = 1 << 20;
 
-    public static string StatePath(string replicaDirectory, long epoch) =>
-        Path.Combine(replicaDirectory, "states", $"epoch-{epoch}.gstate");
-
     public static DemoVerdict Verify(string primaryDirectory, string secondaryDirectory, long epoch)
     {
         foreach (var dir in new[] { primaryDirectory, secondaryDirectory })
-            if (!File.Exists(StatePath(dir, epoch)))
+            if (!File.Exists(GuestStateFiles.PathIn(dir, epoch)))
                 return new DemoVerdict(false, $"no guest state of checkpoint {epoch} in {dir}");
-        var primaryBlob = File.ReadAllBytes(StatePath(primaryDirectory, epoch));
-        var secondaryBlob = File.ReadAllBytes(StatePath(secondaryDirectory, epoch));
+        var primaryBlob = File.ReadAllBytes(GuestStateFiles.PathIn(primaryDirectory, epoch));
+        var secondaryBlob = File.ReadAllBytes(GuestStateFiles.PathIn(secondaryDirectory, epoch));
         if (!primaryBlob.AsSpan().SequenceEqual(secondaryBlob))
             return new DemoVerdict(false, $"the guest states of checkpoint {epoch} differ between primary and secondary");
         var state = GuestState.Parse(primaryBlob);
@@ -38,7 +35,7 @@ public static class DemoVerifier
         var descriptor = VolumeDescriptor.Load(storeDirectory);
         using var store = RollbackStore.Recover(storeDirectory);
         store.RollbackTo(epoch);
-        using var primary = VolumeImage.Open(Path.Combine(primaryDirectory, RollbackStore.ImageFileName), descriptor.SizeBytes, writable: false);
+        using var primary = VolumeImage.Open(PrimaryVolumeFiles.ImagePath(primaryDirectory), descriptor.SizeBytes, writable: false);
 
         var onPrimary = GuestVerifier.Verify(state, primary);
         if (!onPrimary.Ok)

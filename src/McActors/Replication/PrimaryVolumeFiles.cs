@@ -1,5 +1,6 @@
 using McActors.Protocol;
 using McActors.Storage;
+using McActors.Storage.Rollback;
 using McActors.Storage.Volume;
 
 namespace McActors.Replication;
@@ -10,13 +11,11 @@ namespace McActors.Replication;
 /// </summary>
 public static class PrimaryVolumeFiles
 {
-    public const string ImageFileName = "volume.img";
-    public const string StatesDirectoryName = "states";
+    public const string ImageFileName = RollbackStore.ImageFileName; // one layout for both roles
 
     public static string ImagePath(string directory) => Path.Combine(directory, ImageFileName);
 
-    public static string StatePath(string directory, long epoch) =>
-        Path.Combine(directory, StatesDirectoryName, $"epoch-{epoch}.gstate");
+    public static string StatePath(string directory, long epoch) => GuestStateFiles.PathIn(directory, epoch);
 
     /// <summary>
     /// Opens the image of <paramref name="volume"/>, creating it (sparse) with its descriptor if

@@ -33,7 +33,7 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
     private readonly IActorRef _coordinator;
     private readonly McActorsSettings _settings;
     private readonly StoreGate _gate = new();
-    private readonly SecondaryStateFiles _states;
+    private readonly GuestStateFiles _states;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
     private AssignSecondary? _assignment;
@@ -54,7 +54,7 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         _endPoint = dataPlaneEndPoint;
         _coordinator = coordinator;
         _settings = settings;
-        _states = new SecondaryStateFiles(Path.Combine(dataDirectory, "states"));
+        _states = GuestStateFiles.Of(dataDirectory);
         Unassigned();
     }
 

@@ -29,7 +29,7 @@ public sealed class StreamApplier : IDataPlaneHandler
     private readonly Lock _sync = new();
     private readonly StoreGate _gate;
     private readonly IActorRef _secondary;
-    private readonly SecondaryStateFiles _states;
+    private readonly GuestStateFiles _states;
     private readonly SortedDictionary<long, EpochProgress> _epochs = [];
     private long _generation;
     private long _incarnation;
@@ -38,7 +38,7 @@ public sealed class StreamApplier : IDataPlaneHandler
     private long _writes;
     private long _bytes;
 
-    public StreamApplier(StoreGate gate, IActorRef secondary, SecondaryStateFiles states, long generation)
+    public StreamApplier(StoreGate gate, IActorRef secondary, GuestStateFiles states, long generation)
     {
         _gate = gate;
         _secondary = secondary;

@@ -33,7 +33,7 @@ public sealed class SecondaryStreamApplierTests : TestKit, IDisposable
         _store = RollbackStore.Create(Path.Combine(_dir, "store"), new VolumeDescriptor(Guid.NewGuid(), VolumeSize, BlockSize));
         _gate.Publish(_store);
         _secondary = CreateTestProbe();
-        _applier = new StreamApplier(_gate, _secondary.Ref, new SecondaryStateFiles(Path.Combine(_dir, "states")), generation: 1);
+        _applier = new StreamApplier(_gate, _secondary.Ref, GuestStateFiles.Of(_dir), generation: 1);
     }
 
     private static HandshakeFrame Hello(long generation, long firstSequence) => new(1, Guid.Empty, generation, BlockSize, firstSequence);

@@ -3,17 +3,19 @@ using McActors.Storage.Io;
 namespace McActors.Replication;
 
 /// <summary>
-/// A secondary's guest-state files, <c>epoch-N.gstate</c> in one directory. The stream writes a
+/// A replica's guest-state files, <c>states/epoch-N.gstate</c> in its data directory: the one place
+/// that names them. On a secondary the stream writes a
 /// state as it arrives (not durable); Prepare makes it durable (file and directory fsync) before
 /// the checkpoint is reported prepared; Commit deletes the states older than the committed one,
 /// which is kept: it is what a promotion to primary restores.
 /// </summary>
-public sealed class SecondaryStateFiles
+public sealed class GuestStateFiles
 {
+    public const string DirectoryName = "states";
     private const string Prefix = "epoch-";
     private const string Suffix = ".gstate";
 
-    public SecondaryStateFiles(string directory)
+    public GuestStateFiles(string directory)
     {
         Directory = directory;
         System.IO.Directory.CreateDirectory(directory);
@@ -21,7 +23,15 @@ public sealed class SecondaryStateFiles
 
     public string Directory { get; }
 
-    public string PathOf(long epoch) => Path.Combine(Directory, $"{Prefix}{epoch}{Suffix}");
+    /// <summary>The guest-state files of the replica whose data directory this is.</summary>
+    public static GuestStateFiles Of(string replicaDirectory) => new(Path.Combine(replicaDirectory, DirectoryName));
+
+    /// <summary>Where checkpoint <paramref name="epoch"/>'s state lives in a replica's data directory (nothing is created).</summary>
+    public static string PathIn(string replicaDirectory, long epoch) => Path.Combine(replicaDirectory, DirectoryName, FileName(epoch));
+
+    public string PathOf(long epoch) => Path.Combine(Directory, FileName(epoch));
+
+    private static string FileName(long epoch) => $"{Prefix}{epoch}{Suffix}";
 
     /// <summary>Writes (or rewrites, after a rewound stream) the state of checkpoint <paramref name="epoch"/>; not durable yet.</summary>
     public void Write(long epoch, ReadOnlySpan<byte> blob)
