@@ -296,20 +296,33 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         SendToAll(s => s.SendWriteAsync(epoch, sequence, m.Offset, m.Data), () => guest.Tell(new GuestWriteCompleted(m.Tag)));
     }
 
-    // ---- Closing ----------------------------------------------------------------------------
-
-    private void BeginClose(CloseEpoch m)
+    /// <summary>
+    /// Fencing: a message of an older generation is answered with <see cref="StaleGeneration"/>, one
+    /// of a newer generation is for a new primary actor; either way it changes nothing here.
+    /// </summary>
+    private bool IsCurrent(IFencedMessage m)
     {
         var ledger = Ledger;
         switch (ledger.Fence(m.Generation))
         {
             case FenceVerdict.Stale:
-                Sender.Tell(new StaleGeneration(ledger.Generation, m.Generation, nameof(CloseEpoch)));
-                return;
+                Sender.Tell(new StaleGeneration(ledger.Generation, m.Generation, m.GetType().Name));
+                return false;
             case FenceVerdict.Newer:
-                _log.Warning("primary {0} of generation {1}: CloseEpoch of newer generation {2} ignored", _replicaId, ledger.Generation, m.Generation);
-                return;
+                _log.Warning("primary {0} of generation {1}: {2} of newer generation {3} ignored", _replicaId, ledger.Generation, m.GetType().Name, m.Generation);
+                return false;
+            default:
+                return true;
         }
+    }
+
+    // ---- Closing ----------------------------------------------------------------------------
+
+    private void BeginClose(CloseEpoch m)
+    {
+        var ledger = Ledger;
+        if (!IsCurrent(m))
+            return;
         switch (ledger.Classify(m.Epoch))
         {
             case CloseRequest.Repeat:
@@ -400,15 +413,8 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private void OnCommit(Commit m)
     {
         var ledger = Ledger;
-        switch (ledger.Fence(m.Generation))
-        {
-            case FenceVerdict.Stale:
-                Sender.Tell(new StaleGeneration(ledger.Generation, m.Generation, nameof(Commit)));
-                return;
-            case FenceVerdict.Newer:
-                _log.Warning("primary {0} of generation {1}: Commit of newer generation {2} ignored", _replicaId, ledger.Generation, m.Generation);
-                return;
-        }
+        if (!IsCurrent(m))
+            return;
         // The stopped checkpoint's state must be taken before the commit drops older checkpoints.
         byte[]? stoppedState = null;
         if (_stoppedAt is { } stopped && !_stoppedStateSaved && m.Epoch >= stopped && m.Epoch <= ledger.LastClosed)
