@@ -37,24 +37,12 @@ public sealed class LocalClusterTests
     [Fact]
     public void Bench_replication_quick_writes_every_named_row()
     {
-        var json = Path.Combine(Path.GetTempPath(), $"mcactors-bench-replication-{Guid.NewGuid():N}.json");
-        try
-        {
-            var (exit, output, error) = NodeProcess.Run(TimeSpan.FromMinutes(5), "bench", "replication", "--quick", "--json", json);
-            Assert.True(exit == 0, $"exit {exit}\n{output}\n{error}");
-            using var doc = JsonDocument.Parse(File.ReadAllText(json));
-            var rows = doc.RootElement.GetProperty("rows").EnumerateArray()
-                .ToDictionary(r => r.GetProperty("name").GetString()!, r => r.GetProperty("value").GetDouble());
-            string[] named = ["checkpoints_per_s_idle", "commit_p99_ms_idle", "commit_p99_ms_loaded", "guest_throughput_ratio",
-                "write_amp_primary", "write_amp_secondary", "dataplane_mb_s", "dataplane_vs_akka_remote_ratio", "secondary_rss_mib"];
-            foreach (var name in named)
-                Assert.True(rows.ContainsKey(name), $"row {name} is missing");
-            Assert.True(rows["checkpoints_per_s_idle"] > 0 && rows["secondary_rss_mib"] > 0 && rows["dataplane_mb_s"] > 0, output);
-        }
-        finally
-        {
-            File.Delete(json);
-        }
+        var (rows, output) = BenchRun.Run(TimeSpan.FromMinutes(5), "bench", "replication", "--quick");
+        string[] named = ["checkpoints_per_s_idle", "commit_p99_ms_idle", "commit_p99_ms_loaded", "guest_throughput_ratio",
+            "write_amp_primary", "write_amp_secondary", "dataplane_mb_s", "dataplane_vs_akka_remote_ratio", "secondary_rss_mib"];
+        foreach (var name in named)
+            Assert.True(rows.ContainsKey(name), $"row {name} is missing");
+        Assert.True(rows["checkpoints_per_s_idle"] > 0 && rows["secondary_rss_mib"] > 0 && rows["dataplane_mb_s"] > 0, output);
     }
 
     [Fact]
