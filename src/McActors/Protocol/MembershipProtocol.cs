@@ -83,7 +83,40 @@ public sealed record CoordinatorStatus(
     long BytesCommitted,
     double CommitP50Ms,
     double CommitP99Ms,
-    bool Degraded) : IControlMessage;
+    bool Degraded) : IControlMessage
+{
+    /// <summary>Failovers since the volume was created (from the journal).</summary>
+    public long Failovers { get; init; }
+
+    /// <summary>The last failover's timeline, or null if none happened while this coordinator ran.</summary>
+    public FailoverReport? LastFailover { get; init; }
+
+    /// <summary>Replicas being re-protected (background copy from the primary) and how far each got.</summary>
+    public IReadOnlyList<ResyncProgress> Resyncing { get; init; } = [];
+}
+
+/// <summary>
+/// One failover as the coordinator saw it. Times are UTC wall clock (the same clock as a local
+/// caller's <see cref="DateTime.UtcNow"/>); a step not seen by this coordinator is null (for
+/// example detection, when the coordinator itself moved).
+/// </summary>
+public sealed record FailoverReport(
+    long Generation,
+    string FromPrimary,
+    string ToPrimary,
+    long TargetCheckpoint,
+    DateTime? DetectedAt,
+    DateTime? DownedAt,
+    DateTime PromotedAt,
+    DateTime? RolledBackAt,
+    DateTime? ResumedAt,
+    long RolledBackEpochs,
+    long RolledBackBlocks,
+    long RolledBackBytes,
+    double RollbackMs);
+
+/// <summary>A replica being re-protected: <see cref="CopiedBytes"/> of <see cref="ScannedBytes"/> scanned differed and were sent.</summary>
+public sealed record ResyncProgress(string Replica, long ScannedBytes, long TotalBytes, long CopiedBytes, bool Done);
 
 /// <summary>
 /// Anyone → coordinator: pause the guest for good and commit one last checkpoint covering all its
