@@ -13,8 +13,11 @@ public sealed record VolumeSpec(Guid VolumeId, long SizeBytes, int BlockSize);
 public sealed record SecondaryEndpoint(string ReplicaId, string Host, int Port);
 
 /// <summary>
-/// Replica → coordinator, resent until <see cref="ReplicaRegistered"/>: here I am, this is my
-/// store's state. <see cref="VolumeId"/> is null for a replica with no store yet.
+/// Replica → coordinator, resent every second: here I am, this is my store's state, and the role I
+/// run (<see cref="Role"/> of <see cref="RoleGeneration"/>, null while none). A member of the
+/// replica set that registers with no role has restarted: if it was the primary, its image holds
+/// writes no checkpoint covers, so the coordinator fails over. <see cref="VolumeId"/> is null for
+/// a replica with no image yet.
 /// </summary>
 public sealed record RegisterReplica(
     string ReplicaId,
@@ -23,7 +26,9 @@ public sealed record RegisterReplica(
     int DataPlanePort,
     Guid? VolumeId,
     long Committed,
-    long Prepared) : IControlMessage;
+    long Prepared,
+    ReplicaRole? Role = null,
+    long RoleGeneration = 0) : IControlMessage;
 
 /// <summary>Coordinator → replica: registered; a role assignment follows when there is one for it.</summary>
 public sealed record ReplicaRegistered(string ReplicaId, long Generation) : IControlMessage;
@@ -43,6 +48,21 @@ public sealed record AssignSecondary(long Generation, VolumeSpec Volume, string 
 
 /// <summary>Replica → coordinator: the assigned role runs (the primary's guest runs, the secondary listens).</summary>
 public sealed record RoleAssumed(long Generation, string ReplicaId, ReplicaRole Role) : IFencedMessage;
+
+/// <summary>
+/// Promoted replica → coordinator: its image is checkpoint <see cref="Checkpoint"/> again (the
+/// rollback undid <see cref="RolledBackEpochs"/> epochs: these blocks and bytes, in this time);
+/// the primary starts on it now. <see cref="At"/> is UTC wall clock.
+/// </summary>
+public sealed record Promoted(
+    long Generation,
+    string ReplicaId,
+    long Checkpoint,
+    long RolledBackEpochs,
+    long RolledBackBlocks,
+    long RolledBackBytes,
+    double RollbackMs,
+    DateTime At) : IFencedMessage;
 
 /// <summary>Replica → coordinator: my role's actor stopped for good (its supervisor decided); drop me.</summary>
 public sealed record ReplicaFailed(long Generation, string ReplicaId, string Reason) : IFencedMessage;

@@ -61,6 +61,21 @@ public sealed class GuestStateFiles
             .Where(e => e >= 0)
             .Order()];
 
+    /// <summary>
+    /// Deletes the states of checkpoints after <paramref name="epoch"/> (a rollback to it undid
+    /// them; a new generation's checkpoints of the same numbers are different ones); returns how many.
+    /// </summary>
+    public int DeleteAfter(long epoch)
+    {
+        var deleted = 0;
+        foreach (var undone in Epochs().Where(e => e > epoch))
+        {
+            File.Delete(PathOf(undone));
+            deleted++;
+        }
+        return deleted;
+    }
+
     /// <summary>Deletes the states of checkpoints before <paramref name="epoch"/>; returns how many.</summary>
     public int DeleteBefore(long epoch)
     {

@@ -6,14 +6,18 @@ using McActors.Storage.Volume;
 namespace McActors.Replication;
 
 /// <summary>
-/// The primary's files in its data directory: the image <c>volume.img</c>, its descriptor
-/// <c>volume.json</c>, and the guest states of stopped checkpoints under <c>states/</c>.
+/// The primary's files in its data directory: the image <c>store/volume.img</c> and its descriptor
+/// <c>store/volume.json</c> (the same place as a secondary's store: a promoted secondary goes on
+/// with its rolled-back image, and a demoted primary's image can be resynced in place), and the
+/// guest states under <c>states/</c>.
 /// </summary>
 public static class PrimaryVolumeFiles
 {
     public const string ImageFileName = RollbackStore.ImageFileName; // one layout for both roles
 
-    public static string ImagePath(string directory) => Path.Combine(directory, ImageFileName);
+    public static string ImageDirectory(string directory) => Path.Combine(directory, SecondaryActor.StoreName);
+
+    public static string ImagePath(string directory) => Path.Combine(ImageDirectory(directory), ImageFileName);
 
     public static string StatePath(string directory, long epoch) => GuestStateFiles.PathIn(directory, epoch);
 
@@ -21,10 +25,11 @@ public static class PrimaryVolumeFiles
     /// Opens the image of <paramref name="volume"/>, creating it (sparse) with its descriptor if
     /// the directory has none; an existing one must be the same volume of the same size.
     /// </summary>
-    public static VolumeImage OpenOrCreate(string directory, VolumeSpec volume)
+    public static VolumeImage OpenOrCreate(string dataDirectory, VolumeSpec volume)
     {
+        var directory = ImageDirectory(dataDirectory);
         Directory.CreateDirectory(directory);
-        var image = ImagePath(directory);
+        var image = ImagePath(dataDirectory);
         var descriptorPath = Path.Combine(directory, VolumeDescriptor.FileName);
         if (!File.Exists(descriptorPath))
         {

@@ -18,13 +18,17 @@ public sealed record ReplicaSettings(
 
 /// <summary>
 /// The node's replica (/user/replica): registers with the coordinator (again and again, so that a
-/// moved or restarted coordinator finds it), becomes primary or secondary when told, and forwards
-/// the checkpoint protocol to that role's actor. If the role's actor stops for good (its
-/// supervisor decided the failure is not recoverable in place), the coordinator hears of it.
+/// moved or restarted coordinator finds it, saying which role it runs), becomes primary or
+/// secondary when told, and forwards the checkpoint protocol to that role's actor. Role changes
+/// of a failover happen here: a secondary told to be primary is promoted (its store rolls back to
+/// the last committed checkpoint, then a primary starts on the same image); a primary that learns
+/// of a newer generation stops at once (fencing itself: its guest pauses for good). If the role's
+/// actor stops for good (its supervisor decided the failure is not recoverable in place), the
+/// coordinator hears of it.
 /// </summary>
 public sealed class ReplicaActor : ReceiveActor, IWithTimers
 {
-    /// <summary>How often registration is repeated: fast until a role arrives, slower after.</summary>
+    /// <summary>How often registration is repeated.</summary>
     public static readonly TimeSpan RegisterInterval = TimeSpan.FromSeconds(1);
 
     private readonly ReplicaSettings _replica;
@@ -33,21 +37,30 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     private IActorRef? _role;
     private ReplicaRole? _roleKind;
     private long _generation;
+    private Guid? _volumeId;
+
+    // A role change waiting for the old role's actor to stop: the next assignment (null: none, the
+    // role stopped for fencing) and who sent it. A promotion proceeds only once the image is ready.
+    private bool _changing;
+    private (object Assignment, IActorRef Sender)? _next;
+    private bool _promoting;
+    private bool _promotionReady;
 
     public ReplicaActor(ReplicaSettings replica, IActorRef coordinator)
     {
         _replica = replica;
         _coordinator = coordinator;
         Receive<RegisterTick>(_ => Register());
-        Receive<ReplicaRegistered>(r => _generation = Math.Max(_generation, r.Generation));
+        Receive<ReplicaRegistered>(r => OnRegistered(r));
         Receive<AssignPrimary>(a => Assume(ReplicaRole.Primary, a.Generation, a));
         Receive<AssignSecondary>(a => Assume(ReplicaRole.Secondary, a.Generation, a));
+        Receive<PromotionReady>(OnPromotionReady);
         Receive<Terminated>(t => t.ActorRef.Equals(_role), t => RoleStopped());
         // Everything else (CloseEpoch, Prepare, Commit, StopGuest, status queries) is the role's business.
         ReceiveAny(m =>
         {
-            if (_role is null)
-                _log.Warning("{0} arrived before this replica has a role; dropped", m.GetType().Name);
+            if (_role is null || _changing)
+                _log.Warning("{0} arrived while this replica has no running role; dropped", m.GetType().Name);
             else
                 _role.Forward(m);
         });
@@ -71,11 +84,36 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
 
     private void Register()
     {
-        var volumeId = File.Exists(Path.Combine(_replica.DataDirectory, VolumeDescriptor.FileName))
-            ? VolumeDescriptor.Load(_replica.DataDirectory).VolumeId
-            : (Guid?)null;
+        _volumeId ??= ReadVolumeId();
+        var running = _role is not null && !_changing ? _roleKind : null;
         _coordinator.Tell(new RegisterReplica(_replica.ReplicaId, Self, _replica.DataPlaneHost, _replica.DataPlanePort,
-            volumeId, Committed: 0, Prepared: 0));
+            _volumeId, Committed: 0, Prepared: 0, running, running is null ? 0 : _generation));
+    }
+
+    /// <summary>The volume this node holds an image of (both roles keep it in the store directory), if any.</summary>
+    private Guid? ReadVolumeId()
+    {
+        var directory = Path.Combine(_replica.DataDirectory, SecondaryActor.StoreName);
+        try
+        {
+            return File.Exists(Path.Combine(directory, VolumeDescriptor.FileName)) ? VolumeDescriptor.Load(directory).VolumeId : null;
+        }
+        catch (Exception e) when (e is IOException or Storage.CannotVouchException)
+        {
+            _log.Warning("cannot read the volume descriptor in {0}: {1}", directory, e.Message);
+            return null;
+        }
+    }
+
+    private void OnRegistered(ReplicaRegistered r)
+    {
+        if (r.Generation > _generation && _roleKind == ReplicaRole.Primary && !_changing)
+        {
+            // Fencing: a newer generation exists, so this primary was failed over (it was
+            // partitioned or paused). Stop its guest now rather than wait to be downed.
+            _log.Warning("replica {0}: generation {1} has begun, this primary of generation {2} stops", _replica.ReplicaId, r.Generation, _generation);
+            StopRole(next: null);
+        }
     }
 
     private void Assume(ReplicaRole kind, long generation, object assignment)
@@ -85,34 +123,97 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             Sender.Tell(new StaleGeneration(_generation, generation, assignment.GetType().Name));
             return;
         }
+        if (_changing)
+        {
+            // A role change is under way; the newest assignment is the one to take when it ends.
+            if (!_promoting && (_next is null || generation >= GenerationOf(_next.Value.Assignment)))
+                _next = (assignment, Sender);
+            return;
+        }
         _generation = generation;
         if (_role is not null && _roleKind != kind)
         {
-            // Changing role in place is failover work (rollback, re-protection): not done here yet.
-            _log.Error("asked to become {0} in generation {1} while {2}; refused", kind, generation, _roleKind);
+            if (kind == ReplicaRole.Primary)
+            {
+                _log.Info("replica {0}: promotion to primary of generation {1}", _replica.ReplicaId, generation);
+                _changing = _promoting = true;
+                _promotionReady = false;
+                _next = (assignment, Sender);
+                _role.Tell(new PromoteToPrimary((AssignPrimary)assignment));
+            }
+            else
+            {
+                _log.Warning("replica {0}: primary of an older generation told to be a secondary of generation {1}; stopping the primary first",
+                    _replica.ReplicaId, generation);
+                StopRole((assignment, Sender));
+            }
             return;
         }
         if (_role is null)
-        {
-            var props = kind == ReplicaRole.Primary
-                ? PrimaryActor.Props(_replica.ReplicaId, _replica.DataDirectory, _coordinator, _replica.Settings, _replica.GuestProps, _replica.Settings.GuestSeed)
-                : SecondaryActor.Props(_replica.ReplicaId, _replica.DataDirectory,
-                    new IPEndPoint(IPAddress.Parse(_replica.DataPlaneHost), _replica.DataPlanePort), _coordinator, _replica.Settings);
-            _role = Context.ActorOf(props, kind.ToString().ToLowerInvariant());
-            _roleKind = kind;
-            Context.Watch(_role);
-            _log.Info("replica {0} is {1} of generation {2}", _replica.ReplicaId, kind, generation);
-        }
-        _role.Forward(assignment);
+            StartRole(kind, generation);
+        _role!.Forward(assignment);
+    }
+
+    private void StartRole(ReplicaRole kind, long generation)
+    {
+        var props = kind == ReplicaRole.Primary
+            ? PrimaryActor.Props(_replica.ReplicaId, _replica.DataDirectory, _coordinator, _replica.Settings, _replica.GuestProps, _replica.Settings.GuestSeed)
+            : SecondaryActor.Props(_replica.ReplicaId, _replica.DataDirectory,
+                new IPEndPoint(IPAddress.Parse(_replica.DataPlaneHost), _replica.DataPlanePort), _coordinator, _replica.Settings);
+        // Names carry the generation: the previous role's actor may still be stopping.
+        _role = Context.ActorOf(props, $"{kind.ToString().ToLowerInvariant()}-{generation}");
+        _roleKind = kind;
+        Context.Watch(_role);
+        _log.Info("replica {0} is {1} of generation {2}", _replica.ReplicaId, kind, generation);
+    }
+
+    private void StopRole((object Assignment, IActorRef Sender)? next)
+    {
+        _changing = true;
+        _next = next;
+        Context.Stop(_role!);
+    }
+
+    private void OnPromotionReady(PromotionReady m)
+    {
+        _promotionReady = true;
+        _log.Info("replica {0}: image at checkpoint {1} after rolling back {2} epochs ({3} blocks, {4} B) in {5:0.0} ms; starting the primary",
+            _replica.ReplicaId, m.Checkpoint, m.RolledBackEpochs, m.RolledBackBlocks, m.RolledBackBytes, m.RollbackTime.TotalMilliseconds);
+        _coordinator.Tell(new Promoted(m.Assignment.Generation, _replica.ReplicaId, m.Checkpoint, m.RolledBackEpochs,
+            m.RolledBackBlocks, m.RolledBackBytes, m.RollbackTime.TotalMilliseconds, DateTime.UtcNow));
     }
 
     private void RoleStopped()
     {
-        _log.Error("the {0} actor of replica {1} stopped; reporting the replica as failed", _roleKind, _replica.ReplicaId);
-        _coordinator.Tell(new ReplicaFailed(_generation, _replica.ReplicaId, $"{_roleKind} actor stopped"));
+        var planned = _changing && (!_promoting || _promotionReady);
+        var next = _next;
+        _changing = _promoting = _promotionReady = false;
+        _next = null;
+        if (!planned)
+        {
+            _log.Error("the {0} actor of replica {1} stopped; reporting the replica as failed", _roleKind, _replica.ReplicaId);
+            _coordinator.Tell(new ReplicaFailed(_generation, _replica.ReplicaId, $"{_roleKind} actor stopped"));
+            _role = null;
+            _roleKind = null;
+            return;
+        }
+        // A planned role change: the old role's actor is gone, start the new one (none after fencing:
+        // the coordinator assigns a role again when it has one).
         _role = null;
         _roleKind = null;
+        if (next is not { } n)
+            return;
+        var (kind, generation) = n.Assignment is AssignPrimary p ? (ReplicaRole.Primary, p.Generation) : (ReplicaRole.Secondary, GenerationOf(n.Assignment));
+        StartRole(kind, generation);
+        _role!.Tell(n.Assignment, n.Sender);
     }
+
+    private static long GenerationOf(object assignment) => assignment switch
+    {
+        AssignPrimary p => p.Generation,
+        AssignSecondary s => s.Generation,
+        _ => 0,
+    };
 
     private sealed record RegisterTick
     {

@@ -9,6 +9,21 @@ using McActors.Storage.Volume;
 namespace McActors.Replication;
 
 /// <summary>
+/// Replica → its secondary: become the primary of <see cref="Assignment"/>'s generation. The
+/// secondary stops taking the old stream, rolls its store back to the assignment's last committed
+/// checkpoint, closes the store and answers <see cref="PromotionReady"/>, then stops; the replica
+/// starts a primary on the same image.
+/// </summary>
+public sealed record PromoteToPrimary(AssignPrimary Assignment);
+
+/// <summary>
+/// Secondary → replica: the image is exactly checkpoint <see cref="Checkpoint"/> and closed; the
+/// rollback undid <see cref="RolledBackEpochs"/> epochs (blocks and bytes restored, time taken).
+/// </summary>
+public sealed record PromotionReady(AssignPrimary Assignment, long Checkpoint, long RolledBackEpochs, long RolledBackBlocks,
+    long RolledBackBytes, TimeSpan RollbackTime);
+
+/// <summary>
 /// A secondary replica of one volume (DESIGN.md, "Secondary"). On <see cref="AssignSecondary"/> it
 /// opens its store (a <see cref="RollbackStoreActor"/> child in <c>dataDirectory/store</c>), brings
 /// it to the cluster's last committed checkpoint, and listens for the primary's stream on its
@@ -37,6 +52,11 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
     private AssignSecondary? _assignment;
+    private PromoteToPrimary? _promotion;
+    private long _rollbackFrom = -1;
+    private long _rolledBackBlocks;
+    private long _rolledBackBytes;
+    private TimeSpan _rollbackTime;
     private IActorRef _assigner = ActorRefs.Nobody;
     private IActorRef _store = ActorRefs.Nobody;
     private long _generation;
@@ -79,7 +99,9 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
                 StoreSupervision.IsResyncRequired(e) ? "stopping it, a resync is required" : "restarting it from disk");
         });
 
-    protected override void PostStop()
+    protected override void PostStop() => CloseListener();
+
+    private void CloseListener()
     {
         if (_listener is null)
             return;
@@ -135,8 +157,11 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         _state = "Aligning";
         Receive<StoreStatus>(m =>
         {
-            var target = _assignment!.LastCommitted;
-            var plan = StoreAlignment.Plan(m.Committed, m.Prepared, target);
+            var target = Target;
+            var newestLogged = m.LoggedEpochs.Count > 0 ? m.LoggedEpochs.Max() : 0;
+            if (_rollbackFrom < 0)
+                _rollbackFrom = Math.Max(m.Prepared, newestLogged);
+            var plan = StoreAlignment.Plan(m.Committed, m.Prepared, target, newestLogged);
             if (plan.ResyncReason is { } reason)
             {
                 Fail($"store cannot resume from checkpoint {target}, resync required: {reason}");
@@ -144,7 +169,10 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
             }
             if (plan.Ready)
             {
-                Activate();
+                if (_promotion is not null)
+                    FinishPromotion();
+                else
+                    Activate();
                 return;
             }
             if (plan.RollbackTo is { } checkpoint)
@@ -154,8 +182,14 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
             _store.Tell(GetStoreStatus.Instance);
         });
         Receive<StoreReady>(OnStoreReady);
-        Receive<StoreRolledBack>(_ => { });
+        Receive<StoreRolledBack>(m =>
+        {
+            _rolledBackBlocks += m.Result.BlocksRestored;
+            _rolledBackBytes += m.Result.BytesRestored;
+            _rollbackTime += m.Result.Elapsed;
+        });
         Receive<StoreCommitted>(m => _checkpoints.StoreCommitted(m.Epoch));
+        Receive<PromoteToPrimary>(BeginPromotion);
         Receive<Terminated>(m => m.ActorRef.Equals(_store), _ => StoreLost());
         Receive<GetSecondaryStatus>(_ => ReplyStatus());
         Receive<SecondaryStreamBroken>(StreamBroken);
@@ -165,6 +199,15 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
     private void Activate()
     {
         var m = _assignment!;
+        try
+        {
+            _states.DeleteAfter(m.LastCommitted);
+        }
+        catch (IOException e)
+        {
+            Fail($"cannot remove the guest states undone by the rollback to checkpoint {m.LastCommitted}: {e.Message}");
+            return;
+        }
         if (_listener is null)
         {
             _applier = new StreamApplier(_gate, Self, _states, m.Generation);
@@ -206,10 +249,10 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
                 _generation = m.Generation;
                 _assignment = m;
                 _assigner = Sender;
-                Become(Aligning);
-                _store.Tell(GetStoreStatus.Instance);
+                BeginAlignment();
             }
         });
+        Receive<PromoteToPrimary>(BeginPromotion);
         Receive<Prepare>(m =>
         {
             if (!Current(m.Generation, nameof(Prepare)))
@@ -274,6 +317,85 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         Receive<SecondaryStreamBroken>(StreamBroken);
         Receive<Terminated>(m => m.ActorRef.Equals(_store), _ => StoreLost());
         Common();
+    }
+
+    /// <summary>The checkpoint the store must be brought to: the assignment's (or promotion's) last committed one.</summary>
+    private long Target => _promotion?.Assignment.LastCommitted ?? _assignment!.LastCommitted;
+
+    /// <summary>
+    /// A new generation began: fence the old primary off first (its frames must not land after the
+    /// rollback), then bring the store to the cluster's last committed checkpoint.
+    /// </summary>
+    private void BeginAlignment()
+    {
+        RaiseFence(_generation);
+        _checkpoints.ClearWaiting(); // requests of the old generation are not this one's
+        _rollbackFrom = -1;
+        _rolledBackBlocks = _rolledBackBytes = 0;
+        _rollbackTime = TimeSpan.Zero;
+        Become(Aligning);
+        _store.Tell(GetStoreStatus.Instance);
+    }
+
+    private void BeginPromotion(PromoteToPrimary m)
+    {
+        if (m.Assignment.Generation <= _generation && _promotion is null)
+        {
+            Sender.Tell(new StaleGeneration(_generation, m.Assignment.Generation, nameof(AssignPrimary)));
+            return;
+        }
+        _log.Info("secondary {0}: promoted to primary of generation {1}; rolling back to checkpoint {2}",
+            _replicaId, m.Assignment.Generation, m.Assignment.LastCommitted);
+        _promotion = m;
+        _generation = m.Assignment.Generation;
+        _assigner = Sender;
+        BeginAlignment();
+    }
+
+    /// <summary>The image is the checkpoint: close the store and listener, hand the image over, stop.</summary>
+    private void FinishPromotion()
+    {
+        var promotion = _promotion!;
+        var target = promotion.Assignment.LastCommitted;
+        try
+        {
+            _states.DeleteAfter(target);
+        }
+        catch (IOException e)
+        {
+            Fail($"cannot remove the guest states undone by the rollback to checkpoint {target}: {e.Message}");
+            return;
+        }
+        CloseListener();
+        Context.Unwatch(_store);
+        Context.Stop(_store);
+        Become(() =>
+        {
+            Receive<Terminated>(t => t.ActorRef.Equals(_store), _ =>
+            {
+                // The store actor closed the store in its PostStop: the image is the primary's now.
+                _assigner.Tell(new PromotionReady(promotion.Assignment, target, Math.Max(0, _rollbackFrom - target),
+                    _rolledBackBlocks, _rolledBackBytes, _rollbackTime));
+                Context.Stop(Self);
+            });
+            Receive<GetSecondaryStatus>(_ => ReplyStatus());
+            ReceiveAny(_ => { });
+        });
+        Context.Watch(_store);
+    }
+
+    private void RaiseFence(long generation)
+    {
+        if (_listener is null)
+            return;
+        try
+        {
+            _listener.RaiseFenceAsync(generation).Wait(TimeSpan.FromSeconds(10));
+        }
+        catch (AggregateException e)
+        {
+            _log.Warning("raising the data-plane fence to generation {0}: {1}", generation, e.InnerException?.Message);
+        }
     }
 
     private void Common()

@@ -51,6 +51,9 @@ public sealed class SecondaryCheckpoints
         Preparing = null;
     }
 
+    /// <summary>A new generation began: Prepare requests of the old one are not owed anymore.</summary>
+    public void ClearWaiting() => _waiting.Clear();
+
     /// <summary>A Prepare(<paramref name="epoch"/>) arrived: true to answer it now (already durable); else it waits.</summary>
     public bool Request(long epoch)
     {

@@ -11,13 +11,17 @@ public sealed record StoreAlignment(long? RollbackTo, long? CommitTo, string? Re
 {
     public bool Ready => ResyncReason is null && RollbackTo is null && CommitTo is null;
 
-    public static StoreAlignment Plan(long committed, long prepared, long target)
+    /// <param name="newestLogged">
+    /// The newest epoch with a rollback log (0 if none): writes of an epoch after the target that
+    /// was never prepared (the old primary's open epoch) are in the image too and must be undone.
+    /// </param>
+    public static StoreAlignment Plan(long committed, long prepared, long target, long newestLogged = 0)
     {
         if (committed > target)
             return Resync($"the store committed checkpoint {committed}, past the cluster's last committed {target}");
         if (prepared < target)
             return Resync($"the store prepared only up to checkpoint {prepared}, the cluster committed {target}");
-        return new StoreAlignment(prepared > target ? target : null, committed < target ? target : null, null);
+        return new StoreAlignment(prepared > target || newestLogged > target ? target : null, committed < target ? target : null, null);
     }
 
     private static StoreAlignment Resync(string reason) => new(null, null, reason);

@@ -24,7 +24,8 @@ public sealed class PrimaryVolumeFilesTests : IDisposable
             Assert.Equal(_volume.SizeBytes, image.SizeBytes);
             image.Write(4096, new byte[] { 1, 2, 3 }.Concat(new byte[509]).ToArray());
         }
-        Assert.Equal(new VolumeDescriptor(_volume.VolumeId, _volume.SizeBytes, _volume.BlockSize), VolumeDescriptor.Load(_directory));
+        Assert.Equal(new VolumeDescriptor(_volume.VolumeId, _volume.SizeBytes, _volume.BlockSize), VolumeDescriptor.Load(PrimaryVolumeFiles.ImageDirectory(_directory)));
+        Assert.Equal(Path.Combine(_directory, "store", "volume.img"), PrimaryVolumeFiles.ImagePath(_directory)); // one layout for both roles
 
         using var reopened = PrimaryVolumeFiles.OpenOrCreate(_directory, _volume);
         var sector = new byte[512];

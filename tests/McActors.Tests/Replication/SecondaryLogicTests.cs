@@ -48,6 +48,17 @@ public sealed class SecondaryLogicTests
     }
 
     [Theory]
+    [InlineData(3, 3, 3, 4, 3L)] // the old primary's open epoch 4 reached the image: undo it
+    [InlineData(3, 3, 3, 3, null)]
+    [InlineData(2, 3, 3, 5, 3L)]
+    public void Alignment_undoes_writes_of_an_unprepared_epoch_after_the_checkpoint(long committed, long prepared, long target, long newestLogged, long? rollback)
+    {
+        var plan = StoreAlignment.Plan(committed, prepared, target, newestLogged);
+        Assert.Null(plan.ResyncReason);
+        Assert.Equal(rollback, plan.RollbackTo);
+    }
+
+    [Theory]
     [InlineData(4, 5, 3, "committed checkpoint 4")]
     [InlineData(0, 2, 3, "prepared only up to checkpoint 2")]
     [InlineData(0, 0, 1, "prepared only up to checkpoint 0")]
