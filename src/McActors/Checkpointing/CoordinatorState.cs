@@ -14,8 +14,12 @@ public interface ICoordinatorEvent;
 /// <summary>The volume was decided, once, from the settings of the first coordinator.</summary>
 public sealed record VolumeCreated(VolumeSpec Volume) : ICoordinatorEvent;
 
-/// <summary>Generation <see cref="Generation"/> starts with these roles.</summary>
-public sealed record RolesAssigned(long Generation, string Primary, string[] Secondaries) : ICoordinatorEvent;
+/// <summary>
+/// Generation <see cref="Generation"/> starts with these roles (the first, or after a failover).
+/// <see cref="PrimaryAddress"/> is the primary's node (Akka address), so that a coordinator that
+/// moved can tell at once whether that node is still in the cluster.
+/// </summary>
+public sealed record RolesAssigned(long Generation, string Primary, string[] Secondaries, string? PrimaryAddress = null) : ICoordinatorEvent;
 
 /// <summary>Checkpoint <see cref="Epoch"/> is committed (the 2PC decision point).</summary>
 public sealed record CheckpointCommitted(long Generation, long Epoch, long Writes, long Bytes) : ICoordinatorEvent;
@@ -39,6 +43,12 @@ public sealed record CoordinatorState(
 {
     public static readonly CoordinatorState Empty = new(null, 0, null, [], 0, 0, 0, 0);
 
+    /// <summary>The primary's node address when its roles were assigned (null in journals written before it was recorded).</summary>
+    public string? PrimaryAddress { get; init; }
+
+    /// <summary>Generations that began by replacing a primary.</summary>
+    public long Failovers { get; init; }
+
     public bool HasRoles => Primary is not null;
 
     public bool IsMember(string replica) => replica == Primary || Secondaries.Contains(replica);
@@ -46,7 +56,14 @@ public sealed record CoordinatorState(
     public CoordinatorState Apply(ICoordinatorEvent e) => e switch
     {
         VolumeCreated v => this with { Volume = v.Volume },
-        RolesAssigned r => this with { Generation = r.Generation, Primary = r.Primary, Secondaries = r.Secondaries.ToArray() },
+        RolesAssigned r => this with
+        {
+            Generation = r.Generation,
+            Primary = r.Primary,
+            Secondaries = r.Secondaries.ToArray(),
+            PrimaryAddress = r.PrimaryAddress,
+            Failovers = Failovers + (Primary is null ? 0 : 1),
+        },
         // Commits arrive in order; a replayed older one (never expected) must not move LastCommitted back.
         CheckpointCommitted c when c.Generation == Generation && c.Epoch > LastCommitted => this with
         {

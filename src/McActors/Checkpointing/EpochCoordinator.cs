@@ -14,7 +14,12 @@ namespace McActors.Checkpointing;
 /// <see cref="ReplicaSetPlanner"/> and <see cref="CoordinatorState"/>; this actor only persists,
 /// watches and sends.
 /// States: AwaitingReplicas → AssigningRoles → Running, or (recovered with roles) Resuming →
-/// Running; then GuestStopped (after StopGuest) or PrimaryLost (failover is a later issue).
+/// Running; then GuestStopped (after StopGuest). Failover (DESIGN.md, "Failover"): when the
+/// primary is lost (terminated: its node was downed; failed; or it registers again with no role,
+/// having restarted), the secondary that prepared the most becomes the primary of a new
+/// generation and the target is the last committed checkpoint; the new roles go through
+/// AssigningRoles again (secondaries roll back and listen first, then the new primary rolls back
+/// and resumes). With no secondary alive, PrimaryLost: the volume waits for one to come back.
 /// After a restart or a singleton move nothing but the journal is known: each member that
 /// registers again gets its assignment and Commit(last committed) again (both idempotent), and
 /// epochs continue from the last committed one + 1 as soon as the primary is back. The primary
@@ -36,6 +41,13 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<long, (long Writes, long Bytes)> _closedCounts = [];
     private readonly LatencyWindow _latency = new();
     private readonly List<IActorRef> _stopRequesters = [];
+    private readonly Dictionary<string, long> _preparedBy = [];
+    private readonly Dictionary<Address, DateTime> _unreachableAt = [];
+    private readonly Dictionary<Address, DateTime> _downedAt = [];
+    private FailoverReport? _lastFailover;
+    private bool _primaryRunning;
+    private DateTime _assigningSince;
+    private DateTime _resumingSince;
     private CoordinatorState _state = CoordinatorState.Empty;
     private CheckpointPipeline? _pipeline;
     private long _registrations;
@@ -71,6 +83,25 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     /// <summary>A Prepare unanswered this long is sent again (a lost one must not cost a whole timeout).</summary>
     private TimeSpan PrepareResendAfter => _settings.PrepareTimeout / 4;
 
+    protected override void PreStart()
+    {
+        base.PreStart();
+        // Failure detection and downing times for the failover timeline (and a moved coordinator's
+        // check whether the primary's node is still there).
+        if (IsCluster)
+            Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+                typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.MemberDowned), typeof(ClusterEvent.MemberRemoved));
+    }
+
+    protected override void PostStop()
+    {
+        if (IsCluster)
+            Cluster.Get(Context.System).Unsubscribe(Self);
+        base.PostStop();
+    }
+
+    private bool IsCluster => ((ExtendedActorSystem)Context.System).Provider is ClusterActorRefProvider;
+
     private void OnRecovered()
     {
         if (_state.Volume is null)
@@ -86,6 +117,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         {
             _log.Info("recovered generation {0}: primary {1}, secondaries [{2}], last committed {3}; waiting for replicas to re-register",
                 _state.Generation, _state.Primary, string.Join(", ", _state.Secondaries), _state.LastCommitted);
+            _resumingSince = DateTime.UtcNow;
             Become(Resuming);
         }
         else
@@ -105,7 +137,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             Register(r);
             var roles = ReplicaSetPlanner.PlanInitial(_registered.Values, _settings.Replicas, _state.Generation);
             if (roles is not null)
-                Persist(roles, e =>
+                Persist(roles with { PrimaryAddress = AddressOf(roles.Primary) }, e =>
                 {
                     ApplyEvent(e);
                     _log.Info("generation {0}: primary {1}, secondaries [{2}]", e.Generation, e.Primary, string.Join(", ", e.Secondaries));
@@ -121,6 +153,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         _awaitingRoleAssumed.Clear();
         _awaitingRoleAssumed.UnionWith(Members());
+        _assigningSince = DateTime.UtcNow;
         SendAssignments();
         Timers.StartPeriodicTimer(AssignRetryTick.Instance, AssignRetryTick.Instance, _settings.AssignRetry);
 
@@ -134,10 +167,31 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
                 _log.Info("{0} runs as {1} of generation {2}", r.ReplicaId, r.Role, r.Generation);
                 if (r.Role == ReplicaRole.Secondary)
                     AssignPrimaryIfSecondariesListen();
+                else
+                    OnPrimaryResumed();
             }
             StartRunningIfAllAssumed();
         });
-        Command<AssignRetryTick>(_ => SendAssignments());
+        Command<Promoted>(p =>
+        {
+            if (IsStale(p) || p.ReplicaId != _state.Primary || _lastFailover is not { } f || f.Generation != p.Generation)
+                return;
+            _lastFailover = f with
+            {
+                RolledBackAt = p.At,
+                RolledBackEpochs = p.RolledBackEpochs,
+                RolledBackBlocks = p.RolledBackBlocks,
+                RolledBackBytes = p.RolledBackBytes,
+                RollbackMs = p.RollbackMs,
+            };
+            _log.Info($"failover to generation {p.Generation}: {p.ReplicaId} rolled back {p.RolledBackEpochs} epochs " +
+                $"({p.RolledBackBlocks} blocks, {p.RolledBackBytes / 1048576.0:0.0} MiB) to checkpoint {p.Checkpoint} in {p.RollbackMs:0.0} ms");
+        });
+        Command<AssignRetryTick>(_ =>
+        {
+            LeaveOutSlowSecondaries();
+            SendAssignments();
+        });
         Command<RegisterReplica>(r =>
         {
             Register(r);
@@ -158,12 +212,23 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private void Resuming()
     {
         Common();
+        Timers.StartPeriodicTimer(AssignRetryTick.Instance, AssignRetryTick.Instance, _settings.AssignRetry);
         Command<RegisterReplica>(r =>
         {
             if (Register(r))
                 Rejoin(r.ReplicaId);
-            if (r.ReplicaId == _state.Primary)
+            if (r.ReplicaId == _state.Primary && _state.HasRoles)
+            {
+                // Registered saying it runs (a restarted one was failed over by Register).
+                _primaryRunning = true;
                 Become(Running);
+            }
+        });
+        Command<AssignRetryTick>(_ =>
+        {
+            var gone = PrimaryNodeGone();
+            if (gone || DateTime.UtcNow - _resumingSince > _settings.PrimaryRejoinTimeout)
+                StartFailover(gone ? "its node left the cluster while the coordinator moved" : $"it did not register within {_settings.PrimaryRejoinTimeout.TotalSeconds:0.#} s of the coordinator's recovery");
         });
         Command<Terminated>(t => OnMemberGone(Forget(t.ActorRef), "terminated", () => { }));
         Command<ReplicaFailed>(f =>
@@ -207,8 +272,11 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         });
         Command<Prepared>(p =>
         {
-            if (!IsStale(p))
-                Decide(_pipeline.OnPrepared(p));
+            if (IsStale(p))
+                return;
+            if (p.Epoch > _preparedBy.GetValueOrDefault(p.Replica))
+                _preparedBy[p.Replica] = p.Epoch;
+            Decide(_pipeline.OnPrepared(p));
         });
         Command<CheckTick>(_ =>
         {
@@ -262,8 +330,15 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private void PrimaryLost()
     {
         Timers.CancelAll();
+        _pipeline = null;
         Common();
-        Command<RegisterReplica>(r => Register(r));
+        Command<RegisterReplica>(r =>
+        {
+            Register(r);
+            // A secondary of this generation came back (restarted with its store): it can take over.
+            if (_state.Secondaries.Contains(r.ReplicaId))
+                StartFailover("no primary: a secondary is back");
+        });
         Command<Terminated>(t => Forget(t.ActorRef));
         Command<StopGuest>(_ => _log.Warning("StopGuest from {0} ignored: there is no primary", Sender));
         IgnoreOtherFenced();
@@ -274,6 +349,9 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private void Common()
     {
         Command<GetCoordinatorStatus>(_ => Sender.Tell(Status()));
+        Command<ClusterEvent.UnreachableMember>(e => _unreachableAt.TryAdd(e.Member.Address, DateTime.UtcNow));
+        Command<ClusterEvent.MemberDowned>(e => _downedAt.TryAdd(e.Member.Address, DateTime.UtcNow));
+        Command<ClusterEvent.MemberRemoved>(e => _downedAt.TryAdd(e.Member.Address, DateTime.UtcNow));
         Command<ResetCommitLatency>(_ => _latency.Clear());
         Command<CoordinatorSingleton.HandOver>(_ => Context.Stop(Self));
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
@@ -324,8 +402,18 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         Context.Watch(r.Replica);
         r.Replica.Tell(new ReplicaRegistered(r.ReplicaId, _state.Generation));
 
+        if (r.Prepared > _preparedBy.GetValueOrDefault(r.ReplicaId))
+            _preparedBy[r.ReplicaId] = r.Prepared;
+
         if (!_state.HasRoles)
             return false;
+        if (r.ReplicaId == _state.Primary && newRef && r.Role is null && _primaryRunning)
+        {
+            // The primary restarted: its image holds writes that no checkpoint covers, so it cannot
+            // go on from the last committed one. Fail over to a secondary; it rejoins later (resync).
+            StartFailover("it restarted (registered again without a role)");
+            return false;
+        }
         if (!_state.IsMember(r.ReplicaId))
         {
             if (candidate is null)
@@ -365,8 +453,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             return;
         if (replica == _state.Primary)
         {
-            _log.Warning("primary {0} {1}; failover is not implemented yet", replica, reason);
-            Become(PrimaryLost);
+            StartFailover(reason);
             return;
         }
         _awaitingRoleAssumed.Remove(replica);
@@ -376,6 +463,108 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         PersistDrop(new SecondaryDropped(_state.Generation, replica, epoch, reason));
         Decide(decisions);
         then();
+    }
+
+    // ---- failover ----
+
+    /// <summary>
+    /// The primary is lost: persist the next generation with the secondary that prepared the most
+    /// as primary, and assign the roles (target: the last committed checkpoint). The old primary
+    /// is fenced by the generation: nothing it sends is accepted, no data plane admits it.
+    /// </summary>
+    private void StartFailover(string reason)
+    {
+        var old = _state.Primary!;
+        var oldAddress = _state.PrimaryAddress;
+        var roles = ReplicaSetPlanner.PlanFailover(_state.Secondaries, RegisteredMembers(), _preparedBy, _state.Generation, AddressOf);
+        if (roles is null)
+        {
+            _log.Error("primary {0} of generation {1} lost ({2}) and no secondary is alive to take over: the volume is unavailable " +
+                "until a secondary of this generation returns with its store (checkpoint {3} is the last committed)",
+                old, _state.Generation, reason, _state.LastCommitted);
+            Become(PrimaryLost);
+            return;
+        }
+        var left = _state.Secondaries.Except(roles.Secondaries).Where(s => s != roles.Primary).ToArray();
+        _log.Warning($"primary {old} of generation {_state.Generation} lost ({reason}): failing over to {roles.Primary} as primary of " +
+            $"generation {roles.Generation} at checkpoint {_state.LastCommitted}; secondaries [{string.Join(", ", roles.Secondaries)}]" +
+            (left.Length > 0 ? $"; left out (not registered): {string.Join(", ", left)}" : ""));
+        var detectedAt = oldAddress is not null && _unreachableAt.TryGetValue(Address.Parse(oldAddress), out var u) ? u : (DateTime?)null;
+        var downedAt = oldAddress is not null && _downedAt.TryGetValue(Address.Parse(oldAddress), out var d) ? d : (DateTime?)null;
+        Timers.CancelAll();
+        Persist(roles, e =>
+        {
+            ApplyEvent(e);
+            _lastFailover = new FailoverReport(e.Generation, old, e.Primary, _state.LastCommitted, detectedAt, downedAt ?? DateTime.UtcNow,
+                DateTime.UtcNow, null, null, 0, 0, 0, 0);
+            ResetCheckpointing();
+            Become(AssigningRoles);
+        });
+    }
+
+    /// <summary>A new generation starts its checkpoints afresh from the last committed one.</summary>
+    private void ResetCheckpointing()
+    {
+        _pipeline = null;
+        _primaryRunning = false;
+        _closedAtTicks.Clear();
+        _prepareSentAt.Clear();
+        _closedCounts.Clear();
+        // What was prepared past the last committed checkpoint is rolled back everywhere.
+        foreach (var replica in _preparedBy.Keys.ToList())
+            _preparedBy[replica] = Math.Min(_preparedBy[replica], _state.LastCommitted);
+    }
+
+    private void OnPrimaryResumed()
+    {
+        _primaryRunning = true;
+        if (_lastFailover is { ResumedAt: null } f && f.Generation == _state.Generation)
+        {
+            _lastFailover = f with { ResumedAt = DateTime.UtcNow };
+            var since = (_lastFailover.ResumedAt!.Value - (f.DetectedAt ?? f.DownedAt ?? f.PromotedAt)).TotalMilliseconds;
+            _log.Warning("failover to generation {0} done: {1} resumed the guest after checkpoint {2} ({3:0} ms after the old primary was detected lost)",
+                f.Generation, f.ToPrimary, f.TargetCheckpoint, since);
+        }
+    }
+
+    /// <summary>
+    /// A secondary of a new generation that has not assumed its role in time (it hangs, or died
+    /// without being noticed yet) is left out, so that the primary can start without it.
+    /// </summary>
+    private void LeaveOutSlowSecondaries()
+    {
+        if (DateTime.UtcNow - _assigningSince < _settings.AssignTimeout)
+            return;
+        foreach (var slow in _state.Secondaries.Where(_awaitingRoleAssumed.Contains).ToList())
+        {
+            _awaitingRoleAssumed.Remove(slow);
+            PersistDrop(new SecondaryDropped(_state.Generation, slow, _state.LastCommitted,
+                $"did not assume its role within {_settings.AssignTimeout.TotalSeconds:0.#} s"));
+        }
+        AssignPrimaryIfSecondariesListen();
+    }
+
+    /// <summary>True when the recorded primary's node is known and is not a live member of the cluster.</summary>
+    private bool PrimaryNodeGone()
+    {
+        if (!IsCluster || _state.PrimaryAddress is null)
+            return false;
+        var address = Address.Parse(_state.PrimaryAddress);
+        var member = Cluster.Get(Context.System).State.Members.FirstOrDefault(m => m.Address.Equals(address));
+        return member is null || member.Status is MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Removed
+               || Cluster.Get(Context.System).State.Unreachable.Contains(member);
+    }
+
+    private IReadOnlyDictionary<string, ReplicaCandidate> RegisteredMembers() =>
+        _registered.Where(kv => _refs.ContainsKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value);
+
+    /// <summary>The node address of a registered replica (its own system's address when local).</summary>
+    private string? AddressOf(string replica)
+    {
+        if (!_refs.TryGetValue(replica, out var r))
+            return null;
+        var address = r.Path.Address.HasLocalScope && IsCluster ? Cluster.Get(Context.System).SelfAddress : r.Path.Address;
+        return address.ToString();
     }
 
     private void StartRunningIfAllAssumed()
@@ -539,7 +728,11 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         _state.BytesCommitted,
         _latency.Percentile(50),
         _latency.Percentile(99),
-        Degraded: _state.HasRoles && _state.Secondaries.Length == 0);
+        Degraded: _state.HasRoles && _state.Secondaries.Length == 0)
+    {
+        Failovers = _state.Failovers,
+        LastFailover = _lastFailover,
+    };
 
     // ---- timer messages (local only) ----
 

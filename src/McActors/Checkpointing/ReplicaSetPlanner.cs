@@ -27,6 +27,25 @@ public static class ReplicaSetPlanner
         return new RolesAssigned(currentGeneration + 1, ordered[0].ReplicaId, ordered.Skip(1).Select(c => c.ReplicaId).ToArray());
     }
 
+    /// <summary>
+    /// The new primary after the primary was lost: among the <paramref name="secondaries"/> that are
+    /// registered (alive), the one that prepared the most (its store holds the newest checkpoints,
+    /// so it can surely roll back to the last committed one), ties broken by cluster age (oldest
+    /// first), then registration order. The others stay secondaries. Null when none is alive.
+    /// </summary>
+    public static RolesAssigned? PlanFailover(IEnumerable<string> secondaries, IReadOnlyDictionary<string, ReplicaCandidate> registered,
+        IReadOnlyDictionary<string, long> prepared, long currentGeneration, Func<string, string?> addressOf)
+    {
+        var alive = secondaries.Where(registered.ContainsKey).Select(s => registered[s])
+            .OrderByDescending(c => prepared.GetValueOrDefault(c.ReplicaId))
+            .ThenBy(c => c.AgeRank ?? int.MaxValue)
+            .ThenBy(c => c.RegistrationOrder)
+            .ToList();
+        if (alive.Count == 0)
+            return null;
+        return new RolesAssigned(currentGeneration + 1, alive[0].ReplicaId, alive.Skip(1).Select(c => c.ReplicaId).ToArray(), addressOf(alive[0].ReplicaId));
+    }
+
     /// <summary>The data-plane endpoints of <paramref name="secondaries"/> that are registered, in set order.</summary>
     public static IReadOnlyList<SecondaryEndpoint> Endpoints(IEnumerable<string> secondaries, IReadOnlyDictionary<string, ReplicaCandidate> registered) =>
         [.. secondaries

@@ -26,6 +26,12 @@ public sealed record McActorsSettings(
     /// <summary>How often the coordinator resends a role assignment not yet answered with RoleAssumed.</summary>
     public TimeSpan AssignRetry { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>How long a new generation waits for a secondary's RoleAssumed before leaving it out.</summary>
+    public TimeSpan AssignTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>After a coordinator move, how long a missing primary may take to register before a failover.</summary>
+    public TimeSpan PrimaryRejoinTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
     /// <summary>The coordinator saves a snapshot of its state after this many persisted events.</summary>
     public int SnapshotEvery { get; init; } = 1000;
 
@@ -62,6 +68,8 @@ public sealed record McActorsSettings(
             GuestWriteLimit = Read(c, "guest.write-limit", () => c.GetString("guest.write-limit") is "off" or "" ? (long?)null : c.GetLong("guest.write-limit")),
             Replicas = Read(c, "cluster.replicas", () => c.GetInt("cluster.replicas")),
             AssignRetry = Duration(c, "coordinator.assign-retry"),
+            AssignTimeout = Duration(c, "coordinator.assign-timeout"),
+            PrimaryRejoinTimeout = Duration(c, "coordinator.primary-rejoin-timeout"),
             SnapshotEvery = Read(c, "coordinator.snapshot-every", () => c.GetInt("coordinator.snapshot-every")),
         };
         settings.Validate();
@@ -89,6 +97,8 @@ public sealed record McActorsSettings(
         Require(GuestMaxOutstanding >= 1, "mcactors.guest.max-outstanding", $"{GuestMaxOutstanding} is under 1");
         Require(GuestWriteLimit is null or >= 0, "mcactors.guest.write-limit", $"{GuestWriteLimit} is negative");
         Require(AssignRetry > TimeSpan.Zero, "mcactors.coordinator.assign-retry", $"{AssignRetry} is not positive");
+        Require(AssignTimeout > TimeSpan.Zero, "mcactors.coordinator.assign-timeout", $"{AssignTimeout} is not positive");
+        Require(PrimaryRejoinTimeout > TimeSpan.Zero, "mcactors.coordinator.primary-rejoin-timeout", $"{PrimaryRejoinTimeout} is not positive");
         Require(SnapshotEvery >= 1, "mcactors.coordinator.snapshot-every", $"{SnapshotEvery} is under 1");
         try
         {

@@ -240,16 +240,123 @@ public sealed class EpochCoordinatorTests : TestKit
         Assert.Equal(["s1"], Status(coordinator).Secondaries);
     }
 
-    [Fact]
-    public void A_terminated_primary_is_reported_and_epochs_stop()
+    /// <summary>Commits checkpoint 1 on all, then s2 alone prepares checkpoint 2 (the primary closed it).</summary>
+    private void CommitOneThenS2PreparesTwo(IActorRef coordinator)
     {
-        var coordinator = Start(Settings());
         coordinator.Tell(new CheckpointNow(Gen));
         _r.ExpectClose(1);
-
-        EventFilter.Warning(contains: "primary p terminated; failover is not implemented yet").ExpectOne(() => Sys.Stop(_r.Primary.Ref));
+        _r.Closed(coordinator, 1);
+        Prepared(coordinator, _r.S1, 1);
+        Prepared(coordinator, _r.S2, 1);
+        ExpectCommit(1, _r.All);
         coordinator.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(2);
+        _r.Closed(coordinator, 2);
+        Prepared(coordinator, _r.S2, 2);
+    }
+
+    [Fact]
+    public void A_terminated_primary_is_replaced_by_the_secondary_that_prepared_the_most_at_the_last_committed_checkpoint()
+    {
+        var coordinator = Start(Settings());
+        CommitOneThenS2PreparesTwo(coordinator);
+
+        EventFilter.Warning(contains: "failing over to s2 as primary of generation 2 at checkpoint 1").ExpectOne(() => Sys.Stop(_r.Primary.Ref));
+
+        // The other secondary rolls back to checkpoint 1 and follows s2; only then is s2 told to be primary.
+        var follow = _r.S1.FishForMessage<AssignSecondary>(_ => true);
+        Assert.Equal((2L, "s2", 1L), (follow.Generation, follow.PrimaryId, follow.LastCommitted));
+        _r.S2.ExpectNoMsg(Quiet);
+        coordinator.Tell(new RoleAssumed(2, "s1", ReplicaRole.Secondary), _r.S1.Ref);
+        var promote = _r.S2.FishForMessage<AssignPrimary>(_ => true);
+        Assert.Equal((2L, 1L), (promote.Generation, promote.LastCommitted));
+        Assert.Equal(["s1"], promote.Secondaries.Select(e => e.ReplicaId));
+
+        var promotedAt = DateTime.UtcNow;
+        coordinator.Tell(new Promoted(2, "s2", 1, 1, 10, 40960, 1.5, promotedAt), _r.S2.Ref);
+        coordinator.Tell(new RoleAssumed(2, "s2", ReplicaRole.Primary), _r.S2.Ref);
+
+        // Generation 2 checkpoints continue after the last committed one, with s2 as primary.
+        coordinator.Tell(new CheckpointNow(2));
+        Assert.Equal(new CloseEpoch(2, 2), _r.S2.FishForMessage<CloseEpoch>(_ => true));
+        Assert.Equal(new Prepare(2, 2), _r.S1.FishForMessage<Prepare>(_ => true));
+
+        var status = Status(coordinator);
+        Assert.Equal((2L, "s2", 1L, 1L), (status.Generation, status.Primary, status.LastCommitted, status.Failovers));
+        Assert.Equal(["s1"], status.Secondaries);
+        var failover = status.LastFailover!;
+        Assert.Equal(("p", "s2", 1L, 1L, 10L), (failover.FromPrimary, failover.ToPrimary, failover.TargetCheckpoint, failover.RolledBackEpochs, failover.RolledBackBlocks));
+        Assert.Equal(promotedAt, failover.RolledBackAt);
+        Assert.NotNull(failover.ResumedAt);
+        Assert.True(failover.ResumedAt >= failover.PromotedAt);
+    }
+
+    [Fact]
+    public void After_a_failover_the_old_generation_changes_nothing()
+    {
+        var coordinator = Start(Settings());
+        CommitOneThenS2PreparesTwo(coordinator);
+        var oldPrimary = _r.Primary.Ref;
+        Sys.Stop(oldPrimary);
+        _r.S1.FishForMessage<AssignSecondary>(_ => true);
+        coordinator.Tell(new RoleAssumed(2, "s1", ReplicaRole.Secondary), _r.S1.Ref);
+        _r.S2.FishForMessage<AssignPrimary>(_ => true);
+        coordinator.Tell(new RoleAssumed(2, "s2", ReplicaRole.Primary), _r.S2.Ref);
+
+        // A late EpochClosed and Prepared of generation 1 are refused, and commit nothing.
+        var late = CreateTestProbe();
+        coordinator.Tell(new EpochClosed(Gen, 2, 1, 4096), late.Ref);
+        Assert.Equal(new StaleGeneration(2, Gen, nameof(EpochClosed)), late.ExpectMsg<StaleGeneration>());
+        coordinator.Tell(new Prepared(Gen, 2, "s1"), late.Ref);
+        Assert.Equal(new StaleGeneration(2, Gen, nameof(Prepared)), late.ExpectMsg<StaleGeneration>());
         _r.S1.ExpectNoMsg(Quiet);
+        Assert.Equal(1, Status(coordinator).LastCommitted);
+    }
+
+    [Fact]
+    public void A_primary_that_restarted_is_failed_over_when_it_registers_again_without_a_role()
+    {
+        var coordinator = Start(Settings());
+        CommitOneThenS2PreparesTwo(coordinator);
+        var restarted = CreateTestProbe("p-restarted");
+        EventFilter.Warning(contains: "it restarted").ExpectOne(() =>
+            coordinator.Tell(new RegisterReplica("p", restarted.Ref, "127.0.0.1", 7000, null, 0, 0), restarted.Ref));
+        Assert.Equal(2, _r.S1.FishForMessage<AssignSecondary>(_ => true).Generation);
+        restarted.ExpectMsg<ReplicaRegistered>();
+        restarted.ExpectNoMsg(Quiet); // it is out of the replica set: no assignment
+    }
+
+    [Fact]
+    public void A_secondary_that_does_not_assume_in_time_is_left_out_and_the_new_primary_starts()
+    {
+        var coordinator = Start(Settings("mcactors.coordinator.assign-retry = 100ms", "mcactors.coordinator.assign-timeout = 500ms"));
+        CommitOneThenS2PreparesTwo(coordinator);
+        Sys.Stop(_r.Primary.Ref);
+        _r.S1.FishForMessage<AssignSecondary>(_ => true);
+        // s1 never answers: s2 is promoted without it.
+        var promote = _r.S2.FishForMessage<AssignPrimary>(_ => true, TimeSpan.FromSeconds(3));
+        Assert.Equal(2, promote.Generation);
+        Assert.Empty(Status(coordinator).Secondaries);
+    }
+
+    [Fact]
+    public void With_no_secondary_alive_no_replica_is_promoted_and_checkpoints_stop()
+    {
+        var coordinator = Start(Settings());
+        CommitOneThenS2PreparesTwo(coordinator);
+        Sys.Stop(_r.S1.Ref);
+        Sys.Stop(_r.S2.Ref);
+        AwaitAssert(() => Assert.Empty(Status(coordinator).Secondaries));
+        // Both secondaries were dropped (checkpoint 2 then committed on the primary alone, degraded):
+        // nobody else holds it, so nobody may take over, not even a dropped secondary coming back.
+        EventFilter.Error(contains: "no secondary is alive to take over").ExpectOne(() => Sys.Stop(_r.Primary.Ref));
+        var back = CreateTestProbe("s1-back");
+        coordinator.Tell(new RegisterReplica("s1", back.Ref, "127.0.0.1", 7001, null, 1, 1), back.Ref);
+        back.ExpectMsg<ReplicaRegistered>();
+        back.ExpectNoMsg(Quiet);
+        coordinator.Tell(new CheckpointNow(Gen));
+        var status = Status(coordinator);
+        Assert.Equal((Gen, 2L, "p"), (status.Generation, status.LastCommitted, status.Primary));
     }
 
     [Fact]

@@ -120,8 +120,8 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
         var frames = secondary.Frames;
         Assert.Equal(Enumerable.Range(1, frames.Count).Select(i => (long)i), frames.Select(f => f.Sequence));
         Assert.All(frames, f => Assert.Equal(('W', 1L, 1L), (f.Kind, f.Generation, f.Epoch)));
-        Assert.True(File.Exists(Path.Combine(_directory, "volume.img")));
-        Assert.Equal(_volume.VolumeId, VolumeDescriptor.Load(_directory).VolumeId);
+        Assert.True(File.Exists(Path.Combine(_directory, "store", "volume.img")));
+        Assert.Equal(_volume.VolumeId, VolumeDescriptor.Load(PrimaryVolumeFiles.ImageDirectory(_directory)).VolumeId);
 
         var status = Status(primary);
         Assert.Equal(["s1"], status.ConnectedSecondaries);
@@ -432,7 +432,8 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
     public void An_image_of_another_volume_is_not_taken_over()
     {
         var other = _volume with { VolumeId = Guid.NewGuid() };
-        new VolumeDescriptor(other.VolumeId, other.SizeBytes, other.BlockSize).Save(_directory);
+        Directory.CreateDirectory(PrimaryVolumeFiles.ImageDirectory(_directory));
+        new VolumeDescriptor(other.VolumeId, other.SizeBytes, other.BlockSize).Save(PrimaryVolumeFiles.ImageDirectory(_directory));
         var primary = Sys.ActorOf(PrimaryActor.Props("p", _directory, _coordinator.Ref, Settings(), Guest()), "primary");
         EventFilter.Exception<McActors.Storage.StoreMetadataCorruptException>().ExpectOne(
             () => primary.Tell(new AssignPrimary(1, _volume, [], 0), _coordinator.Ref));
