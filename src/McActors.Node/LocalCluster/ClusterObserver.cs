@@ -18,14 +18,22 @@ public sealed class ClusterObserver : IAsyncDisposable
     {
         _system = system;
         _coordinator = coordinator;
+        system.ActorOf(MembershipLog.Watcher.Props(Membership), "membership-log");
     }
+
+    /// <summary>When the observer saw each node become unreachable, downed, removed.</summary>
+    public MembershipLog Membership { get; } = new();
+
+    /// <summary>The actor system the observer is a member with (to reach nodes' actors).</summary>
+    public ActorSystem System => _system;
 
     public static ClusterObserver Join(IReadOnlyList<string> seeds, string dataDirectory, IReadOnlyList<string> overrides)
     {
         var port = FreePorts.Take(1)[0];
         var options = new NodeOptions(NodeKind.Observer, "observer", "127.0.0.1", port, seeds, dataDirectory,
             Path.Combine(dataDirectory, "coordinator.db"), 0,
-            [.. overrides, "akka.loglevel = ERROR", "akka.log-dead-letters = off"]);
+            // Off: the observer's own remoting errors (a node it watched was killed) are expected noise on the console.
+            [.. overrides, "akka.loglevel = OFF", "akka.stdout-loglevel = OFF", "akka.log-dead-letters = off"]);
         var system = ActorSystem.Create(NodeOptions.SystemName, NodeConfig.Build(options));
         return new ClusterObserver(system, CoordinatorSingleton.StartProxy(system));
     }

@@ -33,6 +33,8 @@ public sealed class LocalCluster : IAsyncDisposable
         var ports = FreePorts.Take(2 * count);
         var seeds = Enumerable.Range(0, count).Select(i => $"127.0.0.1:{ports[i]}").ToList();
         var journal = Path.Combine(options.DataDirectory, "coordinator.db");
+        // The coordinator assigns roles once this many replicas registered; the caller's --set still wins.
+        options = options with { Overrides = [$"mcactors.cluster.replicas = {options.Replicas}", .. options.Overrides] };
         var cluster = new LocalCluster(options);
         try
         {
@@ -91,6 +93,24 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public LocalNodeProcess Node(string name) =>
         _nodes.FirstOrDefault(n => n.Options.Name == name) ?? throw new ArgumentException($"no node named {name}");
+
+    /// <summary>SIGKILLs the node (a crash); returns the UTC instant of the signal.</summary>
+    public DateTime Kill(string name) => Node(name).Kill();
+
+    /// <summary>
+    /// Starts the node again with the same name, data directory and ports (after it died or was
+    /// killed: a process still running is killed first), logging on into the same node.log.
+    /// </summary>
+    public async Task<LocalNodeProcess> RestartAsync(string name)
+    {
+        var old = Node(name);
+        old.Kill();
+        await old.WaitForExitAsync(StopGrace);
+        old.Dispose();
+        var fresh = LocalNodeProcess.Start(old.Options);
+        _nodes[_nodes.IndexOf(old)] = fresh;
+        return fresh;
+    }
 
     /// <summary>The observer leaves, then replicas and the arbiter get SIGTERM (SIGKILL after a grace period).</summary>
     public async ValueTask DisposeAsync()
