@@ -26,6 +26,15 @@ public sealed class ChaosObservations(ChaosPlan plan)
     public DemoVerdict? Verdict { get; set; }
     public List<string> Notes { get; } = [];
 
+    /// <summary>Where the run's time went: (phase, seconds), in order.</summary>
+    public List<(string Phase, double Seconds)> Times { get; } = [];
+
+    public void Mark(string phase, System.Diagnostics.Stopwatch clock)
+    {
+        var now = clock.Elapsed.TotalSeconds;
+        Times.Add((phase, now - Times.Sum(t => t.Seconds)));
+    }
+
     /// <summary>Broken invariants found along the way, each starting with its number.</summary>
     public List<string> Problems { get; } = [];
 
@@ -47,6 +56,8 @@ public sealed class ChaosObservations(ChaosPlan plan)
             parts.Add(Reprotected ? "re-protected" : "restarted, not re-protected");
         if (StoppedAt > 0)
             parts.Add($"stopped at {StoppedAt}");
+        if (Times.Count > 0)
+            parts.Add($"[{string.Join(" ", Times.Select(t => $"{t.Phase} {t.Seconds:0.0}"))}]");
         return string.Join(", ", parts);
     }
 }

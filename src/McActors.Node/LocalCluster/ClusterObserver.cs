@@ -33,7 +33,10 @@ public sealed class ClusterObserver : IAsyncDisposable
         var options = new NodeOptions(NodeKind.Observer, "observer", "127.0.0.1", port, seeds, dataDirectory,
             Path.Combine(dataDirectory, "coordinator.db"), 0,
             // Off: the observer's own remoting errors (a node it watched was killed) are expected noise on the console.
-            [.. overrides, "akka.loglevel = OFF", "akka.stdout-loglevel = OFF", "akka.log-dead-letters = off"]);
+            // Terminate without a leave (AbandonAsync) must not wait for the cluster: a leave is asked for
+            // explicitly by DisposeAsync.
+            [.. overrides, "akka.loglevel = OFF", "akka.stdout-loglevel = OFF", "akka.log-dead-letters = off",
+                "akka.coordinated-shutdown.run-by-actor-system-terminate = off"]);
         var system = ActorSystem.Create(NodeOptions.SystemName, NodeConfig.Build(options));
         return new ClusterObserver(system, CoordinatorSingleton.StartProxy(system));
     }
@@ -47,8 +50,13 @@ public sealed class ClusterObserver : IAsyncDisposable
     public Task<GuestStopped> StopGuestAsync(TimeSpan timeout) =>
         _coordinator.Ask<GuestStopped>(StopGuest.Instance, timeout);
 
+    /// <summary>Stops the observer without leaving the cluster (for when the nodes are gone anyway).</summary>
+    public Task AbandonAsync() => _system.Terminate();
+
     public async ValueTask DisposeAsync()
     {
+        if (_system.WhenTerminated.IsCompleted)
+            return;
         await CoordinatedShutdown.Get(_system).Run(CoordinatedShutdown.ClrExitReason.Instance);
         await _system.WhenTerminated;
     }
