@@ -33,6 +33,8 @@ public sealed class LocalCluster : IAsyncDisposable
         var ports = FreePorts.Take(2 * count);
         var seeds = Enumerable.Range(0, count).Select(i => $"127.0.0.1:{ports[i]}").ToList();
         var journal = Path.Combine(options.DataDirectory, "coordinator.db");
+        // The coordinator waits for exactly this many replicas; a --set after it still wins.
+        IReadOnlyList<string> overrides = [$"mcactors.cluster.replicas = {options.Replicas}", .. options.Overrides];
         var cluster = new LocalCluster(options);
         try
         {
@@ -41,7 +43,7 @@ public sealed class LocalCluster : IAsyncDisposable
                 // The arbiter comes first: it is the first seed and forms the cluster.
                 var (kind, name) = i == 0 ? (NodeKind.Arbiter, "arbiter") : (NodeKind.Replica, $"replica-{i}");
                 var node = new NodeOptions(kind, name, "127.0.0.1", ports[i], seeds,
-                    Path.Combine(options.DataDirectory, name), journal, ports[count + i], options.Overrides);
+                    Path.Combine(options.DataDirectory, name), journal, ports[count + i], overrides);
                 cluster._nodes.Add(LocalNodeProcess.Start(node));
             }
             cluster.Observer = ClusterObserver.Join(seeds, options.DataDirectory, options.Overrides);
