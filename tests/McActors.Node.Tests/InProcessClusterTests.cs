@@ -12,26 +12,72 @@ using Xunit.Abstractions;
 namespace McActors.Node.Tests;
 
 /// <summary>
-/// Three cluster nodes in one process (the TestKit's system is the arbiter, two replica systems
-/// beside it), the real coordinator singleton on a shared SQLite journal, real replica actors and
-/// data plane: checkpoints commit, the guest stops at a last one, and both replicas verify.
+/// Cluster nodes in one process (the TestKit's system is the arbiter, replica systems beside it),
+/// the real coordinator singleton on a shared SQLite journal, real replica actors and data plane.
+/// Each test class gets its own ports and directory (statics of the closed generic type).
 /// </summary>
-[Collection(nameof(LocalClusterTests))]
-public sealed class InProcessClusterTests : Akka.TestKit.Xunit2.TestKit
+public abstract class InProcessCluster<TSelf> : Akka.TestKit.Xunit2.TestKit
 {
-    private static readonly string Root = Path.Combine(Path.GetTempPath(), $"mcactors-inproc-{Guid.NewGuid():N}");
-    private static readonly int[] Ports = FreePorts.Take(5);
+    protected static readonly string Root = Path.Combine(Path.GetTempPath(), $"mcactors-inproc-{Guid.NewGuid():N}");
+    private static readonly int[] Ports = FreePorts.Take(8);
     private static readonly string[] Seeds = [$"127.0.0.1:{Ports[0]}"];
 
-    public InProcessClusterTests(ITestOutputHelper output)
-        : base(NodeConfig.Build(Options(NodeKind.Arbiter, "arbiter", 0)), NodeOptions.SystemName, output)
+    protected InProcessCluster(ITestOutputHelper output, NodeKind self = NodeKind.Arbiter)
+        : base(NodeConfig.Build(Options(self, "arbiter", 0)), NodeOptions.SystemName, output)
     {
     }
 
     private static NodeOptions Options(NodeKind kind, string name, int index) =>
         new(kind, name, "127.0.0.1", Ports[index], Seeds, Path.Combine(Root, name), Path.Combine(Root, "coordinator.db"),
-            index == 0 ? 0 : Ports[2 + index], ["mcactors.checkpoint.epoch-interval = 50ms", "mcactors.volume.size = 32MiB", "akka.loglevel = INFO"]);
+            index == 0 ? 0 : Ports[4 + index], ["mcactors.checkpoint.epoch-interval = 50ms", "mcactors.volume.size = 32MiB", "akka.loglevel = INFO"]);
 
+    /// <summary>
+    /// Config that makes <see cref="ActorSystem.Terminate"/> a crash: no coordinated shutdown, so no
+    /// graceful leave or singleton hand-over; the others must detect the node and down it.
+    /// </summary>
+    protected const string Crashable = """
+        akka.coordinated-shutdown.run-by-actor-system-terminate = off
+        akka.cluster.run-coordinated-shutdown-when-down = off
+        """;
+
+    /// <summary>Starts replica nodes joined to the TestKit's (arbiter) system, each with its replica actor.</summary>
+    protected static List<ActorSystem> StartReplicas(McActorsSettings settings, int count, string extraConfig = "") =>
+        [.. Enumerable.Range(1, count).Select(index => StartReplica(settings, index, extraConfig))];
+
+    protected static ActorSystem StartReplica(McActorsSettings settings, int index, string extraConfig = "")
+    {
+        var name = $"replica-{index}";
+        var options = Options(NodeKind.Replica, name, index);
+        var config = Akka.Configuration.ConfigurationFactory.ParseString(extraConfig).WithFallback(NodeConfig.Build(options));
+        var system = ActorSystem.Create(NodeOptions.SystemName, config);
+        var proxy = CoordinatorSingleton.Start(system, settings);
+        system.ActorOf(ReplicaActor.Props(new ReplicaSettings(name, options.DataDirectory, "127.0.0.1", options.DataPort, settings), proxy), "replica");
+        return system;
+    }
+
+    protected async Task<CoordinatorStatus> AwaitStatus(IActorRef coordinator, Func<CoordinatorStatus, bool> condition, string what, TimeSpan timeout)
+    {
+        CoordinatorStatus status = null!;
+        await AwaitAssertAsync(async () =>
+        {
+            status = await coordinator.Ask<CoordinatorStatus>(GetCoordinatorStatus.Instance, TimeSpan.FromSeconds(2));
+            Assert.True(condition(status), $"{what}: generation {status.Generation}, primary {status.Primary}, last committed {status.LastCommitted}");
+        }, timeout, TimeSpan.FromMilliseconds(200));
+        return status;
+    }
+
+    protected override void AfterAll()
+    {
+        base.AfterAll();
+        if (Directory.Exists(Root))
+            Directory.Delete(Root, recursive: true);
+    }
+}
+
+/// <summary>A primary and a secondary commit checkpoints, the guest stops at a last one, and both replicas verify.</summary>
+[Collection(nameof(LocalClusterTests))]
+public sealed class InProcessClusterTests(ITestOutputHelper output) : InProcessCluster<InProcessClusterTests>(output)
+{
     [Fact]
     public async Task A_primary_and_a_secondary_commit_checkpoints_and_hold_the_same_checkpoint_after_a_guest_stop()
     {
@@ -41,14 +87,7 @@ public sealed class InProcessClusterTests : Akka.TestKit.Xunit2.TestKit
             var settings = McActorsSettings.From(Sys.Settings.Config);
             var coordinator = CoordinatorSingleton.Start(Sys, settings);
             Cluster.Get(Sys).Join(Cluster.Get(Sys).SelfAddress);
-            foreach (var (name, index) in new[] { ("replica-1", 1), ("replica-2", 2) })
-            {
-                var options = Options(NodeKind.Replica, name, index);
-                var system = ActorSystem.Create(NodeOptions.SystemName, NodeConfig.Build(options));
-                replicas.Add(system);
-                var proxy = CoordinatorSingleton.Start(system, settings);
-                system.ActorOf(ReplicaActor.Props(new ReplicaSettings(name, options.DataDirectory, "127.0.0.1", options.DataPort, settings), proxy), "replica");
-            }
+            replicas.AddRange(StartReplicas(settings, 2));
 
             CoordinatorStatus status = null!;
             await AwaitAssertAsync(async () =>
@@ -75,11 +114,102 @@ public sealed class InProcessClusterTests : Akka.TestKit.Xunit2.TestKit
                 await system.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
         }
     }
+}
 
-    protected override void AfterAll()
+/// <summary>The primary's node goes: a secondary takes over at the last committed checkpoint and the guest goes on.</summary>
+[Collection(nameof(LocalClusterTests))]
+public sealed class InProcessFailoverTests(ITestOutputHelper output) : InProcessCluster<InProcessFailoverTests>(output)
+{
+    [Fact]
+    public async Task When_the_primary_node_goes_the_secondary_that_prepared_most_takes_over_and_the_guest_goes_on_consistently()
     {
-        base.AfterAll();
-        if (Directory.Exists(Root))
-            Directory.Delete(Root, recursive: true);
+        var replicas = new List<ActorSystem>();
+        try
+        {
+            var settings = McActorsSettings.From(Sys.Settings.Config) with { Replicas = 3 };
+            var coordinator = CoordinatorSingleton.Start(Sys, settings);
+            Cluster.Get(Sys).Join(Cluster.Get(Sys).SelfAddress);
+            replicas.AddRange(StartReplicas(settings, 3));
+
+            var before = await AwaitStatus(coordinator, s => s.LastCommitted >= 10, "checkpoints before the failover", TimeSpan.FromSeconds(60));
+            Assert.Equal(2, before.Secondaries.Count);
+            var old = before.Primary!;
+            var oldSystem = replicas[int.Parse(old["replica-".Length..]) - 1];
+            // The primary's node goes away (its system stops); DeathWatch tells the coordinator.
+            await oldSystem.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+            replicas.Remove(oldSystem);
+
+            var after = await AwaitStatus(coordinator, s => s.Generation == 2 && s.LastFailover?.ResumedAt is not null && s.LastCommitted >= before.LastCommitted + 10,
+                "checkpoints after the failover", TimeSpan.FromSeconds(60));
+            Assert.NotEqual(old, after.Primary);
+            Assert.Single(after.Secondaries);
+            var failover = after.LastFailover!;
+            Assert.Equal((old, after.Primary), (failover.FromPrimary, failover.ToPrimary));
+            // Nothing committed is lost: the target is at least the last commit seen before the loss.
+            Assert.True(failover.TargetCheckpoint >= before.LastCommitted, $"target {failover.TargetCheckpoint} < {before.LastCommitted}");
+            Assert.NotNull(failover.RolledBackAt);
+
+            var stopped = await coordinator.Ask<GuestStopped>(StopGuest.Instance, TimeSpan.FromSeconds(30));
+            Assert.Equal(2, stopped.Generation);
+            foreach (var system in replicas)
+                await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).WaitAsync(TimeSpan.FromSeconds(30));
+            // The new primary's image is its guest's state, and the remaining secondary holds the same checkpoint.
+            var verdict = DemoVerifier.Verify(Path.Combine(Root, after.Primary!), Path.Combine(Root, after.Secondaries[0]), stopped.Epoch);
+            Assert.True(verdict.Verified, verdict.Detail);
+        }
+        finally
+        {
+            foreach (var system in replicas)
+                await system.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+        }
+    }
+}
+
+/// <summary>
+/// The node that hosts both the coordinator singleton and the primary crashes: the singleton moves
+/// to the next oldest node, recovers from the shared SQLite journal, sees the primary's node gone
+/// and fails over.
+/// </summary>
+[Collection(nameof(LocalClusterTests))]
+public sealed class InProcessCoordinatorMoveTests(ITestOutputHelper output)
+    : InProcessCluster<InProcessCoordinatorMoveTests>(output, NodeKind.Observer) // a vote, but no home for the singleton
+{
+    [Fact]
+    public async Task A_crash_of_the_node_with_coordinator_and_primary_moves_the_coordinator_which_fails_over_from_its_journal()
+    {
+        var replicas = new List<ActorSystem>();
+        try
+        {
+            var settings = McActorsSettings.From(Sys.Settings.Config) with { Replicas = 3 };
+            // This node only asks (a proxy): the singleton lives on the oldest replica node, replica-1.
+            var coordinator = CoordinatorSingleton.StartProxy(Sys);
+            Cluster.Get(Sys).Join(Cluster.Get(Sys).SelfAddress);
+            // One at a time, so that replica-1 is the oldest: it hosts the singleton and (oldest first) is the primary.
+            for (var i = 1; i <= 3; i++)
+            {
+                replicas.Add(StartReplica(settings, i, Crashable));
+                await AwaitAssertAsync(() => Assert.Equal(i + 1, Cluster.Get(Sys).State.Members.Count(m => m.Status == MemberStatus.Up)),
+                    TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(100));
+            }
+
+            var before = await AwaitStatus(coordinator, s => s.LastCommitted >= 10, "checkpoints before the crash", TimeSpan.FromSeconds(60));
+            Assert.Equal("replica-1", before.Primary); // the oldest replica is primary, and hosts the singleton
+            await replicas[0].Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+
+            var after = await AwaitStatus(coordinator, s => s.Generation == 2 && s.Primary != "replica-1" && s.LastCommitted >= before.LastCommitted + 10,
+                "checkpoints after the move and failover", TimeSpan.FromSeconds(60));
+            Assert.Single(after.Secondaries);
+            Assert.Equal(1, after.Failovers);
+            var stopped = await coordinator.Ask<GuestStopped>(StopGuest.Instance, TimeSpan.FromSeconds(30));
+            foreach (var system in replicas.Skip(1))
+                await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).WaitAsync(TimeSpan.FromSeconds(30));
+            var verdict = DemoVerifier.Verify(Path.Combine(Root, after.Primary!), Path.Combine(Root, after.Secondaries[0]), stopped.Epoch);
+            Assert.True(verdict.Verified, verdict.Detail);
+        }
+        finally
+        {
+            foreach (var system in replicas)
+                await system.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+        }
     }
 }

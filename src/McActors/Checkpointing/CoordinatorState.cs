@@ -24,6 +24,9 @@ public sealed record RolesAssigned(long Generation, string Primary, string[] Sec
 /// <summary>Checkpoint <see cref="Epoch"/> is committed (the 2PC decision point).</summary>
 public sealed record CheckpointCommitted(long Generation, long Epoch, long Writes, long Bytes) : ICoordinatorEvent;
 
+/// <summary>A replica joined the replica set as a secondary (a resync finished) for the checkpoints after <see cref="Epoch"/>.</summary>
+public sealed record SecondaryAdded(long Generation, string Replica, long Epoch) : ICoordinatorEvent;
+
 /// <summary>A secondary left the replica set at <see cref="Epoch"/> (slow, terminated or failed).</summary>
 public sealed record SecondaryDropped(long Generation, string Replica, long Epoch, string Reason) : ICoordinatorEvent;
 
@@ -75,6 +78,8 @@ public sealed record CoordinatorState(
         CheckpointCommitted => this,
         SecondaryDropped d when d.Generation == Generation => this with { Secondaries = Secondaries.Where(s => s != d.Replica).ToArray() },
         SecondaryDropped => this,
+        SecondaryAdded a when a.Generation == Generation && !IsMember(a.Replica) => this with { Secondaries = [.. Secondaries, a.Replica] },
+        SecondaryAdded => this,
         _ => throw new ArgumentException($"unknown coordinator event {e.GetType().Name}", nameof(e)),
     };
 }

@@ -45,6 +45,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<Address, DateTime> _unreachableAt = [];
     private readonly Dictionary<Address, DateTime> _downedAt = [];
     private FailoverReport? _lastFailover;
+    private readonly Dictionary<string, ResyncProgress> _resyncs = [];
     private bool _primaryRunning;
     private DateTime _assigningSince;
     private DateTime _resumingSince;
@@ -288,12 +289,54 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         {
             if (Register(r))
                 Rejoin(r.ReplicaId);
+            else if (_state.HasRoles && !_state.IsMember(r.ReplicaId) && !_stopRequested)
+                MaybeStartResync(r);
         });
-        Command<Terminated>(t => OnMemberGone(Forget(t.ActorRef), "terminated", () => { }));
+        Command<ResyncReady>(r =>
+        {
+            if (IsStale(r) || !_resyncs.ContainsKey(r.ReplicaId) || !_registered.TryGetValue(r.ReplicaId, out var joiner))
+                return;
+            _log.Info("{0} is ready to resync ({1}); the primary copies what differs", r.ReplicaId,
+                r.Digest is null ? "empty image: everything written is copied" : $"{r.Digest.Length / 16} chunks of {r.ChunkBytes} B hashed");
+            Primary()?.Tell(new AddSecondary(_state.Generation, new SecondaryEndpoint(r.ReplicaId, joiner.Host, joiner.Port), r.ChunkBytes, r.Digest));
+        });
+        Command<ResyncStatus>(r =>
+        {
+            if (!IsStale(r) && _resyncs.ContainsKey(r.Progress.Replica))
+                _resyncs[r.Progress.Replica] = r.Progress;
+        });
+        Command<ResyncCompleted>(r =>
+        {
+            if (IsStale(r) || !_resyncs.Remove(r.ReplicaId))
+                return;
+            Persist(new SecondaryAdded(_state.Generation, r.ReplicaId, r.FromEpoch), e =>
+            {
+                ApplyEvent(e);
+                // It prepares the checkpoints opened from now on (it holds every one from FromEpoch).
+                _pipeline!.AddSecondary(e.Replica, _pipeline.LastClosed);
+                _log.Info("{0} is in sync from checkpoint {1} and protects the volume again: secondaries [{2}]",
+                    e.Replica, e.Epoch, string.Join(", ", _state.Secondaries));
+            });
+        });
+        Command<ResyncFailed>(r =>
+        {
+            if (!IsStale(r) && _resyncs.Remove(r.ReplicaId))
+                _log.Warning("resync of {0} failed: {1}; it is tried again when it registers", r.ReplicaId, r.Reason);
+        });
+        Command<Terminated>(t =>
+        {
+            var gone = Forget(t.ActorRef);
+            if (gone is not null && _resyncs.Remove(gone))
+                _log.Warning("{0} left while being resynced", gone);
+            OnMemberGone(gone, "terminated", () => { });
+        });
         Command<ReplicaFailed>(f =>
         {
-            if (!IsStale(f))
-                OnMemberGone(f.ReplicaId, $"failed: {f.Reason}", () => { });
+            if (IsStale(f))
+                return;
+            if (_resyncs.Remove(f.ReplicaId))
+                _log.Warning("{0} failed while being resynced: {1}", f.ReplicaId, f.Reason);
+            OnMemberGone(f.ReplicaId, $"failed: {f.Reason}", () => { });
         });
         Command<StopGuest>(_ =>
         {
@@ -350,7 +393,14 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         Command<GetCoordinatorStatus>(_ => Sender.Tell(Status()));
         Command<ClusterEvent.UnreachableMember>(e => _unreachableAt.TryAdd(e.Member.Address, DateTime.UtcNow));
-        Command<ClusterEvent.MemberDowned>(e => _downedAt.TryAdd(e.Member.Address, DateTime.UtcNow));
+        Command<ClusterEvent.MemberDowned>(e =>
+        {
+            _downedAt.TryAdd(e.Member.Address, DateTime.UtcNow);
+            // A downed node never comes back, and the generation fences it even while it still runs:
+            // fail over now rather than when the node is removed (a second or two later).
+            if (_state.HasRoles && _state.PrimaryAddress == e.Member.Address.ToString() && !_guestStopped && _pipeline is not null)
+                StartFailover("its node was downed");
+        });
         Command<ClusterEvent.MemberRemoved>(e => _downedAt.TryAdd(e.Member.Address, DateTime.UtcNow));
         Command<ResetCommitLatency>(_ => _latency.Clear());
         Command<CoordinatorSingleton.HandOver>(_ => Context.Stop(Self));
@@ -415,11 +465,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             return false;
         }
         if (!_state.IsMember(r.ReplicaId))
-        {
-            if (candidate is null)
-                _log.Info("{0} registered but generation {1} has its replica set; it stays out until re-protection exists", r.ReplicaId, _state.Generation);
             return false;
-        }
         return newRef;
     }
 
@@ -465,6 +511,27 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         then();
     }
 
+    // ---- re-protection ----
+
+    /// <summary>
+    /// A replica outside the replica set registered: if the set has room, resync it from the
+    /// primary (it may be new, a dropped secondary, or an old primary back with its old image).
+    /// </summary>
+    private void MaybeStartResync(RegisterReplica r)
+    {
+        if (_resyncs.ContainsKey(r.ReplicaId) || _state.Volume is null || _state.Primary is null)
+            return;
+        if (_state.Secondaries.Length + _resyncs.Count >= _settings.Replicas - 1)
+        {
+            _log.Debug("{0} registered; the replica set of generation {1} is full", r.ReplicaId, _state.Generation);
+            return;
+        }
+        _resyncs[r.ReplicaId] = new ResyncProgress(r.ReplicaId, 0, _state.Volume.SizeBytes, 0, false);
+        _log.Info("{0} joins generation {1}: resyncing it from primary {2}{3}", r.ReplicaId, _state.Generation, _state.Primary,
+            r.VolumeId == _state.Volume.VolumeId ? " (it holds an image of this volume: only what differs is copied)" : "");
+        r.Replica.Tell(new AssignSecondary(_state.Generation, _state.Volume, _state.Primary, _state.LastCommitted, Resync: true));
+    }
+
     // ---- failover ----
 
     /// <summary>
@@ -506,6 +573,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private void ResetCheckpointing()
     {
         _pipeline = null;
+        _resyncs.Clear(); // the copies were from the old primary; joiners register again
         _primaryRunning = false;
         _closedAtTicks.Clear();
         _prepareSentAt.Clear();
@@ -732,6 +800,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         Failovers = _state.Failovers,
         LastFailover = _lastFailover,
+        Resyncing = [.. _resyncs.Values],
     };
 
     // ---- timer messages (local only) ----

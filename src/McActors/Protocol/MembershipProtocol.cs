@@ -43,8 +43,12 @@ public sealed record AssignPrimary(
     IReadOnlyList<SecondaryEndpoint> Secondaries,
     long LastCommitted) : IFencedMessage;
 
-/// <summary>Coordinator → replica: be a secondary of <see cref="Generation"/>, following <see cref="PrimaryId"/>.</summary>
-public sealed record AssignSecondary(long Generation, VolumeSpec Volume, string PrimaryId, long LastCommitted) : IFencedMessage;
+/// <summary>
+/// Coordinator → replica: be a secondary of <see cref="Generation"/>, following <see cref="PrimaryId"/>.
+/// With <see cref="Resync"/>, the replica is joining a running generation: it keeps its image only
+/// as a source of chunks that need no copy, and is brought in sync by the primary (ResyncProtocol.cs).
+/// </summary>
+public sealed record AssignSecondary(long Generation, VolumeSpec Volume, string PrimaryId, long LastCommitted, bool Resync = false) : IFencedMessage;
 
 /// <summary>Replica → coordinator: the assigned role runs (the primary's guest runs, the secondary listens).</summary>
 public sealed record RoleAssumed(long Generation, string ReplicaId, ReplicaRole Role) : IFencedMessage;

@@ -240,6 +240,53 @@ public sealed class EpochCoordinatorTests : TestKit
         Assert.Equal(["s1"], Status(coordinator).Secondaries);
     }
 
+    [Fact]
+    public void A_replica_that_joins_when_the_set_has_room_is_resynced_from_the_primary_and_then_prepares()
+    {
+        var coordinator = Start(Settings());
+        Sys.Stop(_r.S2.Ref); // s2 leaves: the set has room for one secondary
+        AwaitAssert(() => Assert.Equal(["s1"], Status(coordinator).Secondaries));
+
+        var joiner = CreateTestProbe("s3");
+        Register(coordinator, joiner, 7003);
+        var assign = joiner.ExpectMsg<AssignSecondary>();
+        Assert.Equal((Gen, "p", true), (assign.Generation, assign.PrimaryId, assign.Resync));
+
+        byte[] digest = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+        coordinator.Tell(new ResyncReady(Gen, "s3", 65536, digest), joiner.Ref);
+        var add = _r.Primary.FishForMessage<AddSecondary>(_ => true);
+        Assert.Equal((Gen, "s3", 7003, 65536), (add.Generation, add.Endpoint.ReplicaId, add.Endpoint.Port, add.ChunkBytes));
+        Assert.Equal(digest, add.Digest);
+
+        coordinator.Tell(new ResyncStatus(Gen, new ResyncProgress("s3", 1 << 20, 1 << 20, 4096, false)), _r.Primary.Ref);
+        Assert.Equal(4096, Status(coordinator).Resyncing.Single().CopiedBytes);
+        Assert.Equal(["s1"], Status(coordinator).Secondaries); // not protecting anything yet
+
+        coordinator.Tell(new ResyncCompleted(Gen, "s3", 1), _r.Primary.Ref);
+        AwaitAssert(() => Assert.Equal(["s1", "s3"], Status(coordinator).Secondaries));
+        Assert.Empty(Status(coordinator).Resyncing);
+
+        // From now on its Prepared counts: checkpoint 1 waits for it.
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.Primary.FishForMessage<CloseEpoch>(_ => true);
+        Assert.Equal(new Prepare(Gen, 1), joiner.FishForMessage<Prepare>(_ => true));
+        _r.Closed(coordinator, 1);
+        Prepared(coordinator, _r.S1, 1);
+        _r.Primary.ExpectNoMsg(Quiet);
+        coordinator.Tell(new Prepared(Gen, 1, "s3"), joiner.Ref);
+        ExpectCommit(1, _r.Primary, _r.S1, joiner);
+    }
+
+    [Fact]
+    public void A_replica_that_joins_a_full_set_stays_out()
+    {
+        var coordinator = Start(Settings());
+        var late = CreateTestProbe("late");
+        Register(coordinator, late);
+        late.ExpectNoMsg(Quiet);
+        Assert.Empty(Status(coordinator).Resyncing);
+    }
+
     /// <summary>Commits checkpoint 1 on all, then s2 alone prepares checkpoint 2 (the primary closed it).</summary>
     private void CommitOneThenS2PreparesTwo(IActorRef coordinator)
     {
