@@ -44,6 +44,7 @@ public static class DemoRunner
         FailoverTimeline? failover = null;
         string? killed = null;
         bool? reprotected = null;
+        ResyncProgress? lastResync = null;
         await using (var cluster = LocalCluster.LocalCluster.Start(new LocalClusterOptions(options.DataDirectory, options.Replicas, options.Overrides)))
         {
             var tracker = new StatusTracker(cluster.Observer);
@@ -93,6 +94,7 @@ public static class DemoRunner
                 if (killed is not null && failover is not null && reprotected is null)
                 {
                     var resync = last.Resyncing.FirstOrDefault(r => r.Replica == killed);
+                    lastResync = resync ?? lastResync;
                     if (last.Secondaries.Contains(killed))
                     {
                         reprotected = true;
@@ -102,7 +104,7 @@ public static class DemoRunner
                              && run.Elapsed - options.Duration > (resync is null ? ReprotectNotStarted : ReprotectGrace))
                     {
                         reprotected = false;
-                        await Say($"{killed} was not re-protected in time ({(resync is null ? "no resync started" : $"resync at {resync.ScannedBytes >> 20}/{resync.TotalBytes >> 20} MiB")}); verifying without it");
+                        await Say($"{killed} was not re-protected in time ({(lastResync is null ? "no resync started" : $"resync seen at {lastResync.ScannedBytes >> 20}/{lastResync.TotalBytes >> 20} MiB{(resync is null ? ", then gone" : "")}")}); verifying without it");
                     }
                     else if (resync is not null)
                         await Say($"re-protecting {killed}: scanned {resync.ScannedBytes >> 20}/{resync.TotalBytes >> 20} MiB, copied {resync.CopiedBytes >> 20} MiB");
