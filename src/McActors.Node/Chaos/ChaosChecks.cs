@@ -53,9 +53,13 @@ public sealed class ChaosObservations(ChaosPlan plan)
         else if (CommittedBeforeFault > 0)
             parts.Add($"committed before: {CommittedBeforeFault}");
         if (Restarted)
-            parts.Add(Reprotected ? "re-protected" : "restarted, not re-protected");
+            parts.Add(Reprotected ? "restarted, re-protected" : "restarted, not re-protected");
+        else if (Plan.Fault is ChaosFault.DiskErrorSecondary or ChaosFault.SlowSecondary)
+            parts.Add(Reprotected ? "healed, in sync" : "healed, not in sync");
         if (StoppedAt > 0)
             parts.Add($"stopped at {StoppedAt}");
+        if (Verdict?.Detail is { } detail && detail.IndexOf("; the primary saved no state", StringComparison.Ordinal) is var i and >= 0)
+            parts.Add($"NOTE{detail[(i + 1)..]}");
         if (Times.Count > 0)
             parts.Add($"[{string.Join(" ", Times.Select(t => $"{t.Phase} {t.Seconds:0.0}"))}]");
         return string.Join(", ", parts);
@@ -100,8 +104,6 @@ public static class ChaosChecks
             if (seen.Final is { } final && final.Generation != seen.GenerationBefore)
                 yield return $"(4) a secondary's fault changed the generation {seen.GenerationBefore} -> {final.Generation}";
         }
-        if (seen.Plan.Fault == ChaosFault.DiskErrorSecondary && seen.Final?.Secondaries.Contains(seen.Target) == true)
-            yield return $"(5) {seen.Target}'s disk failed but it is still an in-sync secondary";
         foreach (var problem in seen.Problems)
             yield return problem;
     }

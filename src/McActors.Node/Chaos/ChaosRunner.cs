@@ -38,7 +38,7 @@ public static class ChaosRunner
         "mcactors.coordinator.assign-timeout = 2s",
         "mcactors.coordinator.assign-retry = 250ms",
         "akka.cluster.retry-unsuccessful-join-after = 1s",
-        .. NodeFaults.NodeOverrides,
+        .. NodeFaults.NodeOverrides(plan),
     ];
 
     private static readonly TimeSpan RolesTimeout = TimeSpan.FromSeconds(60);
@@ -53,7 +53,7 @@ public static class ChaosRunner
     public static async Task<int> RunAsync(ChaosOptions options, TextWriter output, CancellationToken cancel)
     {
         await output.WriteLineAsync($"chaos: {options.Runs} runs, seed {options.Seed}, faults: {string.Join(", ", NodeFaults.Available)}" +
-            (NodeFaults.StoreFaultsAvailable ? "" : " (store faults need the fault toolkit, not on main yet)") + $"; data in {options.DataDirectory}");
+            $"; data in {options.DataDirectory}");
         Directory.CreateDirectory(options.DataDirectory);
         int passed = 0, failed = 0;
         var total = Stopwatch.StartNew();
@@ -137,7 +137,7 @@ public static class ChaosRunner
                     break;
                 case ChaosFault.SlowSecondary:
                     seen.FaultAt = DateTime.UtcNow;
-                    seen.Notes.Add(await NodeFaults.InjectStoreFaultAsync(cluster.Observer, node, plan.Fault, 0, TimeSpan.FromMilliseconds(20)));
+                    seen.Notes.Add(await NodeFaults.InjectStoreFaultAsync(cluster.Observer, node, plan.Fault, 0, TimeSpan.FromMilliseconds(5)));
                     break;
             }
 
@@ -150,9 +150,10 @@ public static class ChaosRunner
                 return seen.Fail("progress", $"no checkpoint committed after {mark} within {ProgressTimeout.TotalSeconds:0} s of recovery " +
                     $"(generation {tracker.Last?.Generation}, primary {tracker.Last?.Primary ?? "none"})", clock.Elapsed);
 
-            // Invariant 5: a restarted node is running (it recovered or waits for a resync), not crashed.
-            if (seen.Restarted && cluster.Node(target).HasExited)
-                seen.Problems.Add($"(5) {target}, restarted with its data directory, exited with code {cluster.Node(target).ExitCode}; see {cluster.Node(target).LogPath}");
+            // Invariant 5: a restarted node, or one whose disk failed, is running (it recovered or waits
+            // for a resync), not crashed.
+            if ((seen.Restarted || NodeFaults.IsStoreFault(plan.Fault)) && cluster.Node(target).HasExited)
+                seen.Problems.Add($"(5) {target}{(seen.Restarted ? ", restarted with its data directory," : ", after its store fault,")} exited with code {cluster.Node(target).ExitCode}; see {cluster.Node(target).LogPath}");
 
             seen.Mark("progress", clock);
             var stopped = await cluster.Observer.StopGuestAsync(TimeSpan.FromSeconds(30));
@@ -160,12 +161,15 @@ public static class ChaosRunner
             seen.Final = tracker.Record(await cluster.Observer.StatusAsync(TimeSpan.FromSeconds(5)));
             foreach (var n in cluster.Nodes.Where(n => n.HasExited && n.Options.Name != target))
                 seen.Problems.Add($"(liveness) {n.Options.Name} exited with code {n.ExitCode} though no fault was aimed at it; see {n.LogPath}");
-            // Checkpoint StoppedAt is committed and durable on every secondary; the primary writes its
-            // guest state when Commit reaches it. Once that file is there the nodes end with SIGKILL
+            // Checkpoint StoppedAt is committed and durable on every secondary (the primary writes its
+            // guest state when Commit reaches it, which matters only without secondaries). Once the
+            // files are there the nodes end with SIGKILL
             // (a crash, not a power cut: what they wrote is in the page cache), and verification
             // recovers the stores from what the crash left.
-            var replicas = seen.Final.Primary is null ? [] : new[] { seen.Final.Primary }.Concat(seen.Final.Secondaries);
+            var replicas = seen.Final.Secondaries.Count > 0 ? seen.Final.Secondaries : seen.Final.Primary is null ? [] : [seen.Final.Primary];
             await UntilAsync(() => replicas.All(r => File.Exists(GuestStateFiles.PathIn(Path.Combine(dir, r), stopped.Epoch))), TimeSpan.FromSeconds(5), cancel);
+            if (seen.Final.Primary is { } p)
+                await UntilAsync(() => File.Exists(GuestStateFiles.PathIn(Path.Combine(dir, p), stopped.Epoch)), TimeSpan.FromSeconds(1), cancel);
             seen.Mark("stop", clock);
             await cluster.CrashAllAsync();
         }
@@ -244,18 +248,28 @@ public static class ChaosRunner
                 seen.Problems.Add($"(4) {target}, downed while partitioned, exited with code {node.ExitCode}, not 3 (downed)");
         }
 
-        if (plan.Fault is ChaosFault.DiskErrorSecondary or ChaosFault.SlowSecondary)
+        if (NodeFaults.IsStoreFault(plan.Fault))
         {
-            // A failing disk drops the secondary; a slow one either keeps up or is dropped by the prepare timeout.
-            await tracker.UntilAsync(s => s.LastCommitted > seen.CommittedBeforeFault + 10 || !s.Secondaries.Contains(target), DownTimeout, Poll, cancel);
-            return null;
+            // A failing disk must take the secondary out of the replica set (it cannot vouch for its
+            // store); a slow one either keeps up for a while or is dropped (prepare timeout, full window).
+            var left = await tracker.UntilAsync(
+                s => !s.Secondaries.Contains(target) || (plan.Fault == ChaosFault.SlowSecondary && s.LastCommitted > seen.CommittedBeforeFault + 20),
+                DownTimeout, Poll, cancel);
+            if (plan.Fault == ChaosFault.DiskErrorSecondary && (left is null || left.Secondaries.Contains(target)))
+                seen.Problems.Add($"(5) {target}'s store failed but it stayed in the replica set for {DownTimeout.TotalSeconds:0} s");
+            seen.Notes.Add(await NodeFaults.HealStoreAsync(cluster.Observer, node));
         }
-
         seen.Mark("fault", clock);
-        // The node that took the fault comes back with its data directory, to be re-protected (invariant 5).
-        await cluster.RestartAsync(target);
-        seen.Restarted = true;
-        var restartedAt = DateTime.UtcNow;
+
+        var rejoinFrom = DateTime.UtcNow;
+        if (!NodeFaults.IsStoreFault(plan.Fault))
+        {
+            // The node that took the fault comes back with its data directory, to be re-protected (invariant 5).
+            await cluster.RestartAsync(target);
+            seen.Restarted = true;
+            rejoinFrom = DateTime.UtcNow;
+        }
+        var restartedAt = rejoinFrom;
         await tracker.UntilAsync(s =>
             s.Secondaries.Contains(target)
             || (!s.Resyncing.Any(r => r.Replica == target) && DateTime.UtcNow - restartedAt > ReprotectNotStarted)

@@ -2,6 +2,7 @@ using Akka.Actor;
 using McActors.Checkpointing;
 using McActors.Node.Hosting;
 using McActors.Protocol;
+using McActors.Testing;
 
 namespace McActors.Node.LocalCluster;
 
@@ -37,7 +38,9 @@ public sealed class ClusterObserver : IAsyncDisposable
             // explicitly by DisposeAsync.
             [.. overrides, "akka.loglevel = OFF", "akka.stdout-loglevel = OFF", "akka.log-dead-letters = off",
                 "akka.coordinated-shutdown.run-by-actor-system-terminate = off"]);
-        var system = ActorSystem.Create(NodeOptions.SystemName, NodeConfig.Build(options));
+        // With fault injection on, the nodes talk through the throttle adapter (another address
+        // protocol): the observer must too, or it cannot reach them.
+        var system = ActorSystem.Create(NodeOptions.SystemName, FaultConfig.ForNode(NodeConfig.Build(options)));
         return new ClusterObserver(system, CoordinatorSingleton.StartProxy(system));
     }
 
