@@ -78,6 +78,18 @@ public sealed class ImageDigestTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_digest_travels_as_16_little_endian_bytes_per_chunk()
+    {
+        UInt128[] digest = [0, UInt128.MaxValue, new UInt128(0x0102030405060708, 0x090A0B0C0D0E0F10)];
+        var bytes = ImageDigest.ToBytes(digest);
+        Assert.Equal(48, bytes.Length);
+        Assert.Equal(0x10, bytes[32]); // lowest byte first
+        Assert.Equal(0x01, bytes[47]);
+        Assert.Equal(digest, ImageDigest.FromBytes(bytes));
+        Assert.Throws<ArgumentException>(() => ImageDigest.FromBytes(new byte[17]));
+    }
+
+    [Fact]
     public void Computing_a_digest_runs_at_page_cache_speed()
     {
         const int size = 128 << 20;

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.IO.Hashing;
 using System.Numerics;
@@ -64,6 +65,26 @@ public static class ImageDigest
         if (chunk.IsEmpty || chunk.ContainsAnyExcept((byte)0))
             return XxHash128.HashToUInt128(chunk);
         return ZeroHashes.GetOrAdd(chunk.Length, static length => XxHash128.HashToUInt128(new byte[length]));
+    }
+
+    /// <summary>A digest as bytes for a message: 16 bytes per chunk, each hash little-endian.</summary>
+    public static byte[] ToBytes(ReadOnlySpan<UInt128> digest)
+    {
+        var bytes = new byte[digest.Length * 16];
+        for (var i = 0; i < digest.Length; i++)
+            BinaryPrimitives.WriteUInt128LittleEndian(bytes.AsSpan(i * 16), digest[i]);
+        return bytes;
+    }
+
+    /// <summary>The inverse of <see cref="ToBytes"/>; throws if the length is not a multiple of 16.</summary>
+    public static UInt128[] FromBytes(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length % 16 != 0)
+            throw new ArgumentException($"a digest is 16 bytes per chunk; {bytes.Length} B is not a multiple of 16", nameof(bytes));
+        var digest = new UInt128[bytes.Length / 16];
+        for (var i = 0; i < digest.Length; i++)
+            digest[i] = BinaryPrimitives.ReadUInt128LittleEndian(bytes[(i * 16)..]);
+        return digest;
     }
 
     /// <summary>
