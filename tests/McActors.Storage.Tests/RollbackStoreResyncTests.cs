@@ -143,6 +143,8 @@ public sealed class RollbackStoreResyncTests(ITestOutputHelper output)
         Assert.IsAssignableFrom<CannotVouchException>(e);
         Assert.Throws<ResyncIncompleteException>(() => store.RollbackTo(0));
         Assert.Equal(0, store.PreparedEpoch);
+        store.Commit(499); // a coordinator's re-sent commit of a checkpoint before the sync: nothing to do
+        Assert.Equal(0, store.CommittedEpoch);
 
         store.Write(501, 4096, Filled(4096, 2));
         store.MarkSynced(501);
@@ -152,6 +154,8 @@ public sealed class RollbackStoreResyncTests(ITestOutputHelper output)
         Assert.Contains("checkpoint 500", below.Message);
         Assert.Contains("synced from 501", below.Message);
         store.Prepare(501);
+        store.Commit(500);
+        Assert.Equal(0, store.CommittedEpoch);
         store.Commit(501);
         store.Write(502, 0, Filled(4096, 3));
         Assert.Throws<ResyncIncompleteException>(() => store.RollbackTo(500));

@@ -386,11 +386,13 @@ public sealed class RollbackStore : IDisposable
     /// Marks checkpoint <paramref name="epoch"/> committed and drops the logs of every epoch up to it,
     /// in constant time: the files are unlinked in the background after the new state is durable.
     /// A repeated or late commit changes nothing; a commit of an unprepared epoch is refused.
+    /// A commit of a checkpoint before <see cref="SyncedFrom"/> changes nothing either: it was the
+    /// other replicas' to commit (a coordinator re-sending its last commit to a joiner, say).
     /// </summary>
     public void Commit(long epoch)
     {
         ThrowIfUnusable();
-        if (epoch <= CommittedEpoch)
+        if (epoch <= CommittedEpoch || epoch < SyncedFrom)
             return;
         if (epoch > PreparedEpoch)
             throw new EpochOrderException($"commit of epoch {epoch}, but only epochs up to {PreparedEpoch} are prepared here");
