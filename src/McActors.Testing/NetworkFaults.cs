@@ -21,6 +21,8 @@ public enum LinkDirection
 /// must run with <see cref="FaultConfig.ThrottleAdapter"/>). A blackholed link stays associated
 /// but every message on it is dropped, heartbeats included: the peer becomes unreachable.
 /// Applying it on one side is enough to cut both ways with <see cref="LinkDirection.Both"/>.
+/// The peer's address may be given with any protocol (akka.tcp or akka.trttl.tcp): the adapter
+/// matches on host and port.
 /// </summary>
 public static class NetworkFaults
 {
@@ -35,6 +37,10 @@ public static class NetworkFaults
     {
         if (to.Host is null || to.Port is null)
             throw new ArgumentException($"{to} is not a remote address", nameof(to));
+        // Without the adapter the transport acknowledges the command and does nothing: refuse instead.
+        if (!FaultConfig.HasThrottleAdapter(from))
+            throw new InvalidOperationException(
+                $"cannot {what} {to} from {from.Name}: the throttle transport adapter is not applied (FaultConfig.ThrottleAdapter)");
         var transport = ((ExtendedActorSystem)from).Provider is IRemoteActorRefProvider remote
             ? remote.Transport
             : throw new InvalidOperationException($"{from.Name} has no remoting (akka.actor.provider = remote or cluster)");

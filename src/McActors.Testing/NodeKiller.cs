@@ -20,7 +20,7 @@ public static partial class NodeKiller
     /// </summary>
     public static async Task KillAsync(ActorSystem system)
     {
-        if (system.Settings.Config.GetStringList("akka.remote.dot-netty.tcp.applied-adapters").Contains("trttl"))
+        if (FaultConfig.HasThrottleAdapter(system))
         {
             var self = Cluster.Get(system).SelfAddress;
             foreach (var member in Cluster.Get(system).State.Members.Where(m => m.Address != self))
