@@ -14,9 +14,10 @@ public static partial class NodeKiller
     private const int SigKill = 9;
 
     /// <summary>
-    /// Stops an in-process ActorSystem abruptly. When the throttle adapter is applied, every link
-    /// to the other members is blackholed first so that no Leave or shutdown gossip escapes (the
-    /// others learn nothing, as after a power cut); then the system is aborted.
+    /// Stops an in-process ActorSystem abruptly: it is aborted, which skips coordinated shutdown
+    /// and with it the cluster leave. When the throttle adapter is applied, every link to the
+    /// other members is blackholed first, so that not even a last message escapes (the others
+    /// learn nothing, as after a power cut).
     /// </summary>
     public static async Task KillAsync(ActorSystem system)
     {

@@ -49,6 +49,7 @@ public sealed class NodeKillerTests : TestKit
         }, Detection);
 
         Assert.Contains(seen, m => m is ClusterEvent.UnreachableMember u && u.Member.Address == victim);
+        Assert.Contains(seen, m => m is ClusterEvent.MemberDowned d && d.Member.Address == victim);
         var removed = (ClusterEvent.MemberRemoved)seen[^1];
         Assert.Equal(MemberStatus.Down, removed.PreviousStatus); // downed, not Exiting: it never said goodbye
         Assert.DoesNotContain(seen, m => m is ClusterEvent.MemberLeft l && l.Member.Address == victim);
