@@ -20,6 +20,7 @@ public readonly record struct ProxiedFrame(FrameType Type, long Generation, long
 public sealed class DataPlaneProxy : IAsyncDisposable
 {
     private readonly IPEndPoint _target;
+    private readonly int _maxBodyBytes;
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly Lock _gate = new();
@@ -31,19 +32,26 @@ public sealed class DataPlaneProxy : IAsyncDisposable
     private volatile bool _blackholed;
     private long _forwarded, _dropped, _connections;
 
-    private DataPlaneProxy(IPEndPoint target, TcpListener listener)
+    private DataPlaneProxy(IPEndPoint target, TcpListener listener, int maxPayloadBytes)
     {
         _target = target;
+        // A frame's body is its type fields (at most the handshake's) plus its payload.
+        _maxBodyBytes = maxPayloadBytes + FrameCodec.HeaderSize;
         _listener = listener;
         _accepting = AcceptAsync();
     }
 
-    /// <summary>Starts a proxy on a free loopback port that forwards to <paramref name="target"/>.</summary>
-    public static DataPlaneProxy Start(IPEndPoint target)
+    /// <summary>
+    /// Starts a proxy on a free loopback port that forwards to <paramref name="target"/>.
+    /// <paramref name="maxPayloadBytes"/> is the secondary's mcactors.data-plane.max-payload: a
+    /// longer frame means the proxy lost the frame boundaries, and it closes the connection.
+    /// </summary>
+    public static DataPlaneProxy Start(IPEndPoint target, int maxPayloadBytes = FrameCodec.DefaultMaxPayloadBytes)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPayloadBytes);
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
-        return new DataPlaneProxy(target, listener);
+        return new DataPlaneProxy(target, listener, maxPayloadBytes);
     }
 
     /// <summary>Where the primary connects instead of the secondary.</summary>
@@ -154,7 +162,7 @@ public sealed class DataPlaneProxy : IAsyncDisposable
                 if (header[0] != (byte)'M' || header[1] != (byte)'D')
                     throw new InvalidDataException("not a data-plane frame: the proxy cannot find frame boundaries");
                 var body = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4));
-                if (body < 0 || body > FrameCodec.DefaultMaxPayloadBytes + 64)
+                if (body < 0 || body > _maxBodyBytes)
                     throw new InvalidDataException($"frame body of {body} B");
                 var frame = new byte[FrameCodec.HeaderSize + body + FrameCodec.ChecksumSize];
                 header.CopyTo(frame, 0);

@@ -162,6 +162,21 @@ public sealed class DataPlaneProxyTests(ITestOutputHelper output) : TestKit(outp
         Assert.Equal(2, _proxy.Connections);
     }
 
+    [Fact]
+    public async Task Cut_connections_break_the_stream_on_both_ends()
+    {
+        await using var sender = await ConnectThroughProxy();
+        await Write(sender, 1);
+        await sender.WaitForAcknowledgementAsync(1).WaitAsync(Patience);
+        ExpectMsg("write 1");
+
+        _proxy.CutConnections();
+        await Assert.ThrowsAnyAsync<DataPlaneException>(() => sender.Completion.WaitAsync(Patience));
+        ExpectMsg<string>(m => m.StartsWith("disconnected", StringComparison.Ordinal));
+        await using var again = await ConnectThroughProxy(firstSequence: 2);
+        Assert.Equal(1, again.PeerAppliedSequence);
+    }
+
     /// <summary>Tells the test actor about every frame applied; resumes from the last applied sequence.</summary>
     private sealed class ReportingHandler(IActorRef report) : IDataPlaneHandler
     {

@@ -137,5 +137,36 @@ public sealed class StoreFaultInjectorTests : IDisposable
         Assert.Equal(Block(1), block);
     }
 
+    [Fact]
+    public void The_store_calls_the_hook_before_every_log_append_and_image_write_a_rollback_included()
+    {
+        var seen = new Recorder();
+        var dir = _dir.Sub("recorded");
+        using var store = RollbackStore.Create(dir, new VolumeDescriptor(Guid.NewGuid(), 1 << 20, BlockSize), new RollbackStoreOptions { Faults = seen });
+        store.Write(1, 0, Block(1));
+        store.Prepare(1);
+        store.Write(2, 0, Block(2));
+        store.Prepare(2);
+        var beforeRollback = seen.Writes.Count;
+        store.RollbackTo(1);
+
+        var image = Path.Combine(dir, RollbackStore.ImageFileName);
+        var log1 = Path.Combine(dir, RollbackStore.LogDirectoryName, $"epoch-{1:D20}.rblog");
+        var log2 = Path.Combine(dir, RollbackStore.LogDirectoryName, $"epoch-{2:D20}.rblog");
+        Assert.Equal([(log1, 4096L, 24), (image, 0L, BlockSize), (log2, 4096L, 24 + BlockSize), (image, 0L, BlockSize)], seen.Writes.Take(beforeRollback));
+        Assert.Equal([(image, 0L, BlockSize)], seen.Writes.Skip(beforeRollback)); // the rollback restores block 0
+    }
+
+    private sealed class Recorder : McActors.Storage.Io.IStorageFaults
+    {
+        public List<(string Path, long Offset, int Length)> Writes { get; } = [];
+
+        public void BeforeWrite(string path, long offset, int length)
+        {
+            lock (Writes)
+                Writes.Add((path, offset, length));
+        }
+    }
+
     public void Dispose() => _dir.Dispose();
 }
