@@ -77,7 +77,8 @@ public sealed class RollbackStore : IDisposable
         _blockSize = descriptor.BlockSize;
         _zeroBlock = new byte[_blockSize];
         _writebackBytes = options.WritebackBytes;
-        _writeAhead = new WriteAheadPipeline(image, options.WriteAheadBatchBytes, RollbackLogFormat.RecordSize(_blockSize, zero: false));
+        image.Faults = options.Faults; // every image write (direct, batched, rollback) passes the hook
+        _writeAhead = new WriteAheadPipeline(image, options.WriteAheadBatchBytes, RollbackLogFormat.RecordSize(_blockSize, zero: false)) { Faults = options.Faults };
         _deleter = new BackgroundDeleter(state.Sync);
         _currentEpoch = state.State.Prepared;
     }

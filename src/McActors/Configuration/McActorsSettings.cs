@@ -1,5 +1,6 @@
 using Akka.Configuration;
 using McActors.DataPlane;
+using McActors.Storage.Io;
 using McActors.Storage.Rollback;
 
 namespace McActors.Configuration;
@@ -76,7 +77,10 @@ public sealed record McActorsSettings(
         return settings;
     }
 
-    public RollbackStoreOptions StoreOptions => new() { WriteAheadBatchBytes = WriteAheadBatchBytes, WritebackBytes = WritebackBytes };
+    public RollbackStoreOptions StoreOptions => new() { WriteAheadBatchBytes = WriteAheadBatchBytes, WritebackBytes = WritebackBytes, Faults = StoreFaults };
+
+    /// <summary>Fault injection into the secondary's store disk (tests, chaos runs with mcactors.testing.fault-injection = on); null in production.</summary>
+    public IStorageFaults? StoreFaults { get; init; }
 
     /// <summary>mcactors.storage.writeback-interval: image bytes between background writeback starts on a secondary (0 = off).</summary>
     public long WritebackBytes { get; init; } = 32L << 20;
