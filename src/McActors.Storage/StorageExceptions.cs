@@ -68,3 +68,38 @@ public sealed class CheckpointUnavailableException(long checkpoint, long committ
 
 /// <summary>A caller broke the epoch protocol (a write into a closed epoch, a commit of an unprepared one).</summary>
 public sealed class EpochOrderException(string message) : InvalidOperationException(message);
+
+/// <summary>
+/// The store is being resynced from the primary, or was resynced from a checkpoint later than the
+/// one asked for: its image is the primary's only from checkpoint <see cref="SyncedFrom"/> on
+/// (<see cref="long.MaxValue"/>: the resync has not finished, or a crash interrupted it).
+/// Nothing on disk was changed by the call that threw.
+/// </summary>
+public sealed class ResyncIncompleteException : CannotVouchException
+{
+    public ResyncIncompleteException(string directory, long? epoch, long syncedFrom, string operation)
+        : base(directory, epoch is { } e
+            ? $"{operation} of checkpoint {e} refused: the store holds the primary's image only from checkpoint {Describe(syncedFrom)}"
+            : $"{operation} refused: the store's resync from the primary {(syncedFrom == long.MaxValue ? "never finished" : $"covers checkpoints from {syncedFrom} on")}")
+    {
+        Epoch = epoch;
+        SyncedFrom = syncedFrom;
+    }
+
+    /// <summary>The checkpoint asked for; null when no checkpoint was asked (recovery).</summary>
+    public long? Epoch { get; }
+
+    /// <summary>The first checkpoint the store can vouch for; <see cref="long.MaxValue"/> while resyncing.</summary>
+    public long SyncedFrom { get; }
+
+    private static string Describe(long syncedFrom) =>
+        syncedFrom == long.MaxValue ? "(none yet: the resync has not finished, synced from = never)" : $"{syncedFrom} on (synced from {syncedFrom})";
+}
+
+/// <summary>
+/// The store directory has an image and a descriptor but no state: it was detached for promotion
+/// to primary (its image written directly since), or a resync was interrupted before it started.
+/// It can only be used again through <c>RollbackStore.OpenForResync</c>.
+/// </summary>
+public sealed class StoreDetachedException(string directory)
+    : CannotVouchException(directory, "the store has no state file: it was detached (promoted to primary) or its resync never started; open it for resync");

@@ -213,3 +213,52 @@ public sealed class InProcessCoordinatorMoveTests(ITestOutputHelper output)
         }
     }
 }
+
+/// <summary>
+/// Re-protection: after a failover the new primary runs alone; the old primary's node comes back
+/// with its old image, is resynced (only what differs is copied) while the guest runs, joins the
+/// replica set, and ends byte-identical to the new primary.
+/// </summary>
+[Collection(nameof(LocalClusterTests))]
+public sealed class InProcessReprotectTests(ITestOutputHelper output) : InProcessCluster<InProcessReprotectTests>(output)
+{
+    [Fact]
+    public async Task A_crashed_primary_that_comes_back_is_resynced_and_protects_the_volume_again()
+    {
+        var replicas = new List<ActorSystem>();
+        try
+        {
+            var settings = McActorsSettings.From(Sys.Settings.Config);
+            var coordinator = CoordinatorSingleton.Start(Sys, settings);
+            Cluster.Get(Sys).Join(Cluster.Get(Sys).SelfAddress);
+            replicas.AddRange(StartReplicas(settings, 2, Crashable));
+
+            var before = await AwaitStatus(coordinator, s => s.LastCommitted >= 10, "checkpoints before the crash", TimeSpan.FromSeconds(60));
+            var old = before.Primary!;
+            var index = int.Parse(old["replica-".Length..]);
+            var crashed = replicas[index - 1];
+            await crashed.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+            replicas.Remove(crashed);
+            var alone = await AwaitStatus(coordinator, s => s.Generation == 2 && s.LastFailover?.ResumedAt is not null, "failover", TimeSpan.FromSeconds(60));
+            Assert.True(alone.Degraded);
+
+            // The old primary's node restarts with its data directory: it joins and is resynced.
+            replicas.Add(StartReplica(settings, index, Crashable));
+            var synced = await AwaitStatus(coordinator, s => s.Secondaries.Contains(old) && s.LastCommitted > alone.LastCommitted + 5,
+                "re-protection", TimeSpan.FromSeconds(90));
+            Assert.False(synced.Degraded);
+            Assert.Empty(synced.Resyncing);
+
+            var stopped = await coordinator.Ask<GuestStopped>(StopGuest.Instance, TimeSpan.FromSeconds(30));
+            foreach (var system in replicas)
+                await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).WaitAsync(TimeSpan.FromSeconds(30));
+            var verdict = DemoVerifier.Verify(Path.Combine(Root, synced.Primary!), Path.Combine(Root, old), stopped.Epoch);
+            Assert.True(verdict.Verified, verdict.Detail);
+        }
+        finally
+        {
+            foreach (var system in replicas)
+                await system.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+        }
+    }
+}

@@ -3,6 +3,7 @@ using Akka.Cluster;
 using McActors.Checkpointing;
 using McActors.Configuration;
 using McActors.Replication;
+using McActors.Testing;
 
 namespace McActors.Node.Hosting;
 
@@ -19,14 +20,18 @@ public static class NodeHost
 
     public static async Task<int> RunAsync(NodeOptions options, TextWriter output, CancellationToken cancel)
     {
-        var config = NodeConfig.Build(options);
-        var settings = McActorsSettings.From(config);
+        var config = FaultConfig.ForNode(NodeConfig.Build(options));
+        // mcactors.testing.fault-injection: one injector, shared by the store and /user/fault-injection.
+        var storeFaults = FaultConfig.IsEnabled(config) ? new StoreFaultInjector() : null;
+        var settings = McActorsSettings.From(config) with { StoreFaults = storeFaults };
         Directory.CreateDirectory(options.DataDirectory);
         var system = ActorSystem.Create(NodeOptions.SystemName, config);
         var cluster = Cluster.Get(system);
         var stopRequested = false;
         try
         {
+            if (storeFaults is not null)
+                FaultInjection.Start(system, storeFaults);
             var coordinator = CoordinatorSingleton.Start(system, settings);
             if (options.Kind == NodeKind.Replica)
             {

@@ -22,6 +22,14 @@ namespace McActors.Storage.Rollback;
 /// in their epoch (and not queued) go straight to the image. Memory is two batches (records +
 /// writes each) plus one bit per stashed block, never a function of the volume size.
 /// </para>
+/// <para>
+/// Resync (a replica joining, or an old primary coming back): <see cref="OpenForResync"/> keeps the
+/// image if it is of the same volume, drops every log and persists "resync in progress"; the
+/// primary's differing chunks and live writes then arrive as ordinary <see cref="Write"/>s, and
+/// <see cref="MarkSynced"/>(E) records that from checkpoint E on the image is the primary's. Until
+/// then no checkpoint can be prepared, rolled back to or recovered (<see cref="ResyncIncompleteException"/>).
+/// <see cref="Detach"/> retires a directory whose image the owner will write directly (promotion).
+/// </para>
 /// Not thread-safe: one owner (the RollbackStore actor) calls it. Directory layout:
 /// <c>volume.json</c>, <c>volume.img</c>, <c>store.state</c>, <c>rollback/epoch-N.rblog</c>.
 /// </summary>
@@ -69,7 +77,8 @@ public sealed class RollbackStore : IDisposable
         _blockSize = descriptor.BlockSize;
         _zeroBlock = new byte[_blockSize];
         _writebackBytes = options.WritebackBytes;
-        _writeAhead = new WriteAheadPipeline(image, options.WriteAheadBatchBytes, RollbackLogFormat.RecordSize(_blockSize, zero: false));
+        image.Faults = options.Faults; // every image write (direct, batched, rollback) passes the hook
+        _writeAhead = new WriteAheadPipeline(image, options.WriteAheadBatchBytes, RollbackLogFormat.RecordSize(_blockSize, zero: false)) { Faults = options.Faults };
         _deleter = new BackgroundDeleter(state.Sync);
         _currentEpoch = state.State.Prepared;
     }
@@ -82,6 +91,17 @@ public sealed class RollbackStore : IDisposable
 
     /// <summary>The last checkpoint made durable here: the newest one this store can roll back to.</summary>
     public long PreparedEpoch => _state.State.Prepared;
+
+    /// <summary>
+    /// The first checkpoint whose image this store holds whole: 0 for a store that was always in
+    /// sync (made by <see cref="Create"/>), <see cref="long.MaxValue"/> while a resync is in
+    /// progress, else the epoch given to <see cref="MarkSynced"/>. Checkpoints before it can be
+    /// neither prepared nor rolled back to.
+    /// </summary>
+    public long SyncedFrom => _state.State.SyncedFrom;
+
+    /// <summary>Path of the image file (for <see cref="ImageDigest.Compute(string, long, int)"/> or a verifier).</summary>
+    public string ImagePath => _image.Path;
 
     /// <summary>The newest epoch written or prepared.</summary>
     public long CurrentEpoch => _currentEpoch;
@@ -123,6 +143,72 @@ public sealed class RollbackStore : IDisposable
     }
 
     /// <summary>
+    /// Opens <paramref name="directory"/> to be resynced from the primary. Keeps its image when its
+    /// descriptor matches <paramref name="descriptor"/> (id, size, block size) and the image has
+    /// that size, so that only the chunks that differ need copying; else starts from a new sparse
+    /// (zero) image. Drops every rollback log and the old state, then persists a state that says
+    /// "resync in progress" (<see cref="SyncedFrom"/> = <see cref="long.MaxValue"/>), durable
+    /// before this returns. The store then takes writes of any epoch &gt; 0, copy-before-write as
+    /// usual; <see cref="MarkSynced"/> ends the resync.
+    /// <para>
+    /// Crash-safe: the state file goes first (a directory without one is refused by
+    /// <see cref="Recover"/>), the new state comes last, and until <see cref="MarkSynced"/> it
+    /// makes <see cref="Recover"/> throw <see cref="ResyncIncompleteException"/>: a crash at any
+    /// instant leaves a store that knows it must resync again. No store may be open on the
+    /// directory meanwhile.
+    /// </para>
+    /// </summary>
+    public static RollbackStore OpenForResync(string directory, VolumeDescriptor descriptor, RollbackStoreOptions? options = null)
+    {
+        options ??= new RollbackStoreOptions();
+        options.Validate();
+        descriptor.Validate();
+        System.IO.Directory.CreateDirectory(directory);
+        RemoveStateAndLogs(directory);
+        var imagePath = Path.Combine(directory, ImageFileName);
+        var keep = HoldsVolume(directory, descriptor, imagePath);
+        if (!keep)
+        {
+            // Descriptor first: a directory without one is not a store, whatever else it holds.
+            File.Delete(Path.Combine(directory, VolumeDescriptor.FileName));
+            File.Delete(imagePath);
+            Durability.SyncDirectory(directory);
+        }
+        VolumeImage? image = null;
+        StoreStateFile? state = null;
+        try
+        {
+            image = keep ? VolumeImage.Open(imagePath, descriptor.SizeBytes) : VolumeImage.Create(imagePath, descriptor.SizeBytes);
+            if (!keep)
+                descriptor.Save(directory);
+            // Create writes, fsyncs the file and then the directory: durable before we return.
+            state = StoreStateFile.Create(directory, new StoreState(0, 0, 0, 0, StoreState.ResyncInProgress));
+            return new RollbackStore(directory, descriptor, image, state, options);
+        }
+        catch
+        {
+            state?.Dispose();
+            image?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Retires a store directory whose image its owner is about to write directly (a secondary
+    /// promoted to primary): removes the state file (then fsyncs the directory), then every
+    /// rollback log, and keeps the image and the descriptor. Afterwards <see cref="Recover"/>
+    /// refuses the directory (<see cref="StoreDetachedException"/>); only <see cref="OpenForResync"/>
+    /// can use it again, keeping the image. Crash-safe in that order: once the state is gone the
+    /// logs are never applied. The store must be disposed first (or never opened).
+    /// </summary>
+    public static void Detach(string directory)
+    {
+        if (!System.IO.Directory.Exists(directory))
+            throw new DirectoryNotFoundException($"no store directory {directory} to detach");
+        RemoveStateAndLogs(directory);
+    }
+
+    /// <summary>
     /// Opens a store after a crash or a clean stop, rebuilding its state from the files: the
     /// committed and prepared checkpoints, every uncommitted log and its first-touch set. A torn
     /// record past a log's durable length (a crash mid-append) is cut off. Damage anywhere else
@@ -133,6 +219,8 @@ public sealed class RollbackStore : IDisposable
         options ??= new RollbackStoreOptions();
         options.Validate();
         var descriptor = VolumeDescriptor.Load(directory);
+        if (!File.Exists(Path.Combine(directory, StoreStateFile.FileName)))
+            throw new StoreDetachedException(directory);
         var logDirectory = Path.Combine(directory, LogDirectoryName);
         var opened = new List<(RollbackLog Log, ScanOutcome Scan)>();
         VolumeImage? image = null;
@@ -141,6 +229,8 @@ public sealed class RollbackStore : IDisposable
         {
             image = VolumeImage.Open(Path.Combine(directory, ImageFileName), descriptor.SizeBytes);
             state = StoreStateFile.Open(directory);
+            if (state.State.SyncedFrom == StoreState.ResyncInProgress)
+                throw new ResyncIncompleteException(directory, null, state.State.SyncedFrom, "recovery");
             System.IO.Directory.CreateDirectory(logDirectory);
             var toDelete = new List<string>();
             var stale = new List<string>();
@@ -279,6 +369,8 @@ public sealed class RollbackStore : IDisposable
     public void Prepare(long epoch)
     {
         ThrowIfUnusable();
+        if (epoch < SyncedFrom)
+            throw new ResyncIncompleteException(Directory, epoch, SyncedFrom, "prepare");
         if (epoch <= PreparedEpoch)
             return;
         Guard(() =>
@@ -295,11 +387,13 @@ public sealed class RollbackStore : IDisposable
     /// Marks checkpoint <paramref name="epoch"/> committed and drops the logs of every epoch up to it,
     /// in constant time: the files are unlinked in the background after the new state is durable.
     /// A repeated or late commit changes nothing; a commit of an unprepared epoch is refused.
+    /// A commit of a checkpoint before <see cref="SyncedFrom"/> changes nothing either: it was the
+    /// other replicas' to commit (a coordinator re-sending its last commit to a joiner, say).
     /// </summary>
     public void Commit(long epoch)
     {
         ThrowIfUnusable();
-        if (epoch <= CommittedEpoch)
+        if (epoch <= CommittedEpoch || epoch < SyncedFrom)
             return;
         if (epoch > PreparedEpoch)
             throw new EpochOrderException($"commit of epoch {epoch}, but only epochs up to {PreparedEpoch} are prepared here");
@@ -326,6 +420,8 @@ public sealed class RollbackStore : IDisposable
     public RollbackResult RollbackTo(long checkpoint)
     {
         ThrowIfUnusable();
+        if (checkpoint < SyncedFrom)
+            throw new ResyncIncompleteException(Directory, checkpoint, SyncedFrom, "rollback");
         if (checkpoint < CommittedEpoch)
             throw new CheckpointUnavailableException(checkpoint, CommittedEpoch, PreparedEpoch,
                 "a later checkpoint is committed here and the logs back to it are gone");
@@ -363,6 +459,40 @@ public sealed class RollbackStore : IDisposable
             result = new RollbackResult(checkpoint, undo.Count, blocks, blocks * _blockSize, started.Elapsed);
         });
         return result!;
+    }
+
+    /// <summary>
+    /// Ends a resync: from checkpoint <paramref name="epoch"/> on, the image is the primary's (every
+    /// differing chunk was copied before the primary's "sync complete at <paramref name="epoch"/>").
+    /// Makes every write so far durable, then the new <see cref="SyncedFrom"/>. Repeating it with
+    /// the same epoch changes nothing; a store not resyncing, or synced from another epoch, refuses.
+    /// </summary>
+    public void MarkSynced(long epoch)
+    {
+        ThrowIfUnusable();
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(epoch);
+        if (epoch == SyncedFrom)
+            return;
+        if (SyncedFrom != StoreState.ResyncInProgress)
+            throw new EpochOrderException($"the store at {Directory} is not resyncing (synced from {SyncedFrom}); it cannot be marked synced from {epoch}");
+        Guard(() =>
+        {
+            // The copies must be on disk before the state vouches for them: after a power loss, a
+            // store synced from E whose copies were lost would prepare E with a stale image.
+            FlushWriteAhead();
+            _image.Flush();
+            _state.Write(_state.State with { SyncedFrom = epoch });
+            _state.Sync();
+        });
+    }
+
+    /// <summary>The digest of the current image (queued writes included), for a resync; see <see cref="ImageDigest"/>.</summary>
+    public UInt128[] ComputeDigest(int chunkBytes)
+    {
+        ThrowIfUnusable();
+        if (_writeAhead.HasQueued)
+            Guard(FlushWriteAhead);
+        return ImageDigest.Compute(_image.Handle, _image.Path, Descriptor.SizeBytes, chunkBytes);
     }
 
     /// <summary>Flushes queued writes and makes the image durable (used on a clean stop).</summary>
@@ -408,6 +538,44 @@ public sealed class RollbackStore : IDisposable
         _logs.Clear();
         _state.Dispose();
         _image.Dispose();
+    }
+
+    /// <summary>
+    /// The state file first, durably (from then on the logs can never be applied: Recover refuses),
+    /// then every log and dropped log, durably.
+    /// </summary>
+    private static void RemoveStateAndLogs(string directory)
+    {
+        File.Delete(Path.Combine(directory, StoreStateFile.FileName));
+        Durability.SyncDirectory(directory);
+        var logDirectory = Path.Combine(directory, LogDirectoryName);
+        System.IO.Directory.CreateDirectory(logDirectory);
+        var removed = false;
+        foreach (var path in System.IO.Directory.EnumerateFiles(logDirectory))
+        {
+            var name = Path.GetFileName(path);
+            if (!name.EndsWith(DroppedSuffix, StringComparison.Ordinal) && !RollbackLogFormat.TryParseFileName(name, out _))
+                continue; // not ours; left alone, as Recover does
+            File.Delete(path);
+            removed = true;
+        }
+        if (removed)
+            Durability.SyncDirectory(logDirectory);
+    }
+
+    /// <summary>True if the directory holds an image of exactly this volume (same id, size and block size).</summary>
+    private static bool HoldsVolume(string directory, VolumeDescriptor descriptor, string imagePath)
+    {
+        if (!File.Exists(Path.Combine(directory, VolumeDescriptor.FileName)) || !File.Exists(imagePath))
+            return false;
+        try
+        {
+            return VolumeDescriptor.Load(directory) == descriptor && new FileInfo(imagePath).Length == descriptor.SizeBytes;
+        }
+        catch (CannotVouchException)
+        {
+            return false; // a damaged descriptor: start from a new image
+        }
     }
 
     /// <summary>

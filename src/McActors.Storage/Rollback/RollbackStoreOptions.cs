@@ -1,3 +1,5 @@
+using McActors.Storage.Io;
+
 namespace McActors.Storage.Rollback;
 
 /// <summary>Tuning of a <see cref="RollbackStore"/>; the node fills it from hocon/storage.conf.</summary>
@@ -16,6 +18,12 @@ public sealed record RollbackStoreOptions
     /// within an epoch more than once (write amplification).
     /// </summary>
     public long WritebackBytes { get; init; } = 32 << 20;
+
+    /// <summary>
+    /// Called before every rollback-log append and image write (fault injection in tests and chaos
+    /// runs); null in production.
+    /// </summary>
+    public IStorageFaults? Faults { get; init; }
 
     public void Validate()
     {

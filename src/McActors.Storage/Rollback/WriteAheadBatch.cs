@@ -1,3 +1,4 @@
+using McActors.Storage.Io;
 using McActors.Storage.RollbackLogs;
 using McActors.Storage.Volume;
 
@@ -54,7 +55,7 @@ internal sealed class WriteAheadBatch(int capacity, int maxRecordSize)
     }
 
     /// <summary>Records to their logs, one fsync per log, then the image writes. Returns (log bytes, syncs).</summary>
-    public (long LogBytes, int Syncs) Apply(VolumeImage image, Action<RollbackStore.CrashPoint>? crashHook)
+    public (long LogBytes, int Syncs) Apply(VolumeImage image, Action<RollbackStore.CrashPoint>? crashHook, IStorageFaults? faults = null)
     {
         long logBytes = 0;
         var syncs = 0;
@@ -62,6 +63,7 @@ internal sealed class WriteAheadBatch(int capacity, int maxRecordSize)
         {
             foreach (var (log, start, end) in _runs)
             {
+                faults?.BeforeWrite(log.Path, log.Length, end - start);
                 log.Append(_records.AsSpan(start, end - start));
                 logBytes += end - start;
             }

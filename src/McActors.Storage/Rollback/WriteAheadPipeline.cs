@@ -1,4 +1,5 @@
 using System.Runtime.ExceptionServices;
+using McActors.Storage.Io;
 using McActors.Storage.Volume;
 
 namespace McActors.Storage.Rollback;
@@ -34,6 +35,9 @@ internal sealed class WriteAheadPipeline : IDisposable
     public WriteAheadBatch Filling { get; private set; }
 
     public Action<RollbackStore.CrashPoint>? CrashHook { get; set; }
+
+    /// <summary>Fault-injection hook called before each log append of a batch.</summary>
+    public IStorageFaults? Faults { get; init; }
 
     public long LogBytes => Interlocked.Read(ref _logBytes);
     public long LogSyncs => Interlocked.Read(ref _logSyncs);
@@ -86,7 +90,7 @@ internal sealed class WriteAheadPipeline : IDisposable
                 return;
             try
             {
-                var (bytes, syncs) = _inFlight!.Apply(_image, CrashHook);
+                var (bytes, syncs) = _inFlight!.Apply(_image, CrashHook, Faults);
                 Interlocked.Add(ref _logBytes, bytes);
                 Interlocked.Add(ref _logSyncs, syncs);
             }

@@ -29,6 +29,9 @@ public sealed class VolumeImage : IDisposable
 
     internal SafeFileHandle Handle => _handle;
 
+    /// <summary>Fault-injection hook called before each write; set by the rollback store that owns the image.</summary>
+    internal IStorageFaults? Faults { get; set; }
+
     /// <summary>Creates a new sparse image; fails if the file exists.</summary>
     public static VolumeImage Create(string path, long sizeBytes)
     {
@@ -83,6 +86,7 @@ public sealed class VolumeImage : IDisposable
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
         CheckRange(offset, data.Length, SizeBytes);
+        Faults?.BeforeWrite(Path, offset, data.Length);
         RandomAccess.Write(_handle, data, offset);
         Interlocked.Add(ref _bytesWritten, data.Length);
     }
@@ -94,6 +98,7 @@ public sealed class VolumeImage : IDisposable
         foreach (var b in buffers)
             length += b.Length;
         CheckRange(offset, length, SizeBytes);
+        Faults?.BeforeWrite(Path, offset, checked((int)length));
         RandomAccess.Write(_handle, buffers, offset);
         Interlocked.Add(ref _bytesWritten, length);
     }

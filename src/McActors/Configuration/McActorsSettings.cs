@@ -1,5 +1,6 @@
 using Akka.Configuration;
 using McActors.DataPlane;
+using McActors.Storage.Io;
 using McActors.Storage.Rollback;
 
 namespace McActors.Configuration;
@@ -25,6 +26,9 @@ public sealed record McActorsSettings(
 
     /// <summary>How often the coordinator resends a role assignment not yet answered with RoleAssumed.</summary>
     public TimeSpan AssignRetry { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Bytes of its image the primary scans per step of a resync copy, between guest writes.</summary>
+    public long ResyncScanStep { get; init; } = 4L << 20;
 
     /// <summary>How long a new generation waits for a secondary's RoleAssumed before leaving it out.</summary>
     public TimeSpan AssignTimeout { get; init; } = TimeSpan.FromSeconds(5);
@@ -69,6 +73,7 @@ public sealed record McActorsSettings(
             Replicas = Read(c, "cluster.replicas", () => c.GetInt("cluster.replicas")),
             AssignRetry = Duration(c, "coordinator.assign-retry"),
             AssignTimeout = Duration(c, "coordinator.assign-timeout"),
+            ResyncScanStep = Bytes(c, "resync.scan-step"),
             PrimaryRejoinTimeout = Duration(c, "coordinator.primary-rejoin-timeout"),
             SnapshotEvery = Read(c, "coordinator.snapshot-every", () => c.GetInt("coordinator.snapshot-every")),
         };
@@ -76,7 +81,10 @@ public sealed record McActorsSettings(
         return settings;
     }
 
-    public RollbackStoreOptions StoreOptions => new() { WriteAheadBatchBytes = WriteAheadBatchBytes, WritebackBytes = WritebackBytes };
+    public RollbackStoreOptions StoreOptions => new() { WriteAheadBatchBytes = WriteAheadBatchBytes, WritebackBytes = WritebackBytes, Faults = StoreFaults };
+
+    /// <summary>Fault injection into the secondary's store disk (tests, chaos runs with mcactors.testing.fault-injection = on); null in production.</summary>
+    public IStorageFaults? StoreFaults { get; init; }
 
     /// <summary>mcactors.storage.writeback-interval: image bytes between background writeback starts on a secondary (0 = off).</summary>
     public long WritebackBytes { get; init; } = 32L << 20;
@@ -97,6 +105,7 @@ public sealed record McActorsSettings(
         Require(GuestMaxOutstanding >= 1, "mcactors.guest.max-outstanding", $"{GuestMaxOutstanding} is under 1");
         Require(GuestWriteLimit is null or >= 0, "mcactors.guest.write-limit", $"{GuestWriteLimit} is negative");
         Require(AssignRetry > TimeSpan.Zero, "mcactors.coordinator.assign-retry", $"{AssignRetry} is not positive");
+        Require(ResyncScanStep >= BlockSize, "mcactors.resync.scan-step", $"{ResyncScanStep} B is under one block ({BlockSize} B)");
         Require(AssignTimeout > TimeSpan.Zero, "mcactors.coordinator.assign-timeout", $"{AssignTimeout} is not positive");
         Require(PrimaryRejoinTimeout > TimeSpan.Zero, "mcactors.coordinator.primary-rejoin-timeout", $"{PrimaryRejoinTimeout} is not positive");
         Require(SnapshotEvery >= 1, "mcactors.coordinator.snapshot-every", $"{SnapshotEvery} is under 1");

@@ -18,6 +18,13 @@ namespace McActors.DataPlane;
 /// A failed connection is not repaired: <see cref="Completion"/> faults, pending and later sends
 /// throw, and the owner connects a new sender.
 /// </para>
+/// <para>
+/// Resync: <see cref="SendCopyAsync"/> and <see cref="SendSyncCompleteAsync"/> go to this
+/// secondary only, between the sequenced frames, without a sequence of their own (the sequences
+/// are shared by every secondary of the primary). They are windowed like any frame: the window
+/// counts every frame of the connection (<see cref="FramesSent"/>), and each ack carries how many
+/// the secondary has handled, so copy bytes are freed as they are applied.
+/// </para>
 /// </summary>
 public sealed class DataPlaneSender : IAsyncDisposable
 {
@@ -25,14 +32,16 @@ public sealed class DataPlaneSender : IAsyncDisposable
     private readonly DataPlaneOptions _options;
     private readonly FrameDecoder _decoder;
     private readonly object _lock = new();
-    // (sequence, wire bytes) of each unacknowledged frame, oldest first.
-    private readonly Queue<(long Sequence, int Bytes)> _inFlight = new();
+    // (frame number on this connection, wire bytes) of each unacknowledged frame, oldest first.
+    private readonly Queue<(long Frame, int Bytes)> _inFlight = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource? _ackSignal;
     private Task _ackLoop = Task.CompletedTask;
     private long _outstandingBytes;
     private long _acknowledged;
     private long _nextSequence;
+    private long _framesSent;
+    private long _framesAcknowledged;
     private Exception? _fault;
     private int _sending;
     private int _disposed;
@@ -60,6 +69,12 @@ public sealed class DataPlaneSender : IAsyncDisposable
 
     /// <summary>Every frame up to this sequence has been handled by the secondary (first sequence - 1 until the first ack).</summary>
     public long AcknowledgedSequence => Volatile.Read(ref _acknowledged);
+
+    /// <summary>Stream frames (writes, markers, guest states, copies, sync-completes) sent on this connection so far.</summary>
+    public long FramesSent => Volatile.Read(ref _framesSent);
+
+    /// <summary>Of <see cref="FramesSent"/>, how many the secondary has handled (its handler returned), cumulative.</summary>
+    public long AcknowledgedFrames => Volatile.Read(ref _framesAcknowledged);
 
     /// <summary>Wire bytes sent (or queued) and not yet acknowledged.</summary>
     public long OutstandingBytes => Volatile.Read(ref _outstandingBytes);
@@ -171,13 +186,14 @@ public sealed class DataPlaneSender : IAsyncDisposable
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask SendWriteAsync(long epoch, long sequence, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         CheckPayload(data.Length);
         EnterSend(sequence);
         try
         {
             var size = FrameCodec.WriteFrameSize(data.Length);
-            await ReserveAsync(sequence, size, cancellationToken).ConfigureAwait(false);
+            await ReserveAsync(size, cancellationToken).ConfigureAwait(false);
             FrameCodec.WriteWrite(_connection.Output, new WriteFrame(Generation, epoch, sequence, offset, data.Length), data.Span);
             await FlushAsync(sequence).ConfigureAwait(false);
         }
@@ -191,10 +207,11 @@ public sealed class DataPlaneSender : IAsyncDisposable
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask SendMarkerAsync(long epoch, long sequence, long writesInEpoch, long bytesInEpoch, CancellationToken cancellationToken = default)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
         EnterSend(sequence);
         try
         {
-            await ReserveAsync(sequence, FrameCodec.MarkerFrameSize, cancellationToken).ConfigureAwait(false);
+            await ReserveAsync(FrameCodec.MarkerFrameSize, cancellationToken).ConfigureAwait(false);
             FrameCodec.WriteMarker(_connection.Output, new EpochMarkerFrame(Generation, epoch, sequence, writesInEpoch, bytesInEpoch));
             await FlushAsync(sequence).ConfigureAwait(false);
         }
@@ -208,17 +225,83 @@ public sealed class DataPlaneSender : IAsyncDisposable
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask SendGuestStateAsync(long epoch, long sequence, ReadOnlyMemory<byte> blob, CancellationToken cancellationToken = default)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
         CheckPayload(blob.Length);
         EnterSend(sequence);
         try
         {
-            await ReserveAsync(sequence, FrameCodec.GuestStateFrameSize(blob.Length), cancellationToken).ConfigureAwait(false);
+            await ReserveAsync(FrameCodec.GuestStateFrameSize(blob.Length), cancellationToken).ConfigureAwait(false);
             FrameCodec.WriteGuestState(_connection.Output, new GuestStateFrame(Generation, epoch, sequence, blob.Length), blob.Span);
             await FlushAsync(sequence).ConfigureAwait(false);
         }
         finally
         {
             Volatile.Write(ref _sending, 0);
+        }
+    }
+
+    /// <summary>
+    /// Streams one chunk of the primary's image to this secondary only (a resync), after every frame
+    /// sent so far and before the next: it takes no sequence, and <see cref="NextSequence"/> does not
+    /// move. <paramref name="epoch"/> is the epoch in which the chunk was read. <paramref name="data"/>
+    /// is copied before the returned task completes; the send waits for the window like any other.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask SendCopyAsync(long epoch, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        CheckPayload(data.Length);
+        EnterSend();
+        try
+        {
+            await ReserveAsync(FrameCodec.CopyFrameSize(data.Length), cancellationToken).ConfigureAwait(false);
+            FrameCodec.WriteCopy(_connection.Output, new CopyFrame(Generation, epoch, _nextSequence - 1, offset, data.Length), data.Span);
+            await FlushAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            Volatile.Write(ref _sending, 0);
+        }
+    }
+
+    /// <summary>
+    /// Tells this secondary that every differing chunk has been sent: from checkpoint
+    /// <paramref name="epoch"/> on its image is the primary's. Unsequenced, like a copy; the
+    /// secondary acknowledges it at once (wait with <see cref="WaitForFramesAcknowledgedAsync"/>
+    /// for <see cref="FramesSent"/>).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask SendSyncCompleteAsync(long epoch, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
+        EnterSend();
+        try
+        {
+            await ReserveAsync(FrameCodec.SyncCompleteFrameSize, cancellationToken).ConfigureAwait(false);
+            FrameCodec.WriteSyncComplete(_connection.Output, new SyncCompleteFrame(Generation, epoch, _nextSequence - 1));
+            await FlushAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            Volatile.Write(ref _sending, 0);
+        }
+    }
+
+    /// <summary>Completes when the secondary has handled the first <paramref name="frames"/> frames of this connection; throws if the connection fails first.</summary>
+    public async Task WaitForFramesAcknowledgedAsync(long frames, CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            Task signal;
+            lock (_lock)
+            {
+                if (_framesAcknowledged >= frames)
+                    return;
+                ThrowIfFaulted();
+                signal = (_ackSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+            }
+            await signal.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -245,10 +328,15 @@ public sealed class DataPlaneSender : IAsyncDisposable
             throw new ArgumentOutOfRangeException(nameof(length), length, $"payload exceeds the data plane's limit of {_options.MaxPayloadBytes} B");
     }
 
-    private void EnterSend(long sequence)
+    private void EnterSend()
     {
         if (Interlocked.Exchange(ref _sending, 1) != 0)
             throw new InvalidOperationException("data-plane sends must not overlap: await each send before the next");
+    }
+
+    private void EnterSend(long sequence)
+    {
+        EnterSend();
         if (sequence != _nextSequence)
         {
             Volatile.Write(ref _sending, 0);
@@ -256,9 +344,10 @@ public sealed class DataPlaneSender : IAsyncDisposable
         }
     }
 
-    // Waits until the frame fits in the window. A frame larger than the whole window still goes
-    // once nothing else is outstanding, or it could never be sent.
-    private async ValueTask ReserveAsync(long sequence, int size, CancellationToken cancellationToken)
+    // Waits until the frame fits in the window, then numbers it. A frame larger than the whole
+    // window still goes once nothing else is outstanding, or it could never be sent. Nothing may
+    // throw between this and the frame's write: a numbered frame never sent would never be acked.
+    private async ValueTask ReserveAsync(int size, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -269,7 +358,7 @@ public sealed class DataPlaneSender : IAsyncDisposable
                 if (_outstandingBytes == 0 || _outstandingBytes + size <= _options.WindowBytes)
                 {
                     _outstandingBytes += size;
-                    _inFlight.Enqueue((sequence, size));
+                    _inFlight.Enqueue((++_framesSent, size));
                     return;
                 }
                 signal = (_ackSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
@@ -278,9 +367,14 @@ public sealed class DataPlaneSender : IAsyncDisposable
         }
     }
 
-    private async ValueTask FlushAsync(long sequence)
+    private ValueTask FlushAsync(long sequence)
     {
         Volatile.Write(ref _nextSequence, sequence + 1);
+        return FlushAsync();
+    }
+
+    private async ValueTask FlushAsync()
+    {
         FlushResult result;
         try
         {
@@ -348,7 +442,7 @@ public sealed class DataPlaneSender : IAsyncDisposable
                 var ack = frame.AsAck();
                 if (ack.Generation != Generation)
                     throw new DataPlaneProtocolException($"ack of generation {ack.Generation} on a generation {Generation} stream", _decoder.StreamOffset - frame.WireSize);
-                OnAck(ack.AppliedSequence, _decoder.StreamOffset - frame.WireSize);
+                OnAck(ack.AppliedSequence, ack.FramesHandled, _decoder.StreamOffset - frame.WireSize);
                 break;
             case FrameType.Error:
                 var error = frame.ToError();
@@ -358,16 +452,19 @@ public sealed class DataPlaneSender : IAsyncDisposable
         }
     }
 
-    private void OnAck(long sequence, long streamOffset)
+    private void OnAck(long sequence, long frames, long streamOffset)
     {
         TaskCompletionSource? signal;
         lock (_lock)
         {
             if (sequence < _acknowledged || sequence >= _nextSequence)
                 throw new DataPlaneProtocolException($"ack of sequence {sequence} outside the unacknowledged range ({_acknowledged}, {_nextSequence})", streamOffset);
-            while (_inFlight.Count > 0 && _inFlight.Peek().Sequence <= sequence)
+            if (frames < _framesAcknowledged || frames > _framesSent)
+                throw new DataPlaneProtocolException($"ack of {frames} frames outside the unacknowledged range [{_framesAcknowledged}, {_framesSent}]", streamOffset);
+            while (_inFlight.Count > 0 && _inFlight.Peek().Frame <= frames)
                 _outstandingBytes -= _inFlight.Dequeue().Bytes;
             Volatile.Write(ref _acknowledged, sequence);
+            Volatile.Write(ref _framesAcknowledged, frames);
             signal = _ackSignal;
             _ackSignal = null;
         }

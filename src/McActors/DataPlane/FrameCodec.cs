@@ -12,13 +12,15 @@ namespace McActors.DataPlane;
 /// 4   4  body length: type fields + payload (not header, not checksum)
 /// 8   8  generation
 /// 16  8  epoch
-/// 24  8  sequence
+/// 24  8  sequence      Copy, SyncComplete: the last sequence sent before them (they have none)
 /// 32  -  type fields   Handshake: "MCDP", u32 version, 16 B volume id, u32 block size, u32 0 (32 B)
-///                      Write: u64 offset (8 B)     EpochMarker: u64 writes, u64 bytes (16 B)
-///                      Error: u32 code (4 B)       GuestState, Ack: none
-///     -  payload       Write: data; GuestState: blob; Error: UTF-8 reason; others: none
+///                      Write, Copy: u64 offset (8 B)     EpochMarker: u64 writes, u64 bytes (16 B)
+///                      Ack: u64 frames handled (8 B)    Error: u32 code (4 B)
+///                      GuestState, SyncComplete: none
+///     -  payload       Write, Copy: data; GuestState: blob; Error: UTF-8 reason; others: none
 /// end 8  XxHash3-64 of everything before it (header + body)
 /// </code>
+/// Version 2 added Copy, SyncComplete and the Ack's frame count (see DataPlane/README.md, "Resync").
 /// Checksum choice: XxHash3-64 rather than CRC-32. Every replicated byte is hashed twice (send and
 /// receive) on the write path, and XxHash3 runs at memory bandwidth where System.IO.Hashing's
 /// CRC-32 (IEEE; it has no CRC-32C) is several times slower; 64 bits also make an undetected
@@ -29,7 +31,7 @@ public static class FrameCodec
 {
     public const int HeaderSize = 32;
     public const int ChecksumSize = 8;
-    public const int ProtocolVersion = 1;
+    public const int ProtocolVersion = 2;
 
     /// <summary>Default cap on a frame's payload, so a hostile length cannot make us allocate gigabytes.</summary>
     public const int DefaultMaxPayloadBytes = 32 << 20;
@@ -43,6 +45,8 @@ public static class FrameCodec
     internal const int WriteFieldsSize = 8;
     internal const int MarkerFieldsSize = 16;
     internal const int ErrorFieldsSize = 4;
+    internal const int CopyFieldsSize = 8;
+    internal const int AckFieldsSize = 8;
 
     /// <summary>"MCDP": the handshake's own magic, so a stray client is told what it reached.</summary>
     public static ReadOnlySpan<byte> HandshakeMagic => "MCDP"u8;
@@ -54,7 +58,12 @@ public static class FrameCodec
 
     public static int GuestStateFrameSize(int blobLength) => HeaderSize + blobLength + ChecksumSize;
 
-    public static int AckFrameSize => HeaderSize + ChecksumSize;
+    public static int AckFrameSize => HeaderSize + AckFieldsSize + ChecksumSize;
+
+    /// <summary>Bytes a copy frame of <paramref name="dataLength"/> bytes occupies on the wire.</summary>
+    public static int CopyFrameSize(int dataLength) => HeaderSize + CopyFieldsSize + dataLength + ChecksumSize;
+
+    public static int SyncCompleteFrameSize => HeaderSize + ChecksumSize;
 
     /// <summary>Size of the fixed type fields, or -1 for an unknown type.</summary>
     internal static int FieldsSize(FrameType type) => type switch
@@ -63,12 +72,14 @@ public static class FrameCodec
         FrameType.Write => WriteFieldsSize,
         FrameType.EpochMarker => MarkerFieldsSize,
         FrameType.GuestState => 0,
-        FrameType.Ack => 0,
+        FrameType.Ack => AckFieldsSize,
         FrameType.Error => ErrorFieldsSize,
+        FrameType.Copy => CopyFieldsSize,
+        FrameType.SyncComplete => 0,
         _ => -1,
     };
 
-    internal static bool HasPayload(FrameType type) => type is FrameType.Write or FrameType.GuestState or FrameType.Error;
+    internal static bool HasPayload(FrameType type) => type is FrameType.Write or FrameType.GuestState or FrameType.Error or FrameType.Copy;
 
     public static int WriteHandshake(IBufferWriter<byte> writer, in HandshakeFrame frame)
     {
@@ -107,7 +118,24 @@ public static class FrameCodec
 
     public static int WriteAck(IBufferWriter<byte> writer, in AckFrame frame)
     {
-        var span = Begin(writer, FrameType.Ack, 0, frame.Generation, 0, frame.AppliedSequence, out var size);
+        ArgumentOutOfRangeException.ThrowIfNegative(frame.FramesHandled);
+        var span = Begin(writer, FrameType.Ack, AckFieldsSize, frame.Generation, 0, frame.AppliedSequence, out var size);
+        BinaryPrimitives.WriteInt64LittleEndian(span[HeaderSize..], frame.FramesHandled);
+        return End(writer, span, size);
+    }
+
+    public static int WriteCopy(IBufferWriter<byte> writer, in CopyFrame frame, ReadOnlySpan<byte> data)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(frame.Offset);
+        var span = Begin(writer, FrameType.Copy, CopyFieldsSize + data.Length, frame.Generation, frame.Epoch, frame.AfterSequence, out var size);
+        BinaryPrimitives.WriteInt64LittleEndian(span[HeaderSize..], frame.Offset);
+        data.CopyTo(span[(HeaderSize + CopyFieldsSize)..]);
+        return End(writer, span, size);
+    }
+
+    public static int WriteSyncComplete(IBufferWriter<byte> writer, in SyncCompleteFrame frame)
+    {
+        var span = Begin(writer, FrameType.SyncComplete, 0, frame.Generation, frame.Epoch, frame.AfterSequence, out var size);
         return End(writer, span, size);
     }
 
@@ -177,7 +205,8 @@ public readonly struct DecodedFrame
     public long Epoch { get; }
     public long Sequence { get; }
 
-    // Type fields: Write (offset, -), EpochMarker (writes, bytes), Handshake (version, block size), Error (code, -).
+    // Type fields: Write and Copy (offset, -), EpochMarker (writes, bytes), Handshake (version, block size),
+    // Ack (frames handled, -), Error (code, -).
     internal long Field1 { get; }
     internal long Field2 { get; }
     internal Guid VolumeId { get; }
@@ -193,7 +222,11 @@ public readonly struct DecodedFrame
 
     public GuestStateFrame AsGuestState() => Is(FrameType.GuestState, new GuestStateFrame(Generation, Epoch, Sequence, (int)Payload.Length));
 
-    public AckFrame AsAck() => Is(FrameType.Ack, new AckFrame(Generation, Sequence));
+    public AckFrame AsAck() => Is(FrameType.Ack, new AckFrame(Generation, Sequence, Field1));
+
+    public CopyFrame AsCopy() => Is(FrameType.Copy, new CopyFrame(Generation, Epoch, Sequence, Field1, (int)Payload.Length));
+
+    public SyncCompleteFrame AsSyncComplete() => Is(FrameType.SyncComplete, new SyncCompleteFrame(Generation, Epoch, Sequence));
 
     public HandshakeFrame AsHandshake() => Is(FrameType.Handshake, new HandshakeFrame((int)Field1, VolumeId, Generation, (int)Field2, Sequence));
 
@@ -285,6 +318,12 @@ public sealed class FrameDecoder
                 break;
             case FrameType.Write:
                 field1 = ReadNonNegative(fields, "write offset");
+                break;
+            case FrameType.Copy:
+                field1 = ReadNonNegative(fields, "copy offset");
+                break;
+            case FrameType.Ack:
+                field1 = ReadNonNegative(fields, "frames handled");
                 break;
             case FrameType.EpochMarker:
                 field1 = ReadNonNegative(fields, "writes in epoch");

@@ -30,6 +30,23 @@ public interface IDataPlaneHandler
     /// <summary>The guest state of a checkpoint; <paramref name="blob"/> has the same lifetime as a write's data.</summary>
     ValueTask OnGuestStateAsync(GuestStateFrame state, ReadOnlyMemory<byte> blob, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// A chunk of the primary's image, sent to this replica only while it resyncs. Handled in
+    /// stream order: after the frame of sequence <see cref="CopyFrame.AfterSequence"/> and before the
+    /// next, so a copy read before a later write is applied before it. <paramref name="data"/> has
+    /// the same lifetime as a write's. The default refuses: a handler that never resyncs needs none.
+    /// </summary>
+    ValueTask OnCopyAsync(CopyFrame copy, ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{GetType().Name} does not handle resync copy frames (copy at offset {copy.Offset}, epoch {copy.Epoch}); implement IDataPlaneHandler.OnCopyAsync");
+
+    /// <summary>
+    /// The primary has sent every chunk that differed: from checkpoint <see cref="SyncCompleteFrame.Epoch"/>
+    /// on this replica's image is the primary's (the store's MarkSynced). Acknowledged as soon as
+    /// this returns. The default refuses, as for <see cref="OnCopyAsync"/>.
+    /// </summary>
+    ValueTask OnSyncCompleteAsync(SyncCompleteFrame syncComplete, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{GetType().Name} does not handle resync (sync complete at epoch {syncComplete.Epoch}); implement IDataPlaneHandler.OnSyncCompleteAsync");
+
     /// <summary>The connection of <paramref name="generation"/> ended; <paramref name="error"/> is null for a clean close by the primary.</summary>
     void OnDisconnected(long generation, Exception? error)
     {

@@ -5,8 +5,10 @@ namespace McActors.DataPlane;
 /// <summary>
 /// One accepted primary's stream on the secondary: decodes frames in order, checks generation
 /// and sequence, hands each to the handler and acknowledges cumulatively after the handler
-/// returns: after every marker, after <see cref="DataPlaneOptions.AckIntervalBytes"/> bytes,
-/// and at the end of each read from the socket (so an idle stream is always fully acknowledged).
+/// returns: after every marker and sync-complete, after <see cref="DataPlaneOptions.AckIntervalBytes"/>
+/// bytes, and at the end of each read from the socket (so an idle stream is always fully acknowledged).
+/// An ack carries the last sequence handled and the count of stream frames handled on this
+/// connection (copies have no sequence; the count is what frees the primary's window for them).
 /// </summary>
 internal sealed class ReceiverSession
 {
@@ -21,7 +23,10 @@ internal sealed class ReceiverSession
     // Pooled copy target for frames that straddle two receive-buffer segments.
     private byte[]? _straddleBuffer;
     private long _handled;
-    private long _acknowledged;
+    // Stream frames (every type but handshake, ack and error) handled on this connection, and the
+    // count last acknowledged.
+    private long _framesHandled;
+    private long _framesAcknowledged;
 
     public ReceiverSession(SocketConnection connection, FrameDecoder decoder, HandshakeFrame hello, IDataPlaneHandler handler, DataPlaneOptions options, DataPlaneListener owner)
     {
@@ -32,7 +37,7 @@ internal sealed class ReceiverSession
         _owner = owner;
         Generation = hello.Generation;
         FirstSequence = hello.Sequence;
-        _handled = _acknowledged = hello.Sequence - 1;
+        _handled = hello.Sequence - 1;
     }
 
     public long Generation { get; }
@@ -99,8 +104,8 @@ internal sealed class ReceiverSession
             try
             {
                 // What was handled before the failure is applied: say so, so the primary's view is exact.
-                if (_handled > _acknowledged)
-                    FrameCodec.WriteAck(_connection.Output, new AckFrame(Generation, _handled));
+                if (_framesHandled > _framesAcknowledged)
+                    FrameCodec.WriteAck(_connection.Output, new AckFrame(Generation, _handled, _framesHandled));
                 FrameCodec.WriteError(_connection.Output, new ErrorFrame(Generation, r.Code, r.Reason));
                 // Bounded: a primary that reads nothing must not keep this session (and the listener) waiting.
                 using var patience = new CancellationTokenSource(_options.CloseTimeout);
@@ -133,7 +138,8 @@ internal sealed class ReceiverSession
                 while (_decoder.TryDecode(ref buffer, out var frame))
                 {
                     var offset = _decoder.StreamOffset - frame.WireSize;
-                    if (frame.Type is FrameType.Write or FrameType.EpochMarker or FrameType.GuestState)
+                    var sequenced = frame.Type is FrameType.Write or FrameType.EpochMarker or FrameType.GuestState;
+                    if (sequenced || frame.Type is FrameType.Copy or FrameType.SyncComplete)
                     {
                         if (frame.Generation != Generation)
                             throw new DataPlaneRefusedException(
@@ -142,9 +148,13 @@ internal sealed class ReceiverSession
                         if (_owner.FenceGeneration > Generation)
                             throw new DataPlaneRefusedException(DataPlaneErrorCode.StaleGeneration,
                                 $"generation {Generation} is fenced off by generation {_owner.FenceGeneration}");
-                        if (frame.Sequence != expected)
+                        if (sequenced && frame.Sequence != expected)
                             throw new DataPlaneRefusedException(DataPlaneErrorCode.SequenceGap,
                                 $"{frame.Type} frame has sequence {frame.Sequence}, expected {expected} (stream offset {offset})");
+                        // Unsequenced frames name the sequence they follow: a check that they are where the primary put them.
+                        if (!sequenced && frame.Sequence != expected - 1)
+                            throw new DataPlaneRefusedException(DataPlaneErrorCode.SequenceGap,
+                                $"{frame.Type} frame follows sequence {frame.Sequence}, but the stream is at {expected - 1} (stream offset {offset})");
                     }
                     switch (frame.Type)
                     {
@@ -157,17 +167,25 @@ internal sealed class ReceiverSession
                         case FrameType.EpochMarker:
                             await _handler.OnMarkerAsync(frame.AsMarker(), token).ConfigureAwait(false);
                             break;
+                        case FrameType.Copy:
+                            await _handler.OnCopyAsync(frame.AsCopy(), Contiguous(frame.Payload), token).ConfigureAwait(false);
+                            break;
+                        case FrameType.SyncComplete:
+                            await _handler.OnSyncCompleteAsync(frame.AsSyncComplete(), token).ConfigureAwait(false);
+                            break;
                         case FrameType.Error:
                             var peerError = frame.ToError();
                             throw new DataPlaneRefusedException(peerError.Code, peerError.Reason, remote: true);
                         default:
                             throw new DataPlaneProtocolException($"unexpected {frame.Type} frame from the primary", offset);
                     }
-                    _handled = expected++;
+                    if (sequenced)
+                        _handled = expected++;
+                    _framesHandled++;
                     unacknowledgedBytes += frame.WireSize;
-                    if (frame.Type == FrameType.EpochMarker || unacknowledgedBytes >= _options.AckIntervalBytes)
+                    if (frame.Type is FrameType.EpochMarker or FrameType.SyncComplete || unacknowledgedBytes >= _options.AckIntervalBytes)
                     {
-                        await AcknowledgeAsync(expected - 1, token).ConfigureAwait(false);
+                        await AcknowledgeAsync(token).ConfigureAwait(false);
                         unacknowledgedBytes = 0;
                     }
                 }
@@ -175,7 +193,7 @@ internal sealed class ReceiverSession
                 {
                     _decoder.ThrowIfTruncated(buffer);
                     if (unacknowledgedBytes > 0)
-                        await AcknowledgeAsync(expected - 1, token).ConfigureAwait(false);
+                        await AcknowledgeAsync(token).ConfigureAwait(false);
                     return; // the primary closed cleanly
                 }
             }
@@ -185,7 +203,7 @@ internal sealed class ReceiverSession
             }
             if (unacknowledgedBytes > 0)
             {
-                await AcknowledgeAsync(expected - 1, token).ConfigureAwait(false);
+                await AcknowledgeAsync(token).ConfigureAwait(false);
                 unacknowledgedBytes = 0;
             }
         }
@@ -206,10 +224,10 @@ internal sealed class ReceiverSession
         return _straddleBuffer.AsMemory(0, length);
     }
 
-    private async ValueTask AcknowledgeAsync(long sequence, CancellationToken token)
+    private async ValueTask AcknowledgeAsync(CancellationToken token)
     {
-        _acknowledged = sequence;
-        FrameCodec.WriteAck(_connection.Output, new AckFrame(Generation, sequence));
+        _framesAcknowledged = _framesHandled;
+        FrameCodec.WriteAck(_connection.Output, new AckFrame(Generation, _handled, _framesHandled));
         var flush = await _connection.Output.FlushAsync(token).ConfigureAwait(false);
         if (flush.IsCompleted)
             throw new DataPlaneConnectionException("the primary's side of the data-plane connection closed");

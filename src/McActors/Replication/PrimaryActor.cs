@@ -82,6 +82,9 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private bool _capturing;
     private IActorRef _closeRequester = ActorRefs.Nobody;
 
+    private ResyncCopy? _copy;
+    private long _copyReportedAt;
+
     private bool _stopGuest;
     private long? _stoppedAt;
     private bool _stoppedStateSaved;
@@ -221,6 +224,8 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     {
         Receive<GuestWrite>(Write);
         Receive<CloseEpoch>(BeginClose);
+        Receive<AddSecondary>(BeginJoin);
+        Receive<CopyNext>(_ => CopyStep());
         CommonWhileAssigned();
         Receive<GuestPaused>(m => _log.Debug("primary {0}: late GuestPaused({1}) ignored", _replicaId, m.Epoch));
         Receive<GuestStateCaptured>(m => _log.Debug("primary {0}: late GuestStateCaptured({1}) ignored", _replicaId, m.Epoch));
@@ -449,17 +454,117 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         }
     }
 
+    // ---- Re-protection (ResyncProtocol.cs) ----------------------------------------------------
+
+    /// <summary>
+    /// A joiner is ready: connect to it, starting at the next sequence of the shared stream. The
+    /// guest waits the few milliseconds of that connect, because every frame from that sequence
+    /// on must reach the joiner too.
+    /// </summary>
+    private void BeginJoin(AddSecondary m)
+    {
+        if (!IsCurrent(m))
+            return;
+        var id = m.Endpoint.ReplicaId;
+        if (_copy is not null)
+        {
+            _coordinator.Tell(new ResyncFailed(Ledger.Generation, id, $"the primary is resyncing {_copy.ReplicaId}; one at a time"));
+            return;
+        }
+        foreach (var (oldId, oldSender) in _senders.Where(s => s.Id == id).ToList())
+            Drop(oldId, oldSender, new DataPlaneConnectionException("it joins again"));
+        _log.Info("primary {0}: resyncing {1} at {2}:{3}, streaming to it from sequence {4}", _replicaId, id, m.Endpoint.Host, m.Endpoint.Port, Ledger.NextSequence);
+        DataPlaneSender.ConnectAsync(m.Endpoint.Host, m.Endpoint.Port, new DataPlaneVolume(_volume!.VolumeId, _volume.BlockSize), Ledger.Generation,
+                Ledger.NextSequence, _settings.DataPlane)
+            .PipeTo(Self,
+                success: sender => new JoinerConnected(m, sender),
+                failure: e => new JoinerConnectFailed(m, e is AggregateException a ? a.GetBaseException() : e));
+        Enter(Joining, "Joining");
+    }
+
+    private void Joining()
+    {
+        Receive<JoinerConnected>(m =>
+        {
+            var id = m.Join.Endpoint.ReplicaId;
+            _senders.Add((id, m.Sender));
+            WatchCompletion(id, m.Sender);
+            _copy = new ResyncCopy(id, m.Sender, _volume!.SizeBytes, m.Join.ChunkBytes, m.Join.Digest);
+            _copyReportedAt = Environment.TickCount64;
+            Enter(Running, "Running");
+            Stash.UnstashAll();
+            Self.Tell(CopyNext.Instance);
+        });
+        Receive<JoinerConnectFailed>(m =>
+        {
+            _log.Error(m.Error, "primary {0}: cannot connect to joiner {1}", _replicaId, m.Join.Endpoint.ReplicaId);
+            _coordinator.Tell(new ResyncFailed(Ledger.Generation, m.Join.Endpoint.ReplicaId, $"cannot connect: {m.Error.Message}"));
+            Enter(Running, "Running");
+            Stash.UnstashAll();
+        });
+        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    /// <summary>One step of the copy: scan on, send the next differing chunk to the joiner (back-pressured), or finish.</summary>
+    private void CopyStep()
+    {
+        if (_copy is not { } copy)
+            return;
+        if (!_senders.Any(s => ReferenceEquals(s.Sender, copy.Sender)))
+        {
+            _copy = null;
+            _log.Warning("primary {0}: resync of {1} abandoned: its connection is gone", _replicaId, copy.ReplicaId);
+            _coordinator.Tell(new ResyncFailed(Ledger.Generation, copy.ReplicaId, "the data-plane connection closed during the copy"));
+            return;
+        }
+        var chunk = copy.NextDiffering(_image!, _settings.ResyncScanStep);
+        ReportCopyProgress(copy, force: false);
+        if (chunk is { } c)
+        {
+            var epoch = Ledger.Epoch;
+            SendToAll(s => s.SendCopyAsync(epoch, c.Offset, c.Data), () => Self.Tell(CopyNext.Instance), only: copy.ReplicaId);
+            return;
+        }
+        if (!copy.Done)
+        {
+            Self.Tell(CopyNext.Instance);
+            return;
+        }
+        var from = Ledger.Epoch;
+        SendToAll(s => s.SendSyncCompleteAsync(from), () =>
+        {
+            _copy = null;
+            ReportCopyProgress(copy, force: true);
+            _assignedSecondaries++;
+            _log.Info("primary {0}: {1} is in sync from checkpoint {2} ({3:0.0} of {4:0.0} MiB differed and were copied)",
+                _replicaId, copy.ReplicaId, from, copy.CopiedBytes / 1048576.0, copy.ScannedBytes / 1048576.0);
+            _coordinator.Tell(new ResyncCompleted(Ledger.Generation, copy.ReplicaId, from));
+        }, only: copy.ReplicaId);
+    }
+
+    private void ReportCopyProgress(ResyncCopy copy, bool force)
+    {
+        var now = Environment.TickCount64;
+        if (!force && now - _copyReportedAt < 250)
+            return;
+        _copyReportedAt = now;
+        _coordinator.Tell(new ResyncStatus(Ledger.Generation, copy.Progress));
+        _log.Info("primary {0}: resync of {1}: {2:0}% scanned, {3:0.0} MiB copied", _replicaId, copy.ReplicaId,
+            100.0 * copy.ScannedBytes / _volume!.SizeBytes, copy.CopiedBytes / 1048576.0);
+    }
+
     // ---- Streaming --------------------------------------------------------------------------
 
     /// <summary>
     /// Sends one frame to every secondary, then runs <paramref name="then"/>. If a window is full,
     /// waits (stashing everything else) until every send completed: that is the back-pressure.
     /// </summary>
-    private void SendToAll(Func<DataPlaneSender, ValueTask> send, Action then)
+    private void SendToAll(Func<DataPlaneSender, ValueTask> send, Action then, string? only = null)
     {
         List<Task<SendFailure?>>? pending = null;
         _stalled = [];
-        foreach (var (id, sender) in _senders.ToList())
+        foreach (var (id, sender) in _senders.Where(s => only is null || s.Id == only).ToList())
         {
             ValueTask sending;
             try
@@ -591,6 +696,15 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     // ---- Internal messages ------------------------------------------------------------------
 
     private sealed record SecondaryConnected(SecondaryEndpoint Endpoint, DataPlaneSender Sender);
+
+    private sealed record JoinerConnected(AddSecondary Join, DataPlaneSender Sender);
+
+    private sealed record JoinerConnectFailed(AddSecondary Join, Exception Error);
+
+    private sealed record CopyNext
+    {
+        public static readonly CopyNext Instance = new();
+    }
 
     private sealed record SecondaryConnectFailed(SecondaryEndpoint Endpoint, Exception Error);
 

@@ -52,6 +52,9 @@ public static class PrimaryVolumeFiles
             return created;
         }
         var existing = VolumeDescriptor.Load(directory);
+        // A store directory (a promoted secondary's, or a resynced one) becomes a primary's image:
+        // its logs and state no longer describe the image once it is written directly.
+        RollbackStore.Detach(directory);
         if (existing.VolumeId != volume.VolumeId || existing.SizeBytes != volume.SizeBytes || existing.BlockSize != volume.BlockSize)
             throw new StoreMetadataCorruptException(descriptorPath,
                 $"holds volume {existing.VolumeId} ({existing.SizeBytes} B, blocks of {existing.BlockSize} B), " +

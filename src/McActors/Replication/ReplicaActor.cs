@@ -45,6 +45,8 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     private (object Assignment, IActorRef Sender)? _next;
     private bool _promoting;
     private bool _promotionReady;
+    // The generation whose resync assignment started the running secondary (-1: not a resync).
+    private long _resyncGeneration = -1;
 
     public ReplicaActor(ReplicaSettings replica, IActorRef coordinator)
     {
@@ -131,6 +133,14 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             return;
         }
         _generation = generation;
+        if (assignment is AssignSecondary { Resync: true } && _role is not null && _resyncGeneration != generation)
+        {
+            // Joining again (or after running another role): start from a fresh secondary, whose
+            // store opens for the resync.
+            _log.Info("replica {0}: resync into generation {1}; restarting its {2} role first", _replica.ReplicaId, generation, _roleKind);
+            StopRole((assignment, Sender));
+            return;
+        }
         if (_role is not null && _roleKind != kind)
         {
             if (kind == ReplicaRole.Primary)
@@ -150,12 +160,13 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             return;
         }
         if (_role is null)
-            StartRole(kind, generation);
+            StartRole(kind, generation, assignment);
         _role!.Forward(assignment);
     }
 
-    private void StartRole(ReplicaRole kind, long generation)
+    private void StartRole(ReplicaRole kind, long generation, object assignment)
     {
+        _resyncGeneration = assignment is AssignSecondary { Resync: true } ? generation : -1;
         var props = kind == ReplicaRole.Primary
             ? PrimaryActor.Props(_replica.ReplicaId, _replica.DataDirectory, _coordinator, _replica.Settings, _replica.GuestProps, _replica.Settings.GuestSeed)
             : SecondaryActor.Props(_replica.ReplicaId, _replica.DataDirectory,
@@ -203,8 +214,8 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         _roleKind = null;
         if (next is not { } n)
             return;
-        var (kind, generation) = n.Assignment is AssignPrimary p ? (ReplicaRole.Primary, p.Generation) : (ReplicaRole.Secondary, GenerationOf(n.Assignment));
-        StartRole(kind, generation);
+        var (kind, generation) = n.Assignment is AssignPrimary ? (ReplicaRole.Primary, GenerationOf(n.Assignment)) : (ReplicaRole.Secondary, GenerationOf(n.Assignment));
+        StartRole(kind, generation, n.Assignment);
         _role!.Tell(n.Assignment, n.Sender);
     }
 

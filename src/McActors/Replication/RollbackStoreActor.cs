@@ -13,6 +13,9 @@ namespace McActors.Replication;
 /// rollback arrive as messages (StoreProtocol.cs) and run under the gate's lock.
 /// Exceptions escape to the supervisor (<see cref="StoreSupervision"/>): a restart reopens the
 /// store from disk, which is the only thing that can tell what is true after a failure.
+/// For a resync the first open is <see cref="RollbackStore.OpenForResync"/> (the image is kept only
+/// as a source of chunks that need no copy; their hashes go to the parent); a restart before the
+/// resync completed finds a store that cannot vouch, and stops.
 /// </summary>
 public sealed class RollbackStoreActor : ReceiveActor
 {
@@ -20,22 +23,59 @@ public sealed class RollbackStoreActor : ReceiveActor
     private readonly VolumeDescriptor _volume;
     private readonly StoreGate _gate;
     private readonly RollbackStoreOptions _options;
+    private readonly bool _resync;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private long _incarnation;
 
-    public RollbackStoreActor(string directory, VolumeDescriptor volume, StoreGate gate, RollbackStoreOptions options)
+    public RollbackStoreActor(string directory, VolumeDescriptor volume, StoreGate gate, RollbackStoreOptions options, bool resync = false)
     {
         _directory = directory;
         _volume = volume;
         _gate = gate;
         _options = options;
+        _resync = resync;
         Open();
     }
 
-    public static Props Props(string directory, VolumeDescriptor volume, StoreGate gate, RollbackStoreOptions options) =>
-        Akka.Actor.Props.Create(() => new RollbackStoreActor(directory, volume, gate, options));
+    public static Props Props(string directory, VolumeDescriptor volume, StoreGate gate, RollbackStoreOptions options, bool resync = false) =>
+        Akka.Actor.Props.Create(() => new RollbackStoreActor(directory, volume, gate, options, resync));
 
     protected override void PreStart()
+    {
+        if (_resync)
+            OpenForResync();
+        else
+            OpenFromDisk();
+    }
+
+    // A restart never resyncs again: the copy under way counts on this image; recovery decides.
+    protected override void PostRestart(Exception reason) => OpenFromDisk();
+
+    private void OpenForResync()
+    {
+        var store = RollbackStore.OpenForResync(_directory, _volume, _options);
+        ResyncDigest digest;
+        try
+        {
+            var chunkBytes = ImageDigest.ChunkBytesFor(_volume.SizeBytes, _volume.BlockSize);
+            var hashes = ImageDigest.Compute(Path.Combine(_directory, RollbackStore.ImageFileName), _volume.SizeBytes, chunkBytes);
+            var bytes = new byte[hashes.Length * 16];
+            for (var i = 0; i < hashes.Length; i++)
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt128LittleEndian(bytes.AsSpan(i * 16, 16), hashes[i]);
+            digest = new ResyncDigest(chunkBytes, bytes);
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+        _incarnation = _gate.Publish(store);
+        _log.Info("store at {0} open for a resync as incarnation {1}: {2} chunks of {3} B hashed", _directory, _incarnation,
+            digest.Hashes.Length / 16, digest.ChunkBytes);
+        Context.Parent.Tell(new StoreReady(_incarnation, store.CommittedEpoch, store.PreparedEpoch, Recovered: false) { Digest = digest });
+    }
+
+    private void OpenFromDisk()
     {
         var recovered = File.Exists(Path.Combine(_directory, VolumeDescriptor.FileName));
         var store = recovered ? RollbackStore.Recover(_directory, _options) : RollbackStore.Create(_directory, _volume, _options);
@@ -102,6 +142,16 @@ public sealed class RollbackStoreActor : ReceiveActor
                 _directory, m.Checkpoint, result.LogsApplied, result.BlocksRestored, incarnation);
             Sender.Tell(new StoreRolledBack(result));
             Context.Parent.Tell(new StoreReady(incarnation, committed, prepared, Recovered: false));
+        });
+        Receive<MarkStoreSynced>(m =>
+        {
+            _gate.Run(s =>
+            {
+                s.MarkSynced(m.Epoch);
+                return s.SyncedFrom;
+            });
+            _log.Info("store at {0} is in sync: it vouches for checkpoints from {1} on", _directory, m.Epoch);
+            Sender.Tell(new StoreSynced(m.Epoch));
         });
         Receive<GetStoreStatus>(_ => Sender.Tell(_gate.Run(s =>
             new StoreStatus(s.CommittedEpoch, s.PreparedEpoch, s.LoggedEpochs, s.Counters, _incarnation))));

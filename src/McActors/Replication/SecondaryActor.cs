@@ -126,7 +126,9 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
             _assignment = m;
             _assigner = Sender;
             var volume = new VolumeDescriptor(m.Volume.VolumeId, m.Volume.SizeBytes, m.Volume.BlockSize);
-            _store = Context.ActorOf(RollbackStoreActor.Props(Path.Combine(_dataDirectory, StoreName), volume, _gate, _settings.StoreOptions)
+            if (m.Resync)
+                _log.Info("secondary {0}: joining generation {1} by a resync from primary {2}", _replicaId, m.Generation, m.PrimaryId);
+            _store = Context.ActorOf(RollbackStoreActor.Props(Path.Combine(_dataDirectory, StoreName), volume, _gate, _settings.StoreOptions, m.Resync)
                 .WithDispatcher(Context.Props.Dispatcher), StoreName);
             Context.Watch(_store);
             Become(Opening);
@@ -143,6 +145,12 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         Receive<StoreReady>(m =>
         {
             OnStoreReady(m);
+            if (m.Digest is { } digest)
+            {
+                // Joining: nothing to align, the primary brings the image in sync.
+                Activate(digest);
+                return;
+            }
             Become(Aligning);
             _store.Tell(GetStoreStatus.Instance);
         });
@@ -196,7 +204,7 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         ReceiveAny(_ => Stash.Stash());
     }
 
-    private void Activate()
+    private void Activate(ResyncDigest? joining = null)
     {
         var m = _assignment!;
         try
@@ -210,7 +218,7 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         }
         if (_listener is null)
         {
-            _applier = new StreamApplier(_gate, Self, _states, m.Generation);
+            _applier = new StreamApplier(_gate, Self, _states, m.Generation, joining: joining is not null);
             try
             {
                 _listener = new DataPlaneListener(_endPoint, new DataPlaneVolume(m.Volume.VolumeId, m.Volume.BlockSize), _applier, _settings.DataPlane).Start();
@@ -229,7 +237,10 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         _listener.RaiseFenceAsync(m.Generation).Wait(TimeSpan.FromSeconds(10));
         _log.Info("secondary {0} of generation {1} (primary {2}) listening on {3}, store at checkpoint {4} (committed {5})",
             _replicaId, m.Generation, m.PrimaryId, _listener.LocalEndPoint, _checkpoints.Prepared, _checkpoints.Committed);
-        _assigner.Tell(new RoleAssumed(m.Generation, _replicaId, ReplicaRole.Secondary));
+        if (joining is not null)
+            _coordinator.Tell(new ResyncReady(m.Generation, _replicaId, joining.ChunkBytes, joining.Hashes));
+        else
+            _assigner.Tell(new RoleAssumed(m.Generation, _replicaId, ReplicaRole.Secondary));
         Become(Active);
         Stash.UnstashAll();
     }
@@ -313,6 +324,16 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
             StartPrepare();
         });
         Receive<StoreRolledBack>(_ => { });
+        Receive<StreamSyncCompleted>(m =>
+        {
+            if (m.Generation != _generation)
+                return;
+            // Before any prepare of that checkpoint: the store refuses to prepare below it until then.
+            _log.Info("secondary {0}: resync complete, in sync from checkpoint {1} ({2:0.0} MiB copied)", _replicaId, m.Epoch,
+                (_applier?.CopiedBytes ?? 0) / 1048576.0);
+            _store.Tell(new MarkStoreSynced(m.Epoch));
+        });
+        Receive<StoreSynced>(_ => { });
         Receive<StoreWriteFailed>(m => _store.Tell(new FailStore(m.Cause)));
         Receive<SecondaryStreamBroken>(StreamBroken);
         Receive<Terminated>(m => m.ActorRef.Equals(_store), _ => StoreLost());

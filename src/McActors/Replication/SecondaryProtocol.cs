@@ -31,5 +31,8 @@ public sealed record StreamCheckpointReceived(long Generation, long Epoch, long 
 /// <summary>Stream applier → secondary: the stream of <see cref="Generation"/> cannot be trusted (counts disagree, bad state blob).</summary>
 public sealed record SecondaryStreamBroken(long Generation, long Epoch, string Reason);
 
+/// <summary>Applier → secondary: the primary sent every differing chunk; from checkpoint <see cref="Epoch"/> on the image is the primary's.</summary>
+public sealed record StreamSyncCompleted(long Generation, long Epoch);
+
 /// <summary>Stream applier → secondary: a write through the gate failed in the store (not an epoch-order refusal); the store must be reopened.</summary>
 public sealed record StoreWriteFailed(Exception Cause);

@@ -40,7 +40,20 @@ public sealed record StoreStatus(long Committed, long Prepared, IReadOnlyList<lo
 /// is published in the gate as <see cref="Incarnation"/>, its image is exactly checkpoint
 /// <see cref="Prepared"/> (an unprepared tail found on open was rolled back).
 /// </summary>
-public sealed record StoreReady(long Incarnation, long Committed, long Prepared, bool Recovered);
+public sealed record StoreReady(long Incarnation, long Committed, long Prepared, bool Recovered)
+{
+    /// <summary>Set when the store was opened for a resync: the chunk hashes of the image it kept (before any write).</summary>
+    public ResyncDigest? Digest { get; init; }
+}
+
+/// <summary>An image's chunk hashes: <see cref="Hashes"/> holds 16 bytes (XxHash128, little-endian) per chunk of <see cref="ChunkBytes"/>.</summary>
+public sealed record ResyncDigest(int ChunkBytes, byte[] Hashes);
+
+/// <summary>The resync is complete: from checkpoint <see cref="Epoch"/> on, the image is the primary's (made durable in the store state).</summary>
+public sealed record MarkStoreSynced(long Epoch);
+
+/// <summary>The store vouches for checkpoints from <see cref="Epoch"/> on.</summary>
+public sealed record StoreSynced(long Epoch);
 
 /// <summary>Crash-test hook: close the store, run <see cref="WhileClosed"/> (damage files), then throw <see cref="Failure"/>.</summary>
 internal sealed record CrashStoreForTest(Exception Failure, Action? WhileClosed = null);

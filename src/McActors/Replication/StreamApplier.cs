@@ -21,6 +21,12 @@ public sealed class StreamBrokenException(string message) : Exception(message);
 /// connection, and the primary resumes from there. Frames of epochs ≤ c are already in the image
 /// (and state c on disk) and skipped.
 /// </para>
+/// <para>
+/// Resync (a replica joining a running generation): the stream starts mid-way, at the sequence
+/// the primary's handshake names; copy frames write the primary's chunks without counting as
+/// writes; the first epoch is partial, so its marker's counts are not checked; "sync complete"
+/// goes to the SecondaryActor, which makes the store vouch from that checkpoint on.
+/// </para>
 /// The listener calls it one frame at a time; the lock is for the actor's calls (status,
 /// reassignment, pruning), not for the stream.
 /// </summary>
@@ -37,15 +43,22 @@ public sealed class StreamApplier : IDataPlaneHandler
     private long _lastApplied;
     private long _writes;
     private long _bytes;
+    private readonly bool _joining;
+    private long _joinEpoch = -1;
+    private long _copiedBytes;
 
-    public StreamApplier(StoreGate gate, IActorRef secondary, GuestStateFiles states, long generation)
+    public StreamApplier(StoreGate gate, IActorRef secondary, GuestStateFiles states, long generation, bool joining = false)
     {
         _gate = gate;
         _secondary = secondary;
         _states = states;
         _generation = generation;
+        _joining = joining;
         Adopt(gate.View);
     }
+
+    /// <summary>Bytes of resync copies applied.</summary>
+    public long CopiedBytes => Interlocked.Read(ref _copiedBytes);
 
     public long Generation
     {
@@ -93,6 +106,10 @@ public sealed class StreamApplier : IDataPlaneHandler
                 throw new StoreClosedException();
             if (view.Incarnation != _incarnation)
                 Rewind(view);
+            // A joining replica picks the stream up where the primary is; a resent stream (after a
+            // reconnection) goes on from what it applied.
+            if (_joining && _lastApplied == 0)
+                _lastApplied = primary.Sequence - 1;
             return ValueTask.FromResult(_lastApplied);
         }
     }
@@ -139,7 +156,9 @@ public sealed class StreamApplier : IDataPlaneHandler
                 return ValueTask.CompletedTask;
             CheckIncarnation();
             var progress = Progress(marker.Epoch, marker.Sequence);
-            if (progress.Writes != marker.WritesInEpoch || progress.Bytes != marker.BytesInEpoch)
+            // The epoch a joiner came in during is partial here: its earlier writes reached the image as copies.
+            var partial = _joining && marker.Epoch <= _joinEpoch;
+            if (!partial && (progress.Writes != marker.WritesInEpoch || progress.Bytes != marker.BytesInEpoch))
                 throw Broken(marker.Epoch, $"marker of epoch {marker.Epoch} counts {marker.WritesInEpoch} writes / {marker.BytesInEpoch} B, " +
                     $"this secondary applied {progress.Writes} writes / {progress.Bytes} B");
             progress.MarkerSequence = marker.Sequence;
@@ -176,10 +195,56 @@ public sealed class StreamApplier : IDataPlaneHandler
         return ValueTask.CompletedTask;
     }
 
+    public ValueTask OnCopyAsync(CopyFrame copy, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        lock (_sync)
+        {
+            CheckGeneration(copy.Generation, "copy");
+            if (!_joining)
+                throw Broken(copy.Epoch, $"a resync copy (offset {copy.Offset}) arrived, but this secondary is not resyncing");
+            NoteJoinEpoch(copy.Epoch);
+            try
+            {
+                _gate.Write(_incarnation, copy.Epoch, copy.Offset, data.Span);
+            }
+            catch (EpochOrderException e)
+            {
+                throw Broken(copy.Epoch, $"copy at {copy.Offset} refused by the store: {e.Message}");
+            }
+            catch (Exception e) when (e is not StoreClosedException and not StoreRewoundException)
+            {
+                _secondary.Tell(new StoreWriteFailed(e));
+                throw;
+            }
+            Interlocked.Add(ref _copiedBytes, copy.Length);
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask OnSyncCompleteAsync(SyncCompleteFrame syncComplete, CancellationToken cancellationToken)
+    {
+        lock (_sync)
+        {
+            CheckGeneration(syncComplete.Generation, "sync complete");
+            if (!_joining)
+                throw Broken(syncComplete.Epoch, "a resync's sync-complete arrived, but this secondary is not resyncing");
+            NoteJoinEpoch(syncComplete.Epoch);
+            _secondary.Tell(new StreamSyncCompleted(_generation, syncComplete.Epoch));
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    private void NoteJoinEpoch(long epoch)
+    {
+        if (_joining && _joinEpoch < 0)
+            _joinEpoch = epoch;
+    }
+
     /// <summary>Checks a frame; false for one to skip (a duplicate, or of an epoch already in the image).</summary>
     private bool Admit(long generation, long sequence, long epoch, string what)
     {
         CheckGeneration(generation, what);
+        NoteJoinEpoch(epoch);
         if (sequence <= _lastApplied)
             return false;
         if (sequence != _lastApplied + 1)

@@ -376,7 +376,7 @@ public sealed class EpochCoordinatorTests : TestKit
     [Fact]
     public void A_secondary_that_does_not_assume_in_time_is_left_out_and_the_new_primary_starts()
     {
-        var coordinator = Start(Settings("mcactors.coordinator.assign-retry = 100ms", "mcactors.coordinator.assign-timeout = 500ms"));
+        var coordinator = Start(Settings("mcactors.coordinator.assign-timeout = 300ms")); // checked at each 1 s assign retry
         CommitOneThenS2PreparesTwo(coordinator);
         Sys.Stop(_r.Primary.Ref);
         _r.S1.FishForMessage<AssignSecondary>(_ => true);

@@ -95,6 +95,150 @@ public sealed class DataPlaneEndToEndTests(ITestOutputHelper output)
         Assert.Equal(20, handler.Events.Count);
     }
 
+    [Theory]
+    [InlineData(1 << 20)]
+    [InlineData(4096)] // copies straddle receive segments too
+    public async Task Copies_and_sync_complete_interleave_with_the_stream_in_send_order(int segmentBytes)
+    {
+        // A small window and ack interval: copies fill the window again and again.
+        var options = new DataPlaneOptions { SegmentBytes = segmentBytes, WindowBytes = 512 << 10, AckIntervalBytes = 64 << 10 };
+        var handler = new RecordingHandler();
+        await using var listener = new DataPlaneListener(AnyLoopbackPort, Volume, handler, options).Start();
+        await using var sender = await DataPlaneSender.ConnectAsync(listener.LocalEndPoint, Volume, generation: 4, firstSequence: 10, options);
+
+        var seeds = new List<int>();
+        Seeds.Run(1, seeds.Add, output);
+        var random = new Random(seeds[0]);
+        var expected = new List<string>();
+        long sequence = 10, epoch = 300, copies = 0;
+        var chunk = new byte[64 << 10];
+        for (var i = 0; i < 400; i++)
+        {
+            var roll = random.Next(10);
+            if (roll < 4)
+            {
+                // A copy, first of all possibly before any write: it follows sequence 9.
+                random.NextBytes(chunk);
+                var length = random.Next(0, 2) == 0 ? chunk.Length : random.Next(0, chunk.Length);
+                var offset = random.Next(0, 1 << 14) * 65536L;
+                await sender.SendCopyAsync(epoch, offset, chunk.AsMemory(0, length));
+                expected.Add($"C g4 e{epoch} after{sequence - 1} @{offset} {length}B #{Streams.Hash(chunk.AsSpan(0, length)):X}");
+                copies++;
+            }
+            else if (roll < 9)
+            {
+                var data = new byte[random.Next(0, 20_000)];
+                random.NextBytes(data);
+                var offset = random.Next(0, 1 << 20) * 512L;
+                await sender.SendWriteAsync(epoch, sequence, offset, data);
+                expected.Add($"W g4 e{epoch} s{sequence} @{offset} {data.Length}B #{Streams.Hash(data):X}");
+                sequence++;
+            }
+            else
+            {
+                await sender.SendMarkerAsync(epoch, sequence, 0, 0);
+                expected.Add($"M g4 e{epoch} s{sequence} 0/0");
+                sequence++;
+                epoch++;
+            }
+        }
+        await sender.SendSyncCompleteAsync(epoch);
+        expected.Add($"Y g4 e{epoch} after{sequence - 1}");
+        var write = Streams.Bytes(512, 9);
+        await sender.SendWriteAsync(epoch, sequence, 0, write); // the stream goes on after it
+        expected.Add($"W g4 e{epoch} s{sequence} @0 512B #{Streams.Hash(write):X}");
+        sequence++;
+
+        Assert.Equal(sequence, sender.NextSequence); // copies took no sequence
+        Assert.Equal(expected.Count, sender.FramesSent);
+        await sender.WaitForFramesAcknowledgedAsync(sender.FramesSent).WaitAsync(Patience);
+        await sender.WaitForAcknowledgementAsync(sequence - 1).WaitAsync(Patience);
+        Assert.Equal(sequence - 1, sender.AcknowledgedSequence);
+        Assert.Equal(expected.Count, sender.AcknowledgedFrames);
+        Assert.Equal(0, sender.OutstandingBytes);
+        Assert.Equal(expected, handler.Events);
+        output.WriteLine($"{copies} copies among {expected.Count} frames");
+    }
+
+    [Fact]
+    public async Task A_window_full_of_copies_holds_the_next_copy_and_the_next_write()
+    {
+        const int window = 256 << 10;
+        var options = new DataPlaneOptions { WindowBytes = window };
+        var handler = new RecordingHandler { Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
+        await using var listener = new DataPlaneListener(AnyLoopbackPort, Volume, handler, options).Start();
+        await using var sender = await DataPlaneSender.ConnectAsync(listener.LocalEndPoint, Volume, 1, 1, options);
+
+        var chunk = new byte[64 << 10];
+        // Three 64 KiB copies fit (each has 48 B of framing); the fourth does not.
+        for (var i = 0; i < 3; i++)
+            await sender.SendCopyAsync(1, i * (long)chunk.Length, chunk).AsTask().WaitAsync(Patience);
+        var copy = sender.SendCopyAsync(1, 3L * chunk.Length, chunk);
+        await handler.FirstCallEntered.Task.WaitAsync(Patience);
+        Assert.False(copy.IsCompleted, "a copy was queued while the window was full of copies");
+        Assert.Equal(0, sender.AcknowledgedFrames);
+        Assert.Equal(3 * FrameCodec.CopyFrameSize(chunk.Length), sender.OutstandingBytes);
+
+        handler.Gate.SetResult();
+        await copy.AsTask().WaitAsync(Patience);
+        await sender.WaitForFramesAcknowledgedAsync(4).WaitAsync(Patience);
+        Assert.Equal(0, sender.OutstandingBytes);
+        Assert.Equal(0, sender.AcknowledgedSequence); // nothing sequenced was sent yet
+
+        // Writes are held by copy bytes too: the window is one, whatever fills it.
+        handler.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        for (var i = 0; i < 3; i++)
+            await sender.SendCopyAsync(1, i * (long)chunk.Length, chunk).AsTask().WaitAsync(Patience);
+        var write = sender.SendWriteAsync(1, 1, 0, chunk);
+        await handler.GateEntered(5).WaitAsync(Patience);
+        Assert.False(write.IsCompleted, "a write was queued while the window was full of copies");
+        handler.Gate.SetResult();
+        await write.AsTask().WaitAsync(Patience);
+        await sender.SendSyncCompleteAsync(2);
+        await sender.WaitForFramesAcknowledgedAsync(9).WaitAsync(Patience);
+        Assert.Equal(1, sender.AcknowledgedSequence);
+        Assert.Equal(0, sender.OutstandingBytes);
+        Assert.Equal(["C", "C", "C", "C", "C", "C", "C", "W", "Y"], handler.Events.Select(e => e[..1]));
+        Assert.Equal("W g1 e1 s1", handler.Events[7][..10]);
+        Assert.Equal("Y g1 e2 after1", handler.Events[8]);
+    }
+
+    [Fact]
+    public async Task A_copy_out_of_its_place_in_the_stream_closes_it()
+    {
+        var handler = new RecordingHandler();
+        await using var listener = new DataPlaneListener(AnyLoopbackPort, Volume, handler).Start();
+        using var client = await RawClientAsync(listener);
+        var writer = new ArrayBufferWriter<byte>();
+        FrameCodec.WriteHandshake(writer, new HandshakeFrame(FrameCodec.ProtocolVersion, Volume.VolumeId, 1, Volume.BlockSize, 1));
+        FrameCodec.WriteCopy(writer, new CopyFrame(1, 1, 0, 0, 512), new byte[512]);
+        FrameCodec.WriteWrite(writer, new WriteFrame(1, 1, 1, 0, 1), new byte[1]);
+        FrameCodec.WriteCopy(writer, new CopyFrame(1, 1, 0, 0, 512), new byte[512]); // claims to follow 0, but 1 was sent
+        await client.SendAsync(writer.WrittenMemory);
+        var frames = await ReadAllAsync(client);
+        Assert.Equal([FrameType.Handshake, FrameType.Ack, FrameType.Error], frames.Select(f => f.Type));
+        Assert.Equal("AckFrame { Generation = 1, AppliedSequence = 1, FramesHandled = 2 }", frames[1].Fields);
+        Assert.Contains("SequenceGap", frames[2].Fields);
+        Assert.Contains("Copy frame follows sequence 0, but the stream is at 1", frames[2].Fields);
+        Assert.Equal(2, handler.Events.Count);
+    }
+
+    [Fact]
+    public async Task A_handler_that_does_not_resync_refuses_copies_clearly()
+    {
+        var handler = new WritesOnlyHandler();
+        await using var listener = new DataPlaneListener(AnyLoopbackPort, Volume, handler).Start();
+        await using var sender = await DataPlaneSender.ConnectAsync(listener.LocalEndPoint, Volume, 1, 1);
+        await sender.SendWriteAsync(1, 1, 0, new byte[512]);
+        await sender.SendCopyAsync(1, 0, new byte[512]);
+        var e = await Assert.ThrowsAsync<DataPlaneRefusedException>(() => sender.Completion.WaitAsync(Patience));
+        Assert.Equal(DataPlaneErrorCode.HandlerFailed, e.Code);
+        Assert.Contains("NotSupportedException", e.Message);
+        Assert.Contains("OnCopyAsync", e.Message);
+        Assert.Equal(1, sender.AcknowledgedSequence);
+        Assert.Equal(1, sender.AcknowledgedFrames);
+    }
+
     [Fact]
     public async Task A_handshake_for_another_volume_is_refused_naming_the_mismatch()
     {
@@ -319,9 +463,36 @@ public sealed class DataPlaneEndToEndTests(ITestOutputHelper output)
         return Streams.DecodeAll(new ReadOnlySequence<byte>(received.ToArray()));
     }
 
+    /// <summary>Implements only what a handler must: copies and sync-completes get the default.</summary>
+    private sealed class WritesOnlyHandler : IDataPlaneHandler
+    {
+        public ValueTask OnWriteAsync(WriteFrame write, ReadOnlyMemory<byte> data, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+        public ValueTask OnMarkerAsync(EpochMarkerFrame marker, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+        public ValueTask OnGuestStateAsync(GuestStateFrame state, ReadOnlyMemory<byte> blob, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    }
+
     /// <summary>Records what it is handed; optionally blocks, fails, or claims an applied sequence.</summary>
     private sealed class RecordingHandler : IDataPlaneHandler
     {
+        private int _gateCalls;
+        private readonly ConcurrentDictionary<int, TaskCompletionSource> _gateEntered = new();
+
+        /// <summary>Completes when the <paramref name="call"/>-th call (1-based, over the handler's life) has reached the gate.</summary>
+        public Task GateEntered(int call) => GateSource(call).Task;
+
+        private TaskCompletionSource GateSource(int call) =>
+            _gateEntered.GetOrAdd(call, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+        private async ValueTask PassGateAsync(CancellationToken cancellationToken)
+        {
+            FirstCallEntered.TrySetResult();
+            GateSource(Interlocked.Increment(ref _gateCalls)).TrySetResult();
+            if (Gate is { } gate)
+                await gate.Task.WaitAsync(cancellationToken);
+        }
+
         public ConcurrentQueue<string> EventQueue { get; } = new();
         public List<string> Events => [.. EventQueue];
         public TaskCompletionSource? Gate { get; set; }
@@ -335,9 +506,7 @@ public sealed class DataPlaneEndToEndTests(ITestOutputHelper output)
 
         public async ValueTask OnWriteAsync(WriteFrame write, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
-            FirstCallEntered.TrySetResult();
-            if (Gate is { } gate)
-                await gate.Task.WaitAsync(cancellationToken);
+            await PassGateAsync(cancellationToken);
             if (write.Sequence == FailOnSequence)
                 throw new InvalidOperationException("disk on fire");
             Assert.Equal(write.Length, data.Length);
@@ -353,6 +522,19 @@ public sealed class DataPlaneEndToEndTests(ITestOutputHelper output)
         public ValueTask OnGuestStateAsync(GuestStateFrame state, ReadOnlyMemory<byte> blob, CancellationToken cancellationToken)
         {
             EventQueue.Enqueue($"S g{state.Generation} e{state.Epoch} s{state.Sequence} {blob.Length}B #{Streams.Hash(blob.Span):X}");
+            return ValueTask.CompletedTask;
+        }
+
+        public async ValueTask OnCopyAsync(CopyFrame copy, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        {
+            await PassGateAsync(cancellationToken);
+            Assert.Equal(copy.Length, data.Length);
+            EventQueue.Enqueue($"C g{copy.Generation} e{copy.Epoch} after{copy.AfterSequence} @{copy.Offset} {data.Length}B #{Streams.Hash(data.Span):X}");
+        }
+
+        public ValueTask OnSyncCompleteAsync(SyncCompleteFrame syncComplete, CancellationToken cancellationToken)
+        {
+            EventQueue.Enqueue($"Y g{syncComplete.Generation} e{syncComplete.Epoch} after{syncComplete.AfterSequence}");
             return ValueTask.CompletedTask;
         }
 

@@ -19,6 +19,8 @@ internal sealed record FrameRecord(FrameType Type, long Generation, long Epoch, 
             FrameType.Ack => frame.AsAck().ToString(),
             FrameType.Handshake => frame.AsHandshake().ToString(),
             FrameType.Error => $"{frame.ToError().Code}/{frame.ToError().Reason}",
+            FrameType.Copy => frame.AsCopy().ToString(),
+            FrameType.SyncComplete => frame.AsSyncComplete().ToString(),
             _ => "?",
         };
         return new FrameRecord(frame.Type, frame.Generation, frame.Epoch, frame.Sequence, fields, Convert.ToHexString(frame.Payload.ToArray()));
@@ -38,9 +40,11 @@ internal static class Streams
         FrameCodec.WriteWrite(writer, new WriteFrame(7, 3, 1, 8192, 37), Bytes(37, 1));
         FrameCodec.WriteMarker(writer, new EpochMarkerFrame(7, 3, 2, 1, 37));
         FrameCodec.WriteGuestState(writer, new GuestStateFrame(7, 3, 3, 21), Bytes(21, 2));
-        FrameCodec.WriteAck(writer, new AckFrame(7, 3));
+        FrameCodec.WriteCopy(writer, new CopyFrame(7, 3, 3, 65536, 45), Bytes(45, 3));
+        FrameCodec.WriteAck(writer, new AckFrame(7, 3, 4));
         FrameCodec.WriteError(writer, new ErrorFrame(7, DataPlaneErrorCode.StaleGeneration, "stale: é"));
         FrameCodec.WriteWrite(writer, new WriteFrame(7, 4, 4, 0, 0), ReadOnlySpan<byte>.Empty);
+        FrameCodec.WriteSyncComplete(writer, new SyncCompleteFrame(7, 4, 4));
         var bytes = writer.WrittenSpan.ToArray();
         expected = DecodeAll(new ReadOnlySequence<byte>(bytes));
         return bytes;

@@ -19,7 +19,10 @@ public sealed class FrameCodecTests(ITestOutputHelper output)
         var write = new WriteFrame(9, 5, 42, 1L << 40, data.Length);
         var marker = new EpochMarkerFrame(9, 5, 43, 1, data.Length);
         var state = new GuestStateFrame(9, 5, 44, blob.Length);
-        var ack = new AckFrame(9, 44);
+        var ack = new AckFrame(9, 44, 1L << 50);
+        var copyData = Streams.Bytes(4096, 13);
+        var copy = new CopyFrame(9, 5, 44, 3L << 30, copyData.Length);
+        var sync = new SyncCompleteFrame(9, 6, 44);
         var error = new ErrorFrame(9, DataPlaneErrorCode.VolumeMismatch, "volume id mismatch");
         Assert.Equal(FrameCodec.HeaderSize + 32 + FrameCodec.ChecksumSize, FrameCodec.WriteHandshake(writer, hello));
         Assert.Equal(FrameCodec.WriteFrameSize(data.Length), FrameCodec.WriteWrite(writer, write, data));
@@ -27,6 +30,8 @@ public sealed class FrameCodecTests(ITestOutputHelper output)
         Assert.Equal(FrameCodec.GuestStateFrameSize(blob.Length), FrameCodec.WriteGuestState(writer, state, blob));
         Assert.Equal(FrameCodec.AckFrameSize, FrameCodec.WriteAck(writer, ack));
         FrameCodec.WriteError(writer, error);
+        Assert.Equal(FrameCodec.CopyFrameSize(copyData.Length), FrameCodec.WriteCopy(writer, copy, copyData));
+        Assert.Equal(FrameCodec.SyncCompleteFrameSize, FrameCodec.WriteSyncComplete(writer, sync));
 
         var buffer = new ReadOnlySequence<byte>(writer.WrittenMemory);
         var decoder = new FrameDecoder();
@@ -46,6 +51,13 @@ public sealed class FrameCodecTests(ITestOutputHelper output)
         Assert.True(decoder.TryDecode(ref buffer, out frame));
         Assert.Equal(error, frame.ToError());
         Assert.Throws<InvalidOperationException>(() => frame.AsWrite());
+        Assert.True(decoder.TryDecode(ref buffer, out frame));
+        Assert.Equal(copy, frame.AsCopy());
+        Assert.Equal(copyData, frame.Payload.ToArray());
+        Assert.Throws<InvalidOperationException>(() => frame.AsWrite());
+        Assert.True(decoder.TryDecode(ref buffer, out frame));
+        Assert.Equal(sync, frame.AsSyncComplete());
+        Assert.Throws<InvalidOperationException>(() => frame.AsCopy());
         Assert.True(buffer.IsEmpty);
         Assert.False(decoder.TryDecode(ref buffer, out _));
         Assert.Equal(writer.WrittenCount, decoder.StreamOffset);
@@ -55,7 +67,7 @@ public sealed class FrameCodecTests(ITestOutputHelper output)
     public void A_stream_split_at_every_byte_boundary_decodes_the_same()
     {
         var bytes = Streams.OneOfEach(out var expected);
-        Assert.Equal(7, expected.Count);
+        Assert.Equal(9, expected.Count);
         for (var cut = 0; cut <= bytes.Length; cut++)
             Assert.Equal(expected, Streams.DecodeAll(Streams.Split(bytes, cut)));
     }
@@ -224,6 +236,36 @@ public sealed class FrameCodecTests(ITestOutputHelper output)
         var bytes = writer.WrittenSpan.ToArray();
         BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(4), 17);
         Assert.Throws<DataPlaneProtocolException>(() => Streams.DecodeAll(new ReadOnlySequence<byte>(bytes)));
+    }
+
+    [Fact]
+    public void Copy_sync_complete_and_ack_frames_are_checked_like_the_others()
+    {
+        var writer = new ArrayBufferWriter<byte>();
+        FrameCodec.WriteCopy(writer, new CopyFrame(1, 1, 0, 0, 4097), new byte[4097]);
+        Assert.Single(Streams.DecodeAll(new ReadOnlySequence<byte>(writer.WrittenMemory), maxPayload: 4097));
+        Assert.Contains("exceeds the limit", Assert.Throws<DataPlaneProtocolException>(() =>
+            Streams.DecodeAll(new ReadOnlySequence<byte>(writer.WrittenMemory), maxPayload: 4096)).Message);
+
+        // An offset past long.MaxValue, with a valid checksum: refused by range, not by checksum.
+        var bytes = writer.WrittenSpan.ToArray();
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(FrameCodec.HeaderSize), ulong.MaxValue);
+        Rehash(bytes);
+        Assert.Contains("copy offset", Assert.Throws<DataPlaneProtocolException>(() => Streams.DecodeAll(new ReadOnlySequence<byte>(bytes))).Message);
+
+        // Fixed-size frames: a sync-complete with a body, an ack without its frame count.
+        writer.Clear();
+        FrameCodec.WriteSyncComplete(writer, new SyncCompleteFrame(1, 1, 0));
+        bytes = writer.WrittenSpan.ToArray();
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(4), 8);
+        Assert.Throws<DataPlaneProtocolException>(() => Streams.DecodeAll(new ReadOnlySequence<byte>(bytes)));
+        writer.Clear();
+        FrameCodec.WriteAck(writer, new AckFrame(1, 1, 1));
+        bytes = writer.WrittenSpan.ToArray();
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(4), 0);
+        Assert.Throws<DataPlaneProtocolException>(() => Streams.DecodeAll(new ReadOnlySequence<byte>(bytes)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => FrameCodec.WriteAck(writer, new AckFrame(1, 1, -1)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => FrameCodec.WriteCopy(writer, new CopyFrame(1, 1, 0, -512, 0), []));
     }
 
     [Fact]

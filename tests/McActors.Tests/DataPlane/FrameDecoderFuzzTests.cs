@@ -24,7 +24,7 @@ public sealed class FrameDecoderFuzzTests(ITestOutputHelper output)
                 // Half the time a plausible tag, to get past the first check into the deeper ones.
                 bytes[0] = (byte)'M';
                 bytes[1] = (byte)'D';
-                bytes[2] = (byte)random.Next(0, 8);
+                bytes[2] = (byte)random.Next(0, 10); // every type (1-8) and unknown ones
                 bytes[3] = (byte)(random.Next(4) == 0 ? random.Next(256) : 0);
                 if (bytes.Length >= 8 && random.Next(2) == 0)
                     bytes[4..8].AsSpan().Clear(); // small body lengths

@@ -1,0 +1,100 @@
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.TestKit;
+using Akka.TestKit.Xunit2;
+using McActors.Configuration;
+using McActors.Protocol;
+using McActors.Replication;
+using McActors.TestSupport;
+using Xunit.Abstractions;
+
+namespace McActors.Tests.Replication;
+
+/// <summary>
+/// The node's replica actor and its role changes, with a TestProbe as the coordinator and real
+/// primary and secondary actors on disk: promotion, self-fencing, and a restart for a resync.
+/// </summary>
+public sealed class ReplicaActorTests : TestKit, IDisposable
+{
+    private const long VolumeSize = 4 << 20;
+    private readonly TempDirectory _directory = new("mcactors-replica");
+    private readonly VolumeSpec _volume = new(Guid.NewGuid(), VolumeSize, 4096);
+    private readonly TestProbe _coordinator;
+    private readonly IActorRef _replica;
+
+    public ReplicaActorTests(ITestOutputHelper output) : base(Config(), output: output)
+    {
+        _coordinator = CreateTestProbe("coordinator");
+        var settings = McActorsSettings.From(Sys.Settings.Config) with { GuestMaxOutstanding = 2 };
+        _replica = Sys.ActorOf(ReplicaActor.Props(new ReplicaSettings("r1", _directory.Path, "127.0.0.1", FreePort(), settings), _coordinator.Ref), "replica");
+    }
+
+    private static Config Config() =>
+        ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "mcactors.conf")));
+
+    void IDisposable.Dispose()
+    {
+        Shutdown();
+        _directory.Dispose();
+    }
+
+    private T Expect<T>(Func<T, bool>? match = null) =>
+        _coordinator.FishForMessage<T>(m => match is null || match(m), TimeSpan.FromSeconds(10));
+
+    private void RunAsSecondary(long generation)
+    {
+        _replica.Tell(new AssignSecondary(generation, _volume, "p", 0), _coordinator.Ref);
+        Assert.Equal(ReplicaRole.Secondary, Expect<RoleAssumed>().Role);
+    }
+
+    [Fact]
+    public void A_secondary_told_to_be_primary_rolls_back_hands_its_image_over_and_runs_the_guest()
+    {
+        RunAsSecondary(1);
+        _replica.Tell(new AssignPrimary(2, _volume, [], 0), _coordinator.Ref);
+
+        var promoted = Expect<Promoted>();
+        Assert.Equal((2L, "r1", 0L), (promoted.Generation, promoted.ReplicaId, promoted.Checkpoint));
+        Assert.Equal(new RoleAssumed(2, "r1", ReplicaRole.Primary), Expect<RoleAssumed>());
+        // It now registers as the running primary of generation 2, and the guest writes to the store's image.
+        var registration = Expect<RegisterReplica>(r => r.Role is not null);
+        Assert.Equal((ReplicaRole.Primary, 2L), (registration.Role, registration.RoleGeneration));
+        AwaitAssert(() => Assert.True(new FileInfo(PrimaryVolumeFiles.ImagePath(_directory.Path)).Length == VolumeSize));
+        // The store was detached: its state no longer claims to describe the image.
+        Assert.False(File.Exists(Path.Combine(PrimaryVolumeFiles.ImageDirectory(_directory.Path), "store.state")));
+    }
+
+    [Fact]
+    public void A_primary_that_hears_of_a_newer_generation_stops_its_role()
+    {
+        _replica.Tell(new AssignPrimary(1, _volume, [], 0), _coordinator.Ref);
+        Assert.Equal(ReplicaRole.Primary, Expect<RoleAssumed>().Role);
+
+        EventFilter.Warning(contains: "generation 2 has begun").ExpectOne(() => _replica.Tell(new ReplicaRegistered("r1", 2)));
+        // Fenced: it registers with no role, and this planned stop is not reported as a failure.
+        Expect<RegisterReplica>(r => r.Role is null);
+        var after = _coordinator.ReceiveWhile<object>(TimeSpan.FromSeconds(1.5), m => m);
+        Assert.DoesNotContain(after, m => m is ReplicaFailed);
+        Assert.All(after.OfType<RegisterReplica>(), r => Assert.Null(r.Role));
+    }
+
+    [Fact]
+    public void A_running_secondary_told_to_resync_starts_afresh_and_offers_its_digest()
+    {
+        RunAsSecondary(1);
+        _replica.Tell(new AssignSecondary(1, _volume, "p", 0, Resync: true), _coordinator.Ref);
+        var ready = Expect<ResyncReady>();
+        Assert.Equal((1L, "r1"), (ready.Generation, ready.ReplicaId));
+        Assert.NotNull(ready.Digest);
+        Assert.Equal(VolumeSize / ready.ChunkBytes * 16, ready.Digest!.Length);
+    }
+
+    private static int FreePort()
+    {
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+}
