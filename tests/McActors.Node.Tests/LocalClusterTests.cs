@@ -55,7 +55,10 @@ public sealed class LocalClusterTests
             var root = summary.RootElement;
             Assert.True(root.GetProperty("verified").GetBoolean());
             Assert.False(root.GetProperty("failover").GetProperty("happened").GetBoolean(), output);
-            Assert.Single(root.GetProperty("secondaries").EnumerateArray());
+            // The secondary is verified too, unless it was dropped as too slow on a loaded machine: then
+            // the demo must have said so (DEGRADED) and verified the primary alone.
+            var secondaries = root.GetProperty("secondaries").GetArrayLength();
+            Assert.True(secondaries == 1 ? root.GetProperty("detail").GetString()!.Contains("1 secondary") : output.Contains("DEGRADED"), output);
             Assert.True(root.GetProperty("last_committed_epoch").GetInt64() > 10, output);
         }
         finally
