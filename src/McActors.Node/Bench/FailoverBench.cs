@@ -34,6 +34,7 @@ public static class FailoverBench
     {
         var work = Path.Combine(Path.GetTempPath(), $"mcactors-bench-failover-{Guid.NewGuid():N}");
         var report = new BenchReport();
+        var failed = true;
         try
         {
             var timelines = new List<FailoverTimeline>();
@@ -62,10 +63,11 @@ public static class FailoverBench
                 report.Add("reprotect_mib_s", rate, "MiB/s", 1);
             else
                 await output.WriteLineAsync("reprotect_mib_s: not measured, the restarted node was not re-protected in time");
+            failed = false;
         }
         finally
         {
-            if (settings.Keep)
+            if (settings.Keep || failed)
                 await output.WriteLineAsync($"work directory kept: {work}");
             else if (Directory.Exists(work))
                 Directory.Delete(work, recursive: true);
@@ -76,7 +78,8 @@ public static class FailoverBench
     private static async Task<(FailoverTimeline Timeline, double? ReprotectMibPerSecond)> RunOnceAsync(
         FailoverBenchSettings settings, string dir, bool reprotect, TextWriter output, CancellationToken cancel)
     {
-        await using var cluster = LocalCluster.LocalCluster.Start(new LocalClusterOptions(dir, settings.Replicas, settings.Overrides));
+        await using var cluster = LocalCluster.LocalCluster.Start(
+            new LocalClusterOptions(dir, settings.Replicas, [FailoverSettings.PrepareTimeoutAboveDowning, .. settings.Overrides]));
         var tracker = new StatusTracker(cluster.Observer);
         var start = tracker.Record(await cluster.WaitForRolesAsync(RolesTimeout, cancel));
         await Task.Delay(Warmup, cancel);

@@ -36,12 +36,7 @@ public static class ChaosRunner
         "mcactors.volume.size = 64MiB",
         $"mcactors.guest.seed = {plan.GuestSeed}",
         "mcactors.coordinator.assign-timeout = 2s",
-        // Known issue (coordinator): a Prepare sent just before the primary dies can never be
-        // answered (marker and state never come), and at the default 2 s the secondary is dropped
-        // for it before the primary is downed (~2-2.5 s after a kill on this machine), leaving no
-        // one to fail over to (chaos seed 20251150 run 1). Until the coordinator stops dropping
-        // secondaries while the primary is unreachable, the timeout stays above detection + downing.
-        "mcactors.checkpoint.prepare-timeout = 5s",
+        FailoverSettings.PrepareTimeoutAboveDowning,
         "mcactors.coordinator.assign-retry = 250ms",
         "akka.cluster.retry-unsuccessful-join-after = 1s",
         .. NodeFaults.NodeOverrides(plan),
