@@ -643,7 +643,8 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         });
         Receive<SendStalled>(_ => { });
         Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
-        Receive<StopGuest>(_ => _stopGuest = true);
+        // StopGuest waits too: during a close it belongs to the next close (see Closing), and the
+        // coordinator's last checkpoint is the one after the close under way.
         ReceiveAny(_ => Stash.Stash());
     }
 
