@@ -91,7 +91,8 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         // check whether the primary's node is still there).
         if (IsCluster)
             Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-                typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.MemberDowned), typeof(ClusterEvent.MemberRemoved));
+                typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.ReachableMember), typeof(ClusterEvent.MemberDowned),
+                typeof(ClusterEvent.MemberRemoved));
     }
 
     protected override void PostStop()
@@ -282,7 +283,10 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         Command<CheckTick>(_ =>
         {
             var now = DateTime.UtcNow;
-            Decide(_pipeline.OnTick(now));
+            // While the primary's node is unreachable its secondaries cannot prepare (the marker may
+            // never come): dropping them for it would leave nobody to fail over to.
+            if (!PrimaryUnreachable())
+                Decide(_pipeline.OnTick(now));
             ResendPrepare(now);
         });
         Command<RegisterReplica>(r =>
@@ -393,6 +397,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         Command<GetCoordinatorStatus>(_ => Sender.Tell(Status()));
         Command<ClusterEvent.UnreachableMember>(e => _unreachableAt.TryAdd(e.Member.Address, DateTime.UtcNow));
+        Command<ClusterEvent.ReachableMember>(e => _unreachableAt.Remove(e.Member.Address));
         Command<ClusterEvent.MemberDowned>(e =>
         {
             _downedAt.TryAdd(e.Member.Address, DateTime.UtcNow);
@@ -611,6 +616,9 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         }
         AssignPrimaryIfSecondariesListen();
     }
+
+    private bool PrimaryUnreachable() =>
+        _state.PrimaryAddress is { } address && _unreachableAt.ContainsKey(Address.Parse(address));
 
     /// <summary>True when the recorded primary's node is known and is not a live member of the cluster.</summary>
     private bool PrimaryNodeGone()
