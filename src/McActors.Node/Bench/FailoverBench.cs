@@ -78,8 +78,7 @@ public static class FailoverBench
     private static async Task<(FailoverTimeline Timeline, double? ReprotectMibPerSecond)> RunOnceAsync(
         FailoverBenchSettings settings, string dir, bool reprotect, TextWriter output, CancellationToken cancel)
     {
-        await using var cluster = LocalCluster.LocalCluster.Start(
-            new LocalClusterOptions(dir, settings.Replicas, [FailoverSettings.PrepareTimeoutAboveDowning, .. settings.Overrides]));
+        await using var cluster = LocalCluster.LocalCluster.Start(new LocalClusterOptions(dir, settings.Replicas, settings.Overrides));
         var tracker = new StatusTracker(cluster.Observer);
         var start = tracker.Record(await cluster.WaitForRolesAsync(RolesTimeout, cancel));
         await Task.Delay(Warmup, cancel);

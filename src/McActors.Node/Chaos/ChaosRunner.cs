@@ -36,7 +36,6 @@ public static class ChaosRunner
         "mcactors.volume.size = 64MiB",
         $"mcactors.guest.seed = {plan.GuestSeed}",
         "mcactors.coordinator.assign-timeout = 2s",
-        FailoverSettings.PrepareTimeoutAboveDowning,
         "mcactors.coordinator.assign-retry = 250ms",
         "akka.cluster.retry-unsuccessful-join-after = 1s",
         .. NodeFaults.NodeOverrides(plan),
@@ -162,15 +161,12 @@ public static class ChaosRunner
             seen.Final = tracker.Record(await cluster.Observer.StatusAsync(TimeSpan.FromSeconds(5)));
             foreach (var n in cluster.Nodes.Where(n => n.HasExited && n.Options.Name != target))
                 seen.Problems.Add($"(liveness) {n.Options.Name} exited with code {n.ExitCode} though no fault was aimed at it; see {n.LogPath}");
-            // Checkpoint StoppedAt is committed and durable on every secondary (the primary writes its
-            // guest state when Commit reaches it, which matters only without secondaries). Once the
-            // files are there the nodes end with SIGKILL
+            // Checkpoint StoppedAt is committed and durable on every secondary; the primary writes its
+            // guest state when Commit reaches it. Once the files are there the nodes end with SIGKILL
             // (a crash, not a power cut: what they wrote is in the page cache), and verification
             // recovers the stores from what the crash left.
-            var replicas = seen.Final.Secondaries.Count > 0 ? seen.Final.Secondaries : seen.Final.Primary is null ? [] : [seen.Final.Primary];
+            var replicas = seen.Final.Primary is null ? seen.Final.Secondaries : [seen.Final.Primary, .. seen.Final.Secondaries];
             await UntilAsync(() => replicas.All(r => File.Exists(GuestStateFiles.PathIn(Path.Combine(dir, r), stopped.Epoch))), TimeSpan.FromSeconds(5), cancel);
-            if (seen.Final.Primary is { } p)
-                await UntilAsync(() => File.Exists(GuestStateFiles.PathIn(Path.Combine(dir, p), stopped.Epoch)), TimeSpan.FromSeconds(1), cancel);
             seen.Mark("stop", clock);
             await cluster.CrashAllAsync();
         }

@@ -25,18 +25,8 @@ public static class DemoVerifier
     public static DemoVerdict Verify(string primaryDirectory, IReadOnlyList<string> secondaryDirectories, long epoch)
     {
         var primaryStatePath = GuestStateFiles.PathIn(primaryDirectory, epoch);
-        string? note = null;
         if (!File.Exists(primaryStatePath))
-        {
-            // Seen after a failover: the primary stopped the guest one checkpoint earlier than the
-            // coordinator's GuestStopped says, so it saved the state of that earlier, write-identical
-            // checkpoint. The secondaries hold state N; the primary's image is checked against it.
-            var stand = secondaryDirectories.Select(d => GuestStateFiles.PathIn(d, epoch)).FirstOrDefault(File.Exists);
-            if (stand is null)
-                return new DemoVerdict(false, $"no guest state of checkpoint {epoch} in {primaryDirectory}");
-            primaryStatePath = stand;
-            note = $"; the primary saved no state of checkpoint {epoch} (it stopped the guest at an earlier one), verified against {Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(stand)))}'s";
-        }
+            return new DemoVerdict(false, $"no guest state of checkpoint {epoch} in {primaryDirectory}");
         var primaryBlob = File.ReadAllBytes(primaryStatePath);
         var state = GuestState.Parse(primaryBlob);
         if (GuestVerifier.CheckHistory(state) is { } history)
@@ -70,7 +60,7 @@ public static class DemoVerifier
         return new DemoVerdict(true,
             $"checkpoint {epoch}: {state.WriteCount} guest writes, {state.BlockCount} blocks verified on the primary" +
             (secondaryDirectories.Count == 0 ? "" : $" and {secondaryDirectories.Count} secondar{(secondaryDirectories.Count == 1 ? "y" : "ies")}, images identical") +
-            $" ({descriptor.SizeBytes >> 20} MiB){note}");
+            $" ({descriptor.SizeBytes >> 20} MiB)");
     }
 
     private static long? FirstDifference(VolumeImage primary, RollbackStore store, long size)
