@@ -204,6 +204,12 @@ public sealed class InProcessCoordinatorMoveTests(ITestOutputHelper output)
             var before = await AwaitStatus(coordinator, s => s.LastCommitted >= 10, "checkpoints before the crash", TimeSpan.FromSeconds(60));
             Assert.Equal("replica-1", before.Primary); // the oldest replica is primary, and hosts the singleton
             await replicas[0].Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+            // Unlike a real crash, an in-process one does not end the dead node's SQLite handles: a
+            // journal write it had under way could hold the shared file's lock until its connection
+            // is finalized. Release them, as the OS does for a killed process.
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
 
             var after = await AwaitStatus(coordinator, s => s.Generation == 2 && s.Primary != "replica-1" && s.LastCommitted >= before.LastCommitted + 10,
                 "checkpoints after the move and failover", TimeSpan.FromSeconds(60));
