@@ -42,6 +42,7 @@ public static class ChaosRunner
     ];
 
     private static readonly TimeSpan RolesTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan SetupTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan FailoverTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan DownTimeout = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan FencedExitTimeout = TimeSpan.FromSeconds(20);
@@ -114,6 +115,10 @@ public static class ChaosRunner
             await tracker.UntilAsync(_ => false, plan.Warmup, Poll, cancel);
             if (await tracker.UntilAsync(s => s.LastCommitted > start.LastCommitted, ProgressTimeout, Poll, cancel) is not { } warm)
                 return seen.Fail("progress", $"no checkpoint committed within {(plan.Warmup + ProgressTimeout).TotalSeconds:0.0} s of the roles' assignment", clock.Elapsed);
+            // On a loaded machine a secondary may have been dropped as too slow already: the fault is
+            // meant for a whole replica set, so wait (bounded) for its re-protection first.
+            if (warm.Secondaries.Count < plan.Replicas - 1)
+                warm = await tracker.UntilAsync(s => s.Secondaries.Count == plan.Replicas - 1, SetupTimeout, Poll, cancel) ?? tracker.Last!;
             if (warm.Primary != seen.PrimaryBefore || warm.Generation != seen.GenerationBefore || !warm.Secondaries.Contains(target) && target != warm.Primary)
                 return seen.Fail("setup", $"roles changed before the fault: generation {warm.Generation}, primary {warm.Primary}, secondaries [{string.Join(", ", warm.Secondaries)}]", clock.Elapsed);
 
