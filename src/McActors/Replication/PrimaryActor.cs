@@ -528,14 +528,34 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             _coordinator.Tell(new ResyncFailed(Ledger.Generation, copy.ReplicaId, "the data-plane connection closed during the copy"));
             return;
         }
-        var chunk = copy.NextDiffering(_image!, _settings.ResyncScanStep);
-        ReportCopyProgress(copy, force: false);
-        if (chunk is { } c)
+        // Up to one scan step per turn: differing chunks go out back to back while the window has
+        // room; a full window ends the turn, and the copy goes on when the send settles.
+        var budget = _settings.ResyncScanStep;
+        while (budget > 0 && !copy.Done)
         {
+            var scannedBefore = copy.ScannedBytes;
+            var chunk = copy.NextDiffering(_image!, budget);
+            budget -= copy.ScannedBytes - scannedBefore;
+            if (chunk is not { } c)
+                break;
             var epoch = Ledger.Epoch;
-            SendToAll(s => s.SendCopyAsync(epoch, c.Offset, c.Data), () => Self.Tell(CopyNext.Instance), only: copy.ReplicaId);
-            return;
+            var inTurn = true;
+            var sentInTurn = false;
+            SendToAll(s => s.SendCopyAsync(epoch, c.Offset, c.Data), () =>
+            {
+                if (inTurn)
+                    sentInTurn = true;
+                else
+                    Self.Tell(CopyNext.Instance);
+            }, only: copy.ReplicaId);
+            inTurn = false;
+            if (!sentInTurn)
+            {
+                ReportCopyProgress(copy, force: false);
+                return;
+            }
         }
+        ReportCopyProgress(copy, force: false);
         if (!copy.Done)
         {
             Self.Tell(CopyNext.Instance);
