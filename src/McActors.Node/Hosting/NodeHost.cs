@@ -27,7 +27,8 @@ public static class NodeHost
         Directory.CreateDirectory(options.DataDirectory);
         var system = ActorSystem.Create(NodeOptions.SystemName, config);
         var cluster = Cluster.Get(system);
-        using var pauses = PauseDetector.Start(system, settings.PauseLimit);
+        using var pauses = new PauseDetector(system, settings.PauseLimit);
+        cluster.RegisterOnMemberUp(pauses.Start); // a node not yet a member cannot have been downed
         var stopRequested = false;
         try
         {

@@ -22,18 +22,18 @@ public sealed class PauseDetector : IDisposable
     private readonly Thread _thread;
     private volatile bool _stopped;
 
-    private PauseDetector(ActorSystem system, TimeSpan limit)
+    public PauseDetector(ActorSystem system, TimeSpan limit)
     {
         _system = system;
         _limit = limit;
         _thread = new Thread(Run) { IsBackground = true, Name = "mcactors-pause-detector" };
     }
 
-    public static PauseDetector Start(ActorSystem system, TimeSpan limit)
+    /// <summary>Starts measuring (once; later calls do nothing).</summary>
+    public void Start()
     {
-        var detector = new PauseDetector(system, limit);
-        detector._thread.Start();
-        return detector;
+        if (!_stopped && !_thread.IsAlive && _thread.ThreadState == System.Threading.ThreadState.Unstarted)
+            _thread.Start();
     }
 
     private void Run()

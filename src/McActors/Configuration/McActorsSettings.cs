@@ -31,7 +31,7 @@ public sealed record McActorsSettings(
     public long ResyncScanStep { get; init; } = 4L << 20;
 
     /// <summary>A node whose process was paused longer than this downs itself (it may have been downed meanwhile).</summary>
-    public TimeSpan PauseLimit { get; init; } = TimeSpan.FromSeconds(1.5);
+    public TimeSpan PauseLimit { get; init; } = TimeSpan.FromSeconds(3);
 
     /// <summary>A resync that reports no progress this long is forgotten (the replica is tried again).</summary>
     public TimeSpan ResyncStallTimeout { get; init; } = TimeSpan.FromSeconds(30);
