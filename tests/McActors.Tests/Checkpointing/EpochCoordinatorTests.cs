@@ -179,7 +179,7 @@ public sealed class EpochCoordinatorTests : TestKit
         // s1 restarted: same id, new actor.
         var restarted = CreateTestProbe();
         coordinator.Tell(new RegisterReplica("s1", restarted.Ref, "127.0.0.1", 7001, null, 1, 1), restarted.Ref);
-        Assert.Equal(new ReplicaRegistered("s1", Gen), restarted.ExpectMsg<ReplicaRegistered>());
+        Assert.Equal(new ReplicaRegistered("s1", Gen, "p"), restarted.ExpectMsg<ReplicaRegistered>());
         Assert.Equal(1, restarted.ExpectMsg<AssignSecondary>().LastCommitted);
         Assert.Equal(new Commit(Gen, 1), restarted.ExpectMsg<Commit>());
         coordinator.Tell(new CheckpointNow(Gen));

@@ -287,6 +287,8 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
 
         var client = CreateTestProbe();
         primary.Tell(new ReleaseWhenCommitted("flushed"), client.Ref);
+        // The open epoch holds writes: the primary asks the coordinator to close it at once.
+        _coordinator.ExpectMsg<CheckpointNow>(c => Assert.Equal(1, c.Generation), Patience);
         Close(primary, 1, 1);
         client.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         primary.Tell(new Commit(1, 1), _coordinator.Ref);
