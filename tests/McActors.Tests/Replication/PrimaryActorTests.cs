@@ -297,6 +297,24 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
     }
 
     [Fact]
+    public void Guest_reads_are_served_from_the_live_image_and_bad_ones_refused()
+    {
+        var secondary = Secondary("s1", out var endpoint);
+        var primary = StartPrimary([endpoint]);
+        AwaitAssert(() => Assert.True(secondary.Writes.Count >= 5), Patience);
+
+        var reader = CreateTestProbe();
+        primary.Tell(new GuestRead(0, (int)VolumeSize, 1), reader.Ref);
+        var read = reader.ExpectMsg<GuestReadCompleted>(Patience);
+        Assert.Equal((1L, (int)VolumeSize), (read.Tag, read.Data.Length));
+        Assert.Contains(read.Data, b => b != 0); // the guest's writes are there
+        primary.Tell(new GuestRead(VolumeSize - 512, 1024, 2), reader.Ref);
+        Assert.Equal(2, reader.ExpectMsg<GuestReadFailed>(Patience).Tag);
+        primary.Tell(new GuestRead(100, 512, 3), reader.Ref);
+        Assert.Equal(3, reader.ExpectMsg<GuestReadFailed>(Patience).Tag);
+    }
+
+    [Fact]
     public void A_secondary_that_cannot_be_reached_is_left_out_and_the_primary_runs_degraded()
     {
         var secondary = Secondary("s1", out var endpoint);
