@@ -7,6 +7,7 @@ var root = new RootCommand("mcactors: a node of McActors, a checkpoint-replicate
     NodeCommand.Create(),
     UpCommand.Create(),
     BenchCommand.Create(),
+    ChaosCommand.Create(),
 };
 var invocation = new InvocationConfiguration
 {

@@ -262,3 +262,54 @@ public sealed class InProcessReprotectTests(ITestOutputHelper output) : InProces
         }
     }
 }
+
+/// <summary>A joiner that crashes in the middle of its copy cannot vouch for its image, and is resynced when it returns.</summary>
+[Collection(nameof(LocalClusterTests))]
+public sealed class InProcessResyncCrashTests(ITestOutputHelper output) : InProcessCluster<InProcessResyncCrashTests>(output)
+{
+    [Fact]
+    public async Task A_joiner_that_crashes_mid_copy_refuses_to_vouch_and_is_resynced_when_it_returns()
+    {
+        var replicas = new List<ActorSystem>();
+        try
+        {
+            var settings = McActorsSettings.From(Sys.Settings.Config);
+            var coordinator = CoordinatorSingleton.Start(Sys, settings);
+            Cluster.Get(Sys).Join(Cluster.Get(Sys).SelfAddress);
+            replicas.AddRange(StartReplicas(settings, 2, Crashable));
+            var before = await AwaitStatus(coordinator, s => s.LastCommitted >= 10 && s.Secondaries.Count == 1, "checkpoints", TimeSpan.FromSeconds(60));
+
+            // The secondary crashes and comes back with an empty disk on a slow store: the copy takes seconds.
+            var joiner = before.Secondaries[0];
+            var index = int.Parse(joiner["replica-".Length..]);
+            await replicas[index - 1].Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+            replicas.RemoveAt(index - 1);
+            await AwaitStatus(coordinator, s => s.Secondaries.Count == 0, "secondary dropped", TimeSpan.FromSeconds(30));
+            Directory.Delete(Path.Combine(Root, joiner), recursive: true);
+            var slowDisk = new McActors.Testing.StoreFaultInjector();
+            slowDisk.SlowWrites(TimeSpan.FromMilliseconds(3));
+            var slow = StartReplica(settings with { StoreFaults = slowDisk }, index, Crashable);
+            replicas.Add(slow);
+            await AwaitStatus(coordinator, s => s.Resyncing.Any(r => r.Replica == joiner && r.CopiedBytes > 0 && !r.Done), "copy under way", TimeSpan.FromSeconds(60));
+
+            // It crashes mid-copy: its store says "resync in progress" and must not be trusted.
+            await slow.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+            replicas.Remove(slow);
+            var storeDirectory = Path.Combine(Root, joiner, SecondaryActor.StoreName);
+            Assert.Throws<McActors.Storage.ResyncIncompleteException>(() => McActors.Storage.Rollback.RollbackStore.Recover(storeDirectory).Dispose());
+
+            replicas.Add(StartReplica(settings, index, Crashable));
+            var synced = await AwaitStatus(coordinator, s => s.Secondaries.Contains(joiner) && s.Resyncing.Count == 0, "resynced after the crash", TimeSpan.FromSeconds(90));
+            var stopped = await coordinator.Ask<GuestStopped>(StopGuest.Instance, TimeSpan.FromSeconds(30));
+            foreach (var system in replicas)
+                await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).WaitAsync(TimeSpan.FromSeconds(30));
+            var verdict = DemoVerifier.Verify(Path.Combine(Root, synced.Primary!), Path.Combine(Root, joiner), stopped.Epoch);
+            Assert.True(verdict.Verified, verdict.Detail);
+        }
+        finally
+        {
+            foreach (var system in replicas)
+                await system.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+        }
+    }
+}

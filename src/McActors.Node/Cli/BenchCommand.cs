@@ -11,6 +11,7 @@ internal static class BenchCommand
         BenchStorageCommand.Create(),
         BenchDataPlaneCommand.Create(),
         BenchReplicationCommand.Create(),
+        BenchFailoverCommand.Create(),
     };
 
     /// <summary>

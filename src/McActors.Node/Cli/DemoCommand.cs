@@ -18,16 +18,36 @@ internal static class DemoCommand
         var json = BenchCommand.CreateJsonOption();
         var dataDir = new Option<DirectoryInfo>("--data-dir") { Description = "Where the nodes keep their data (default: a new directory under the system temp directory, kept for inspection)." };
         var set = new Option<string[]>("--set") { Description = "Override a HOCON key on every node (repeat).", AllowMultipleArgumentsPerToken = true };
-        var command = new Command("demo", "Run a primary, a secondary and an arbiter with the synthetic guest, then verify both replicas.")
+        var replicas = new Option<int>("--replicas") { Description = "Replica nodes (one primary, the others secondaries).", DefaultValueFactory = _ => DemoRunner.DefaultReplicas };
+        replicas.Validators.Add(r =>
         {
-            duration, epochMs, json, dataDir, set,
+            if (r.GetValueOrDefault<int>() is < 2 or > 8)
+                r.AddError("--replicas must be between 2 and 8 (a failover needs a secondary)");
+        });
+        var killAt = new Option<double?>("--kill-primary-at")
+        {
+            Description = "Seconds into the run at which the primary gets SIGKILL (default: a third of --duration; 0: no failover).",
+            HelpName = "S",
         };
+        var command = new Command("demo",
+            "Run replicas and an arbiter with the synthetic guest, SIGKILL the primary mid-run (failover, re-protection), then verify the new primary and every in-sync secondary.")
+        {
+            duration, epochMs, json, dataDir, set, replicas, killAt,
+        };
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(killAt) is { } k && (k < 0 || k >= r.GetValue(duration)))
+                r.AddError($"--kill-primary-at {k} must be 0 (no failover) or within --duration");
+        });
         command.SetAction(async (parse, cancel) =>
         {
             var dir = parse.GetValue(dataDir)?.FullName
                 ?? Path.Combine(Path.GetTempPath(), $"mcactors-demo-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
-            var options = new DemoOptions(dir, TimeSpan.FromSeconds(parse.GetValue(duration)),
-                Overrides(parse.GetValue(epochMs), parse.GetValue(set)), parse.GetValue(json)?.FullName);
+            var seconds = parse.GetValue(duration);
+            var kill = parse.GetValue(killAt) ?? seconds / 3.0;
+            var options = new DemoOptions(dir, TimeSpan.FromSeconds(seconds),
+                Overrides(parse.GetValue(epochMs), parse.GetValue(set)), parse.GetValue(json)?.FullName,
+                parse.GetValue(replicas), kill > 0 ? TimeSpan.FromSeconds(kill) : null);
             try
             {
                 return await DemoRunner.RunAsync(options, parse.InvocationConfiguration.Output, cancel);

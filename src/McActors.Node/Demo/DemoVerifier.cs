@@ -5,57 +5,87 @@ using McActors.Storage.Volume;
 
 namespace McActors.Node.Demo;
 
-/// <summary>The verdict on one checkpoint: both replicas hold the same image and guest state, and the image is what the guest state says it must be.</summary>
+/// <summary>The verdict on one checkpoint: every replica holds the same image and guest state, and the image is what the guest state says it must be.</summary>
 public sealed record DemoVerdict(bool Verified, string Detail);
 
 /// <summary>
-/// Checks, from the files the stopped replicas left, that checkpoint N is the same on both: the
-/// secondary's store rolled back to N (a no-op when nothing followed N, as after a guest stop),
-/// the primary's image, the guest-state blobs of N on both, each image verified block by block
-/// against that state, and the two images compared byte for byte.
+/// Checks, from the files the stopped replicas left, that checkpoint N is the same on all of them:
+/// the primary's image (<c>store/volume.img</c>, whatever role it had before) against its guest
+/// state N, replayed from its seed; then each secondary's store rolled back to N (a no-op when
+/// nothing followed N, as after a guest stop), its guest state N byte-identical to the primary's,
+/// its image verified against that state and compared byte for byte with the primary's.
 /// </summary>
 public static class DemoVerifier
 {
     private const int CompareChunk = 1 << 20;
 
-    public static DemoVerdict Verify(string primaryDirectory, string secondaryDirectory, long epoch)
+    public static DemoVerdict Verify(string primaryDirectory, string secondaryDirectory, long epoch) =>
+        Verify(primaryDirectory, [secondaryDirectory], epoch);
+
+    public static DemoVerdict Verify(string primaryDirectory, IReadOnlyList<string> secondaryDirectories, long epoch)
     {
-        foreach (var dir in new[] { primaryDirectory, secondaryDirectory })
-            if (!File.Exists(GuestStateFiles.PathIn(dir, epoch)))
-                return new DemoVerdict(false, $"no guest state of checkpoint {epoch} in {dir}");
-        var primaryBlob = File.ReadAllBytes(GuestStateFiles.PathIn(primaryDirectory, epoch));
-        var secondaryBlob = File.ReadAllBytes(GuestStateFiles.PathIn(secondaryDirectory, epoch));
-        if (!primaryBlob.AsSpan().SequenceEqual(secondaryBlob))
-            return new DemoVerdict(false, $"the guest states of checkpoint {epoch} differ between primary and secondary");
+        var primaryStatePath = GuestStateFiles.PathIn(primaryDirectory, epoch);
+        string? note = null;
+        if (!File.Exists(primaryStatePath))
+        {
+            // Seen after a failover: the primary stopped the guest one checkpoint earlier than the
+            // coordinator's GuestStopped says, so it saved the state of that earlier, write-identical
+            // checkpoint. The secondaries hold state N; the primary's image is checked against it.
+            var stand = secondaryDirectories.Select(d => GuestStateFiles.PathIn(d, epoch)).FirstOrDefault(File.Exists);
+            if (stand is null)
+                return new DemoVerdict(false, $"no guest state of checkpoint {epoch} in {primaryDirectory}");
+            primaryStatePath = stand;
+            note = $"; the primary saved no state of checkpoint {epoch} (it stopped the guest at an earlier one), verified against {Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(stand)))}'s";
+        }
+        var primaryBlob = File.ReadAllBytes(primaryStatePath);
         var state = GuestState.Parse(primaryBlob);
         if (GuestVerifier.CheckHistory(state) is { } history)
             return new DemoVerdict(false, $"guest state {epoch} does not replay from its seed: {history}");
 
-        var storeDirectory = Path.Combine(secondaryDirectory, SecondaryActor.StoreName);
-        var descriptor = VolumeDescriptor.Load(storeDirectory);
-        using var store = RollbackStore.Recover(storeDirectory);
-        store.RollbackTo(epoch);
+        var descriptor = VolumeDescriptor.Load(PrimaryVolumeFiles.ImageDirectory(primaryDirectory));
         using var primary = VolumeImage.Open(PrimaryVolumeFiles.ImagePath(primaryDirectory), descriptor.SizeBytes, writable: false);
-
         var onPrimary = GuestVerifier.Verify(state, primary);
         if (!onPrimary.Ok)
             return new DemoVerdict(false, $"primary image at checkpoint {epoch}: {onPrimary.FirstMismatch!.Description}");
-        var onSecondary = GuestVerifier.Verify(state, store);
-        if (!onSecondary.Ok)
-            return new DemoVerdict(false, $"secondary image at checkpoint {epoch}: {onSecondary.FirstMismatch!.Description}");
 
+        foreach (var secondaryDirectory in secondaryDirectories)
+        {
+            var name = Path.GetFileName(secondaryDirectory);
+            var statePath = GuestStateFiles.PathIn(secondaryDirectory, epoch);
+            if (!File.Exists(statePath))
+                return new DemoVerdict(false, $"no guest state of checkpoint {epoch} in {secondaryDirectory}");
+            if (!primaryBlob.AsSpan().SequenceEqual(File.ReadAllBytes(statePath)))
+                return new DemoVerdict(false, $"the guest states of checkpoint {epoch} differ between the primary and {name}");
+
+            using var store = RollbackStore.Recover(Path.Combine(secondaryDirectory, SecondaryActor.StoreName));
+            if (store.Descriptor.VolumeId != descriptor.VolumeId || store.Descriptor.SizeBytes != descriptor.SizeBytes)
+                return new DemoVerdict(false, $"{name} holds volume {store.Descriptor.VolumeId}, the primary {descriptor.VolumeId}");
+            store.RollbackTo(epoch);
+            var onSecondary = GuestVerifier.Verify(state, store);
+            if (!onSecondary.Ok)
+                return new DemoVerdict(false, $"{name} image at checkpoint {epoch}: {onSecondary.FirstMismatch!.Description}");
+            if (FirstDifference(primary, store, descriptor.SizeBytes) is { } offset)
+                return new DemoVerdict(false, $"images of the primary and {name} differ at byte {offset}");
+        }
+        return new DemoVerdict(true,
+            $"checkpoint {epoch}: {state.WriteCount} guest writes, {state.BlockCount} blocks verified on the primary" +
+            (secondaryDirectories.Count == 0 ? "" : $" and {secondaryDirectories.Count} secondar{(secondaryDirectories.Count == 1 ? "y" : "ies")}, images identical") +
+            $" ({descriptor.SizeBytes >> 20} MiB){note}");
+    }
+
+    private static long? FirstDifference(VolumeImage primary, RollbackStore store, long size)
+    {
         var a = new byte[CompareChunk];
         var b = new byte[CompareChunk];
-        for (long offset = 0; offset < descriptor.SizeBytes; offset += CompareChunk)
+        for (long offset = 0; offset < size; offset += CompareChunk)
         {
-            var length = (int)Math.Min(CompareChunk, descriptor.SizeBytes - offset);
+            var length = (int)Math.Min(CompareChunk, size - offset);
             primary.Read(offset, a.AsSpan(0, length));
             store.Read(offset, b.AsSpan(0, length));
             var same = a.AsSpan(0, length).CommonPrefixLength(b.AsSpan(0, length));
             if (same != length)
-                return new DemoVerdict(false, $"images differ at byte {offset + same}");
+                return offset + same;
         }
-        return new DemoVerdict(true,
-            $"checkpoint {epoch}: {state.WriteCount} guest writes, {state.BlockCount} blocks verified on both replicas, images identical ({descriptor.SizeBytes >> 20} MiB)");
+        return null;
     }
 }

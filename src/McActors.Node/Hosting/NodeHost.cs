@@ -29,6 +29,7 @@ public static class NodeHost
         Directory.CreateDirectory(options.DataDirectory);
         var system = ActorSystem.Create(NodeOptions.SystemName, config);
         var cluster = Cluster.Get(system);
+        using var pauses = PauseDetector.Start(system, settings.PauseLimit);
         var stopRequested = false;
         NbdServer? nbd = null;
         try

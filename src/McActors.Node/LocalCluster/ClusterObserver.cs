@@ -2,6 +2,7 @@ using Akka.Actor;
 using McActors.Checkpointing;
 using McActors.Node.Hosting;
 using McActors.Protocol;
+using McActors.Testing;
 
 namespace McActors.Node.LocalCluster;
 
@@ -18,15 +19,28 @@ public sealed class ClusterObserver : IAsyncDisposable
     {
         _system = system;
         _coordinator = coordinator;
+        system.ActorOf(MembershipLog.Watcher.Props(Membership), "membership-log");
     }
+
+    /// <summary>When the observer saw each node become unreachable, downed, removed.</summary>
+    public MembershipLog Membership { get; } = new();
+
+    /// <summary>The actor system the observer is a member with (to reach nodes' actors).</summary>
+    public ActorSystem System => _system;
 
     public static ClusterObserver Join(IReadOnlyList<string> seeds, string dataDirectory, IReadOnlyList<string> overrides)
     {
         var port = FreePorts.Take(1)[0];
         var options = new NodeOptions(NodeKind.Observer, "observer", "127.0.0.1", port, seeds, dataDirectory,
             Path.Combine(dataDirectory, "coordinator.db"), 0,
-            [.. overrides, "akka.loglevel = ERROR", "akka.log-dead-letters = off"]);
-        var system = ActorSystem.Create(NodeOptions.SystemName, NodeConfig.Build(options));
+            // Off: the observer's own remoting errors (a node it watched was killed) are expected noise on the console.
+            // Terminate without a leave (AbandonAsync) must not wait for the cluster: a leave is asked for
+            // explicitly by DisposeAsync.
+            [.. overrides, "akka.loglevel = OFF", "akka.stdout-loglevel = OFF", "akka.log-dead-letters = off",
+                "akka.coordinated-shutdown.run-by-actor-system-terminate = off"]);
+        // With fault injection on, the nodes talk through the throttle adapter (another address
+        // protocol): the observer must too, or it cannot reach them.
+        var system = ActorSystem.Create(NodeOptions.SystemName, FaultConfig.ForNode(NodeConfig.Build(options)));
         return new ClusterObserver(system, CoordinatorSingleton.StartProxy(system));
     }
 
@@ -39,8 +53,13 @@ public sealed class ClusterObserver : IAsyncDisposable
     public Task<GuestStopped> StopGuestAsync(TimeSpan timeout) =>
         _coordinator.Ask<GuestStopped>(StopGuest.Instance, timeout);
 
+    /// <summary>Stops the observer without leaving the cluster (for when the nodes are gone anyway).</summary>
+    public Task AbandonAsync() => _system.Terminate();
+
     public async ValueTask DisposeAsync()
     {
+        if (_system.WhenTerminated.IsCompleted)
+            return;
         await CoordinatedShutdown.Get(_system).Run(CoordinatedShutdown.ClrExitReason.Instance);
         await _system.WhenTerminated;
     }

@@ -33,8 +33,13 @@ public sealed class LocalCluster : IAsyncDisposable
         var ports = FreePorts.Take(3 * count);
         var seeds = Enumerable.Range(0, count).Select(i => $"127.0.0.1:{ports[i]}").ToList();
         var journal = Path.Combine(options.DataDirectory, "coordinator.db");
-        // The coordinator waits for exactly this many replicas; a --set after it still wins.
-        IReadOnlyList<string> overrides = [$"mcactors.cluster.replicas = {options.Replicas}", .. options.Overrides];
+        // The coordinator assigns roles once this many replicas registered. Every node is a seed, so the
+        // first one (the arbiter) forms the cluster only after seed-node-timeout without an answer
+        // from another: 5 s by default, for networks; 1 s on loopback. The caller's --set still wins.
+        options = options with
+        {
+            Overrides = [$"mcactors.cluster.replicas = {options.Replicas}", "akka.cluster.seed-node-timeout = 1s", .. options.Overrides],
+        };
         var cluster = new LocalCluster(options);
         try
         {
@@ -43,7 +48,7 @@ public sealed class LocalCluster : IAsyncDisposable
                 // The arbiter comes first: it is the first seed and forms the cluster.
                 var (kind, name) = i == 0 ? (NodeKind.Arbiter, "arbiter") : (NodeKind.Replica, $"replica-{i}");
                 var node = new NodeOptions(kind, name, "127.0.0.1", ports[i], seeds,
-                    Path.Combine(options.DataDirectory, name), journal, ports[count + i], overrides,
+                    Path.Combine(options.DataDirectory, name), journal, ports[count + i], options.Overrides,
                     options.Nbd && kind == NodeKind.Replica ? $"127.0.0.1:{ports[2 * count + i]}" : null);
                 cluster._nodes.Add(LocalNodeProcess.Start(node));
             }
@@ -94,6 +99,35 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public LocalNodeProcess Node(string name) =>
         _nodes.FirstOrDefault(n => n.Options.Name == name) ?? throw new ArgumentException($"no node named {name}");
+
+    /// <summary>SIGKILLs the node (a crash); returns the UTC instant of the signal.</summary>
+    public DateTime Kill(string name) => Node(name).Kill();
+
+    /// <summary>
+    /// Starts the node again with the same name, data directory and ports (after it died or was
+    /// killed: a process still running is killed first), logging on into the same node.log.
+    /// </summary>
+    public async Task<LocalNodeProcess> RestartAsync(string name)
+    {
+        var old = Node(name);
+        old.Kill();
+        await old.WaitForExitAsync(StopGrace);
+        old.Dispose();
+        var fresh = LocalNodeProcess.Start(old.Options);
+        _nodes[_nodes.IndexOf(old)] = fresh;
+        return fresh;
+    }
+
+    /// <summary>
+    /// Ends every node at once with SIGKILL, and the observer without a leave: fast, for when what
+    /// matters is already on disk (a committed checkpoint) and the files are what is checked next.
+    /// </summary>
+    public async Task CrashAllAsync()
+    {
+        foreach (var node in _nodes)
+            node.Kill();
+        await Task.WhenAll([.. _nodes.Select(n => n.WaitForExitAsync(StopGrace)), Observer?.AbandonAsync() ?? Task.CompletedTask]);
+    }
 
     /// <summary>The observer leaves, then replicas and the arbiter get SIGTERM (SIGKILL after a grace period).</summary>
     public async ValueTask DisposeAsync()

@@ -19,6 +19,12 @@ public sealed class LocalNodeProcess : IDisposable
     public NodeOptions Options { get; }
     public int Pid => _process.Id;
     public bool HasExited => _process.HasExited;
+
+    /// <summary>The exit code once exited (3: the cluster downed the node), else null.</summary>
+    public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
+
+    /// <summary>True between <see cref="Pause"/> and <see cref="Resume"/>.</summary>
+    public bool IsPaused { get; private set; }
     public string LogPath => Path.Combine(Options.DataDirectory, "node.log");
 
     public static LocalNodeProcess Start(NodeOptions options)
@@ -50,6 +56,7 @@ public sealed class LocalNodeProcess : IDisposable
     {
         if (_process.HasExited)
             return;
+        Resume(); // a stopped process would only act on SIGTERM once continued
         Signals.Send(_process.Id, Signals.SigTerm);
         using var timeout = new CancellationTokenSource(grace);
         try
@@ -63,11 +70,52 @@ public sealed class LocalNodeProcess : IDisposable
         }
     }
 
-    /// <summary>SIGKILL: the node dies at once, as in a crash.</summary>
-    public void Kill()
+    /// <summary>SIGKILL: the node dies at once, as in a crash. Returns the UTC instant the signal was sent.</summary>
+    public DateTime Kill()
     {
+        var at = DateTime.UtcNow;
         if (!_process.HasExited)
             Signals.Send(_process.Id, Signals.SigKill);
+        if (IsPaused)
+            IsPaused = false; // a stopped process dies of SIGKILL too
+        return at;
+    }
+
+    /// <summary>
+    /// SIGSTOP: the process stops answering anything (heartbeats, data plane) while its sockets stay
+    /// open: to the rest of the cluster it is unreachable, as behind a partition. UTC instant returned.
+    /// </summary>
+    public DateTime Pause()
+    {
+        var at = DateTime.UtcNow;
+        if (!_process.HasExited && Signals.Send(_process.Id, Signals.SigStop))
+            IsPaused = true;
+        return at;
+    }
+
+    /// <summary>SIGCONT after <see cref="Pause"/>: the partition heals.</summary>
+    public DateTime Resume()
+    {
+        var at = DateTime.UtcNow;
+        if (IsPaused && !_process.HasExited)
+            Signals.Send(_process.Id, Signals.SigCont);
+        IsPaused = false;
+        return at;
+    }
+
+    /// <summary>Waits up to <paramref name="timeout"/> for the process to exit; true if it did.</summary>
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cancel.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return _process.HasExited;
+        }
     }
 
     public void Dispose()

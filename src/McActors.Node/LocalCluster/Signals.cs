@@ -7,6 +7,8 @@ internal static partial class Signals
 {
     public const int SigTerm = 15;
     public const int SigKill = 9;
+    public const int SigStop = 19; // Linux numbering (x86-64 and arm64)
+    public const int SigCont = 18;
 
     public static bool Send(int pid, int signal) => Kill(pid, signal) == 0;
 

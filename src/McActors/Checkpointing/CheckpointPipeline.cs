@@ -58,6 +58,9 @@ public sealed class CheckpointPipeline
         return epoch;
     }
 
+    /// <summary>True once the primary said it closed <paramref name="epoch"/> (false for one not in flight).</summary>
+    public bool IsClosedByPrimary(long epoch) => _inFlight.TryGetValue(epoch, out var checkpoint) && checkpoint.ClosedByPrimary;
+
     /// <summary>Secondaries that still owe Prepared for <paramref name="epoch"/>.</summary>
     public IReadOnlyCollection<string> AwaitingPrepare(long epoch) =>
         _inFlight.ContainsKey(epoch) ? [.. _secondaries.Where(s => PreparedUpTo(s) < epoch)] : [];

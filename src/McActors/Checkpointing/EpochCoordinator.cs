@@ -48,6 +48,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<Address, DateTime> _downedAt = [];
     private FailoverReport? _lastFailover;
     private readonly Dictionary<string, ResyncProgress> _resyncs = [];
+    private readonly Dictionary<string, DateTime> _resyncHeardAt = [];
     private bool _primaryRunning;
     private DateTime _assigningSince;
     private DateTime _resumingSince;
@@ -93,7 +94,8 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         // check whether the primary's node is still there).
         if (IsCluster)
             Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-                typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.MemberDowned), typeof(ClusterEvent.MemberRemoved));
+                typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.ReachableMember), typeof(ClusterEvent.MemberDowned),
+                typeof(ClusterEvent.MemberRemoved));
     }
 
     protected override void PostStop()
@@ -216,16 +218,18 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         Common();
         Timers.StartPeriodicTimer(AssignRetryTick.Instance, AssignRetryTick.Instance, _settings.AssignRetry);
+        // The journal says the primary ran: one that registers with no role has restarted (Register fails over).
+        _primaryRunning = true;
         Command<RegisterReplica>(r =>
         {
             if (Register(r))
                 Rejoin(r.ReplicaId);
-            if (r.ReplicaId == _state.Primary && _state.HasRoles)
-            {
-                // Registered saying it runs (a restarted one was failed over by Register).
-                _primaryRunning = true;
-                Become(Running);
-            }
+            if (r.ReplicaId != _state.Primary || !_state.HasRoles)
+                return;
+            if (r.Role == ReplicaRole.Primary && r.RoleGeneration == _state.Generation)
+                Become(Running); // it runs: go on with its epochs
+            else if (r.Role is not null)
+                Become(AssigningRoles); // mid role change (a promotion): finish the assignment first
         });
         Command<AssignRetryTick>(_ =>
         {
@@ -250,6 +254,14 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         Timers.StartPeriodicTimer(EpochTick.Instance, EpochTick.Instance, _settings.EpochInterval);
         Timers.StartPeriodicTimer(CheckTick.Instance, CheckTick.Instance, CheckInterval);
         _log.Info("generation {0} running: epochs from {1}, every {2} ms", _state.Generation, _state.LastCommitted + 1, _settings.EpochInterval.TotalMilliseconds);
+        if (_stopRequested && !_guestStopped)
+        {
+            // A stop was asked of a primary that is gone: ask the new one, with a last checkpoint of its own.
+            _stopEpoch = null;
+            Timers.Cancel(EpochTick.Instance);
+            Primary()?.Tell(StopGuest.Instance, Self);
+            CloseNextEpoch();
+        }
         Stash.UnstashAll();
 
         Common();
@@ -284,8 +296,12 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         Command<CheckTick>(_ =>
         {
             var now = DateTime.UtcNow;
-            Decide(_pipeline.OnTick(now));
+            // While the primary's node is unreachable its secondaries cannot prepare (the marker may
+            // never come): dropping them for it would leave nobody to fail over to.
+            if (!PrimaryUnreachable())
+                Decide(_pipeline.OnTick(now));
             ResendPrepare(now);
+            ForgetStalledResyncs(now);
         });
         Command<RegisterReplica>(r =>
         {
@@ -304,8 +320,10 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         });
         Command<ResyncStatus>(r =>
         {
-            if (!IsStale(r) && _resyncs.ContainsKey(r.Progress.Replica))
-                _resyncs[r.Progress.Replica] = r.Progress;
+            if (IsStale(r) || !_resyncs.ContainsKey(r.Progress.Replica))
+                return;
+            _resyncs[r.Progress.Replica] = r.Progress;
+            _resyncHeardAt[r.Progress.Replica] = DateTime.UtcNow;
         });
         Command<ResyncCompleted>(r =>
         {
@@ -395,6 +413,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         Command<GetCoordinatorStatus>(_ => Sender.Tell(Status()));
         Command<ClusterEvent.UnreachableMember>(e => _unreachableAt.TryAdd(e.Member.Address, DateTime.UtcNow));
+        Command<ClusterEvent.ReachableMember>(e => _unreachableAt.Remove(e.Member.Address));
         Command<ClusterEvent.MemberDowned>(e =>
         {
             _downedAt.TryAdd(e.Member.Address, DateTime.UtcNow);
@@ -403,7 +422,12 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             if (_state.HasRoles && _state.PrimaryAddress == e.Member.Address.ToString() && !_guestStopped && _pipeline is not null)
                 StartFailover("its node was downed");
         });
-        Command<ClusterEvent.MemberRemoved>(e => _downedAt.TryAdd(e.Member.Address, DateTime.UtcNow));
+        Command<ClusterEvent.MemberRemoved>(e =>
+        {
+            _downedAt.TryAdd(e.Member.Address, DateTime.UtcNow);
+            // A node removed never becomes reachable again; a new one may come back at its address.
+            _unreachableAt.Remove(e.Member.Address);
+        });
         Command<ResetCommitLatency>(_ => _latency.Clear());
         Command<CoordinatorSingleton.HandOver>(_ => Context.Stop(Self));
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
@@ -535,9 +559,25 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             return;
         }
         _resyncs[r.ReplicaId] = new ResyncProgress(r.ReplicaId, 0, _state.Volume.SizeBytes, 0, false);
+        _resyncHeardAt[r.ReplicaId] = DateTime.UtcNow;
         _log.Info("{0} joins generation {1}: resyncing it from primary {2}{3}", r.ReplicaId, _state.Generation, _state.Primary,
             r.VolumeId == _state.Volume.VolumeId ? " (it holds an image of this volume: only what differs is copied)" : "");
         r.Replica.Tell(new AssignSecondary(_state.Generation, _state.Volume, _state.Primary, _state.LastCommitted, Resync: true));
+    }
+
+    /// <summary>
+    /// A resync that reported nothing for a while (a lost message, a joiner or connection that
+    /// hung) is forgotten, so that the replica is tried again at its next registration and does
+    /// not hold a place in the replica set forever.
+    /// </summary>
+    private void ForgetStalledResyncs(DateTime now)
+    {
+        foreach (var (replica, heard) in _resyncHeardAt.Where(kv => now - kv.Value > _settings.ResyncStallTimeout).ToList())
+        {
+            _resyncHeardAt.Remove(replica);
+            if (_resyncs.Remove(replica))
+                _log.Warning("resync of {0} made no progress for {1:0} s; forgotten, it is tried again when it registers", replica, _settings.ResyncStallTimeout.TotalSeconds);
+        }
     }
 
     // ---- failover ----
@@ -582,6 +622,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         _pipeline = null;
         _resyncs.Clear(); // the copies were from the old primary; joiners register again
+        _resyncHeardAt.Clear();
         _primaryRunning = false;
         _closedAtTicks.Clear();
         _prepareSentAt.Clear();
@@ -617,8 +658,12 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             PersistDrop(new SecondaryDropped(_state.Generation, slow, _state.LastCommitted,
                 $"did not assume its role within {_settings.AssignTimeout.TotalSeconds:0.#} s"));
         }
-        AssignPrimaryIfSecondariesListen();
+        // After the drops are applied, so that the primary is not told to stream to them.
+        DeferAsync(nameof(LeaveOutSlowSecondaries), _ => AssignPrimaryIfSecondariesListen());
     }
+
+    private bool PrimaryUnreachable() =>
+        _state.PrimaryAddress is { } address && _unreachableAt.ContainsKey(Address.Parse(address));
 
     /// <summary>True when the recorded primary's node is known and is not a live member of the cluster.</summary>
     private bool PrimaryNodeGone()
@@ -723,6 +768,10 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         if (_prepareSentAt.TryGetValue(oldest, out var sentAt) && now - sentAt < PrepareResendAfter)
             return;
         _prepareSentAt[oldest] = now;
+        // A lost CloseEpoch would stall the pipeline for good (a checkpoint the primary never closed
+        // has no deadline); a repeated one is answered with EpochClosed again.
+        if (!_pipeline.IsClosedByPrimary(oldest))
+            Primary()?.Tell(new CloseEpoch(_state.Generation, oldest));
         foreach (var secondary in _pipeline.AwaitingPrepare(oldest))
         {
             _log.Debug("resending Prepare({0}) to {1}", oldest, secondary);

@@ -30,6 +30,12 @@ public sealed record McActorsSettings(
     /// <summary>Bytes of its image the primary scans per step of a resync copy, between guest writes.</summary>
     public long ResyncScanStep { get; init; } = 4L << 20;
 
+    /// <summary>A node whose process was paused longer than this downs itself (it may have been downed meanwhile).</summary>
+    public TimeSpan PauseLimit { get; init; } = TimeSpan.FromSeconds(1.5);
+
+    /// <summary>A resync that reports no progress this long is forgotten (the replica is tried again).</summary>
+    public TimeSpan ResyncStallTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>How long a new generation waits for a secondary's RoleAssumed before leaving it out.</summary>
     public TimeSpan AssignTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -74,6 +80,8 @@ public sealed record McActorsSettings(
             AssignRetry = Duration(c, "coordinator.assign-retry"),
             AssignTimeout = Duration(c, "coordinator.assign-timeout"),
             ResyncScanStep = Bytes(c, "resync.scan-step"),
+            ResyncStallTimeout = Duration(c, "resync.stall-timeout"),
+            PauseLimit = Duration(c, "node.pause-limit"),
             PrimaryRejoinTimeout = Duration(c, "coordinator.primary-rejoin-timeout"),
             SnapshotEvery = Read(c, "coordinator.snapshot-every", () => c.GetInt("coordinator.snapshot-every")),
         };
@@ -106,6 +114,8 @@ public sealed record McActorsSettings(
         Require(GuestWriteLimit is null or >= 0, "mcactors.guest.write-limit", $"{GuestWriteLimit} is negative");
         Require(AssignRetry > TimeSpan.Zero, "mcactors.coordinator.assign-retry", $"{AssignRetry} is not positive");
         Require(ResyncScanStep >= BlockSize, "mcactors.resync.scan-step", $"{ResyncScanStep} B is under one block ({BlockSize} B)");
+        Require(PauseLimit > TimeSpan.Zero, "mcactors.node.pause-limit", $"{PauseLimit} is not positive");
+        Require(ResyncStallTimeout > TimeSpan.Zero, "mcactors.resync.stall-timeout", $"{ResyncStallTimeout} is not positive");
         Require(AssignTimeout > TimeSpan.Zero, "mcactors.coordinator.assign-timeout", $"{AssignTimeout} is not positive");
         Require(PrimaryRejoinTimeout > TimeSpan.Zero, "mcactors.coordinator.primary-rejoin-timeout", $"{PrimaryRejoinTimeout} is not positive");
         Require(SnapshotEvery >= 1, "mcactors.coordinator.snapshot-every", $"{SnapshotEvery} is under 1");

@@ -269,6 +269,9 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             }
         });
         Receive<SecondaryLost>(m => Drop(m.Id, m.Sender, m.Error ?? new DataPlaneConnectionException("the data-plane connection closed")));
+        Receive<SyncAcknowledged>(OnSyncAcknowledged);
+        Receive<SyncNotAcknowledged>(m => _coordinator.Tell(new ResyncFailed(Ledger.Generation, m.Copy.ReplicaId,
+            $"sync-complete was not acknowledged: {m.Error.Message}")));
         Receive<GuestResumed>(_ => { });
         Receive<GuestRestored>(_ => { });
         Receive<GuestCommandRefused>(m => GuestFailed($"guest refused {m.Command.GetType().Name}: {m.Reason}"));
@@ -501,6 +504,13 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             _coordinator.Tell(new ResyncFailed(Ledger.Generation, id, $"the primary is resyncing {_copy.ReplicaId}; one at a time"));
             return;
         }
+        if (DigestProblem(m) is { } problem)
+        {
+            // A joiner's bad digest is its problem, never a reason for the primary to fail.
+            _log.Error("primary {0}: resync of {1} refused: {2}", _replicaId, id, problem);
+            _coordinator.Tell(new ResyncFailed(Ledger.Generation, id, problem));
+            return;
+        }
         foreach (var (oldId, oldSender) in _senders.Where(s => s.Id == id).ToList())
             Drop(oldId, oldSender, new DataPlaneConnectionException("it joins again"));
         _log.Info("primary {0}: resyncing {1} at {2}:{3}, streaming to it from sequence {4}", _replicaId, id, m.Endpoint.Host, m.Endpoint.Port, Ledger.NextSequence);
@@ -565,12 +575,37 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         SendToAll(s => s.SendSyncCompleteAsync(from), () =>
         {
             _copy = null;
-            ReportCopyProgress(copy, force: true);
-            _assignedSecondaries++;
-            _log.Info("primary {0}: {1} is in sync from checkpoint {2} ({3:0.0} of {4:0.0} MiB differed and were copied)",
-                _replicaId, copy.ReplicaId, from, copy.CopiedBytes / 1048576.0, copy.ScannedBytes / 1048576.0);
-            _coordinator.Tell(new ResyncCompleted(Ledger.Generation, copy.ReplicaId, from));
+            if (!_senders.Any(s => ReferenceEquals(s.Sender, copy.Sender)))
+            {
+                _coordinator.Tell(new ResyncFailed(Ledger.Generation, copy.ReplicaId, "the connection closed as the copy ended"));
+                return;
+            }
+            // "Sent" is only "written to the socket": the coordinator hears of it once the joiner acknowledged it.
+            copy.Sender.WaitForFramesAcknowledgedAsync(copy.Sender.FramesSent).PipeTo(Self,
+                success: () => new SyncAcknowledged(copy, from),
+                failure: e => new SyncNotAcknowledged(copy, e.GetBaseException()));
         }, only: copy.ReplicaId);
+    }
+
+    private void OnSyncAcknowledged(SyncAcknowledged m)
+    {
+        var copy = m.Copy;
+        ReportCopyProgress(copy, force: true);
+        _assignedSecondaries++;
+        _log.Info("primary {0}: {1} is in sync from checkpoint {2} ({3:0.0} of {4:0.0} MiB differed and were copied)",
+            _replicaId, copy.ReplicaId, m.From, copy.CopiedBytes / 1048576.0, copy.ScannedBytes / 1048576.0);
+        _coordinator.Tell(new ResyncCompleted(Ledger.Generation, copy.ReplicaId, m.From));
+    }
+
+    private string? DigestProblem(AddSecondary m)
+    {
+        var blockSize = _volume!.BlockSize;
+        if (m.ChunkBytes < blockSize || m.ChunkBytes % blockSize != 0)
+            return $"chunks of {m.ChunkBytes} B are not a multiple of the block size {blockSize} B";
+        var expected = (long)ImageDigest.ChunkCount(_volume.SizeBytes, m.ChunkBytes) * 16;
+        return m.Digest is not null && m.Digest.Length != expected
+            ? $"its digest has {m.Digest.Length} B, chunks of {m.ChunkBytes} B need {expected} B"
+            : null;
     }
 
     private void ReportCopyProgress(ResyncCopy copy, bool force)
@@ -673,7 +708,8 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         });
         Receive<SendStalled>(_ => { });
         Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
-        Receive<StopGuest>(_ => _stopGuest = true);
+        // StopGuest waits too: during a close it belongs to the next close (see Closing), and the
+        // coordinator's last checkpoint is the one after the close under way.
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -730,6 +766,10 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private sealed record JoinerConnected(AddSecondary Join, DataPlaneSender Sender);
 
     private sealed record JoinerConnectFailed(AddSecondary Join, Exception Error);
+
+    private sealed record SyncAcknowledged(ResyncCopy Copy, long From);
+
+    private sealed record SyncNotAcknowledged(ResyncCopy Copy, Exception Error);
 
     private sealed record CopyNext
     {

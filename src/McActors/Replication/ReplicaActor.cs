@@ -52,8 +52,6 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     private (object Assignment, IActorRef Sender)? _next;
     private bool _promoting;
     private bool _promotionReady;
-    // The generation whose resync assignment started the running secondary (-1: not a resync).
-    private long _resyncGeneration = -1;
 
     public ReplicaActor(ReplicaSettings replica, IActorRef coordinator)
     {
@@ -141,10 +139,10 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             return;
         }
         _generation = generation;
-        if (assignment is AssignSecondary { Resync: true } && _role is not null && _resyncGeneration != generation)
+        if (assignment is AssignSecondary { Resync: true } && _role is not null)
         {
-            // Joining again (or after running another role): start from a fresh secondary, whose
-            // store opens for the resync.
+            // Every resync attempt starts from a fresh secondary whose store opens for the resync
+            // (the coordinator sends one assignment per attempt; a previous attempt may have failed).
             _log.Info("replica {0}: resync into generation {1}; restarting its {2} role first", _replica.ReplicaId, generation, _roleKind);
             StopRole((assignment, Sender));
             return;
@@ -152,13 +150,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         if (_role is not null && _roleKind != kind)
         {
             if (kind == ReplicaRole.Primary)
-            {
-                _log.Info("replica {0}: promotion to primary of generation {1}", _replica.ReplicaId, generation);
-                _changing = _promoting = true;
-                _promotionReady = false;
-                _next = (assignment, Sender);
-                _role.Tell(new PromoteToPrimary((AssignPrimary)assignment));
-            }
+                BeginPromotion((AssignPrimary)assignment);
             else
             {
                 _log.Warning("replica {0}: primary of an older generation told to be a secondary of generation {1}; stopping the primary first",
@@ -167,14 +159,30 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             }
             return;
         }
+        if (_role is null && kind == ReplicaRole.Primary)
+        {
+            // Never a primary straight on an image: a secondary opens the store (recovering it, or
+            // creating it for a new volume), rolls it to the checkpoint, then hands it over.
+            StartRole(ReplicaRole.Secondary, generation);
+            BeginPromotion((AssignPrimary)assignment);
+            return;
+        }
         if (_role is null)
-            StartRole(kind, generation, assignment);
+            StartRole(kind, generation);
         _role!.Forward(assignment);
     }
 
-    private void StartRole(ReplicaRole kind, long generation, object assignment)
+    private void BeginPromotion(AssignPrimary assignment)
     {
-        _resyncGeneration = assignment is AssignSecondary { Resync: true } ? generation : -1;
+        _log.Info("replica {0}: promotion to primary of generation {1}", _replica.ReplicaId, assignment.Generation);
+        _changing = _promoting = true;
+        _promotionReady = false;
+        _next = (assignment, Sender);
+        _role!.Tell(new PromoteToPrimary(assignment));
+    }
+
+    private void StartRole(ReplicaRole kind, long generation)
+    {
         var props = kind == ReplicaRole.Primary
             ? PrimaryActor.Props(_replica.ReplicaId, _replica.DataDirectory, _coordinator, _replica.Settings, _replica.GuestProps, _replica.Settings.GuestSeed)
             : SecondaryActor.Props(_replica.ReplicaId, _replica.DataDirectory,
@@ -223,7 +231,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         if (next is not { } n)
             return;
         var (kind, generation) = n.Assignment is AssignPrimary ? (ReplicaRole.Primary, GenerationOf(n.Assignment)) : (ReplicaRole.Secondary, GenerationOf(n.Assignment));
-        StartRole(kind, generation, n.Assignment);
+        StartRole(kind, generation);
         _role!.Tell(n.Assignment, n.Sender);
     }
 

@@ -122,7 +122,7 @@ public sealed class RollbackStoreActor : ReceiveActor
                 s.Prepare(m.Epoch);
                 return s.PreparedEpoch;
             });
-            Sender.Tell(new StorePrepared(m.Epoch));
+            Sender.Tell(new StorePrepared(m.Epoch, _incarnation));
         });
         Receive<CommitStore>(m =>
         {

@@ -133,6 +133,20 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
             Context.Watch(_store);
             Become(Opening);
         });
+        Receive<PromoteToPrimary>(m =>
+        {
+            // A replica with no running role told to be primary: its image is trusted only through
+            // its store (recovered from disk, or created for a new volume), brought to the checkpoint.
+            _promotion = m;
+            _generation = m.Assignment.Generation;
+            _assigner = Sender;
+            var volume = new VolumeDescriptor(m.Assignment.Volume.VolumeId, m.Assignment.Volume.SizeBytes, m.Assignment.Volume.BlockSize);
+            _store = Context.ActorOf(RollbackStoreActor.Props(Path.Combine(_dataDirectory, StoreName), volume, _gate, _settings.StoreOptions)
+                .WithDispatcher(Context.Props.Dispatcher), StoreName);
+            Context.Watch(_store);
+            _log.Info("secondary {0}: opening the store to become primary of generation {1} at checkpoint {2}", _replicaId, _generation, m.Assignment.LastCommitted);
+            Become(Opening);
+        });
         Receive<Prepare>(m => _log.Warning("ignoring Prepare({0}) of generation {1}: no role assigned yet", m.Epoch, m.Generation));
         Receive<Commit>(m => _log.Warning("ignoring Commit({0}) of generation {1}: no role assigned yet", m.Epoch, m.Generation));
         Common();
@@ -197,6 +211,8 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
             _rollbackTime += m.Result.Elapsed;
         });
         Receive<StoreCommitted>(m => _checkpoints.StoreCommitted(m.Epoch));
+        // A prepare of the old generation finishing now is undone by this alignment: never stash it.
+        Receive<StorePrepared>(m => _log.Debug("dropping StorePrepared({0}) while aligning", m.Epoch));
         Receive<PromoteToPrimary>(BeginPromotion);
         Receive<Terminated>(m => m.ActorRef.Equals(_store), _ => StoreLost());
         Receive<GetSecondaryStatus>(_ => ReplyStatus());
@@ -283,6 +299,12 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         });
         Receive<StorePrepared>(m =>
         {
+            if (m.Incarnation != _storeIncarnation)
+            {
+                // Prepared before a rollback or reopen that undid it: it vouches for nothing now.
+                _log.Debug("ignoring StorePrepared({0}) of store incarnation {1}: the store is incarnation {2}", m.Epoch, m.Incarnation, _storeIncarnation);
+                return;
+            }
             foreach (var epoch in _checkpoints.StorePrepared(m.Epoch))
                 _coordinator.Tell(new Prepared(_generation, epoch, _replicaId));
             StartPrepare();
@@ -378,6 +400,11 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
     {
         var promotion = _promotion!;
         var target = promotion.Assignment.LastCommitted;
+        if (target > 0 && !File.Exists(_states.PathOf(target)))
+        {
+            Fail($"no guest state of checkpoint {target} in {_states.Directory}: the guest could not resume from it");
+            return;
+        }
         try
         {
             _states.DeleteAfter(target);

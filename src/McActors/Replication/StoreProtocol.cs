@@ -12,8 +12,11 @@ namespace McActors.Replication;
 /// </summary>
 public sealed record PrepareStore(long Epoch, long? Incarnation = null);
 
-/// <summary>Checkpoint <see cref="Epoch"/> is durable in the store.</summary>
-public sealed record StorePrepared(long Epoch);
+/// <summary>
+/// Checkpoint <see cref="Epoch"/> is durable in store incarnation <see cref="Incarnation"/>. One of
+/// an older incarnation is stale: a rollback since undid what it made durable.
+/// </summary>
+public sealed record StorePrepared(long Epoch, long Incarnation);
 
 /// <summary>Mark checkpoint <see cref="Epoch"/> committed and drop the logs up to it.</summary>
 public sealed record CommitStore(long Epoch);

@@ -45,6 +45,7 @@ public sealed class StreamApplier : IDataPlaneHandler
     private long _bytes;
     private readonly bool _joining;
     private long _joinEpoch = -1;
+    private bool _synced;
     private long _copiedBytes;
 
     public StreamApplier(StoreGate gate, IActorRef secondary, GuestStateFiles states, long generation, bool joining = false)
@@ -230,9 +231,21 @@ public sealed class StreamApplier : IDataPlaneHandler
             if (!_joining)
                 throw Broken(syncComplete.Epoch, "a resync's sync-complete arrived, but this secondary is not resyncing");
             NoteJoinEpoch(syncComplete.Epoch);
+            _synced = true;
             _secondary.Tell(new StreamSyncCompleted(_generation, syncComplete.Epoch));
         }
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>A joiner whose connection ends before sync-complete holds a partial copy: the resync failed.</summary>
+    public void OnDisconnected(long generation, Exception? error)
+    {
+        lock (_sync)
+        {
+            if (_joining && !_synced && generation == _generation)
+                _secondary.Tell(new SecondaryStreamBroken(generation, Math.Max(_joinEpoch, 0),
+                    $"the primary's connection ended before the resync completed ({error?.Message ?? "closed"})"));
+        }
     }
 
     private void NoteJoinEpoch(long epoch)

@@ -91,7 +91,7 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
             Assert.Equal((Gen, "p", 3L), (assign.Generation, assign.PrimaryId, assign.LastCommitted));
             Assert.Equal(new Commit(Gen, 3), probe.ExpectMsg<Commit>());
         }
-        second.Tell(new RegisterReplica("p", _r.Primary.Ref, "127.0.0.1", 7000, null, 3, 3), _r.Primary.Ref);
+        second.Tell(new RegisterReplica("p", _r.Primary.Ref, "127.0.0.1", 7000, null, 3, 3, ReplicaRole.Primary, Gen), _r.Primary.Ref); // it still runs
         Assert.Equal(new ReplicaRegistered("p", Gen, "p"), _r.Primary.ExpectMsg<ReplicaRegistered>());
         var primary = _r.Primary.ExpectMsg<AssignPrimary>();
         Assert.Equal((Gen, 3L, 2), (primary.Generation, primary.LastCommitted, primary.Secondaries.Count));
@@ -103,6 +103,36 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
         Prepared(second, _r.S1, 4);
         Prepared(second, _r.S2, 4);
         ExpectCommit(4, _r.All);
+    }
+
+    [Fact]
+    public void A_primary_that_restarted_while_the_coordinator_moved_is_failed_over_not_resumed()
+    {
+        var settings = Settings();
+        var first = Sys.ActorOf(EpochCoordinator.Props(settings));
+        first.Tell(GetCoordinatorStatus.Instance);
+        ExpectMsg<CoordinatorStatus>(Startup);
+        _r.StartRunning(first);
+        first.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(1);
+        _r.Closed(first, 1);
+        Prepared(first, _r.S1, 1);
+        Prepared(first, _r.S2, 1);
+        ExpectCommit(1, _r.All);
+        Watch(first);
+        Sys.Stop(first);
+        ExpectTerminated(first);
+
+        var second = Sys.ActorOf(EpochCoordinator.Props(settings));
+        foreach (var probe in _r.Secondaries)
+            second.Tell(new RegisterReplica(Id(probe), probe.Ref, "127.0.0.1", 7000, null, 1, 1, ReplicaRole.Secondary, Gen), probe.Ref);
+        // The primary comes back with no role: its image holds writes after checkpoint 1.
+        var restarted = CreateTestProbe("p-restarted");
+        second.Tell(new RegisterReplica("p", restarted.Ref, "127.0.0.1", 7000, null, 0, 0), restarted.Ref);
+        var follow = _r.S2.FishForMessage<AssignSecondary>(a => a.Generation == 2, Startup);
+        Assert.Equal(1, follow.LastCommitted);
+        restarted.FishForMessage<ReplicaRegistered>(_ => true);
+        restarted.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // no AssignPrimary for it
     }
 
     protected override void Dispose(bool disposing)

@@ -421,6 +421,44 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
     }
 
     [Fact]
+    public void A_StopGuest_that_arrives_after_a_CloseEpoch_while_sends_wait_belongs_to_the_next_close()
+    {
+        var secondary = Secondary("s1", out var endpoint);
+        secondary.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var guest = CreateTestProbe("guest");
+        var primary = StartPrimary([endpoint], window: 8 << 10, guest: _ => Akka.TestKit.TestActors.ForwardActor.Props(guest.Ref));
+        guest.ExpectMsg<ResumeGuest>();
+        var asGuest = GuestChild(primary);
+        var data = new byte[4096];
+        primary.Tell(new GuestWrite(0, data, 1), asGuest);
+        guest.ExpectMsg(new GuestWriteCompleted(1));
+        primary.Tell(new GuestWrite(4096, data, 2), asGuest); // the window is full: the primary waits
+        AwaitAssert(() => Assert.EndsWith("AwaitingSends", Status(primary).State));
+
+        // The coordinator closed epoch 1, then asked for a stop: the stop is for the close after it.
+        primary.Tell(new CloseEpoch(1, 1), _coordinator.Ref);
+        primary.Tell(StopGuest.Instance, _coordinator.Ref);
+        secondary.Gate.SetResult();
+        guest.ExpectMsg(new GuestWriteCompleted(2));
+        guest.ExpectMsg(new PauseGuest(1));
+        primary.Tell(new GuestPaused(1), asGuest);
+        guest.ExpectMsg(new CaptureGuestState(1));
+        primary.Tell(new GuestStateCaptured(1, [1]), asGuest);
+        guest.ExpectMsg(new ResumeGuest(2)); // not stopped at 1
+        _coordinator.ExpectMsg<EpochClosed>();
+
+        primary.Tell(new CloseEpoch(1, 2), _coordinator.Ref);
+        guest.ExpectMsg(new PauseGuest(2));
+        primary.Tell(new GuestPaused(2), asGuest);
+        guest.ExpectMsg(new CaptureGuestState(2));
+        primary.Tell(new GuestStateCaptured(2, [2]), asGuest);
+        _coordinator.ExpectMsg<EpochClosed>();
+        guest.ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // stopped at 2: no resume
+        Assert.Equal([2], File.ReadAllBytes(PrimaryVolumeFiles.StatePath(_directory, 2)));
+        Assert.False(File.Exists(PrimaryVolumeFiles.StatePath(_directory, 1)));
+    }
+
+    [Fact]
     public void A_new_primary_on_the_same_directory_restores_the_guest_from_the_committed_state()
     {
         var secondary = Secondary("s1", out var endpoint);

@@ -1,0 +1,34 @@
+using System.CommandLine;
+using McActors.Node.Chaos;
+
+namespace McActors.Node.Cli;
+
+/// <summary><c>mcactors chaos --runs N --seed S</c>: see <see cref="ChaosRunner"/>.</summary>
+internal static class ChaosCommand
+{
+    public static Command Create()
+    {
+        var runs = new Option<int>("--runs") { Description = "Runs, each one fault in a fresh local cluster.", DefaultValueFactory = _ => 10 };
+        runs.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 1 or > 100000)
+                r.AddError("--runs must be between 1 and 100000");
+        });
+        var seed = new Option<long?>("--seed") { Description = "Seed of the whole series (default: random, printed). Each run prints its own seed; --seed <it> --runs 1 replays that run." };
+        var dataDir = new Option<DirectoryInfo>("--data-dir") { Description = "Where runs keep their nodes' data and logs (failed runs' are kept; default: a new directory under the system temp directory)." };
+        var set = new Option<string[]>("--set") { Description = "Override a HOCON key on every node of every run (repeat).", AllowMultipleArgumentsPerToken = true };
+        var command = new Command("chaos",
+            "Seeded runs of one fault each (kill -9 or partition of the primary or a secondary, store faults) in fresh local clusters, checking the DESIGN.md invariants after each.")
+        {
+            runs, seed, dataDir, set,
+        };
+        command.SetAction(async (parse, cancel) =>
+        {
+            var s = parse.GetValue(seed) ?? Random.Shared.NextInt64(1, long.MaxValue);
+            var dir = parse.GetValue(dataDir)?.FullName ?? Path.Combine(Path.GetTempPath(), $"mcactors-chaos-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
+            return await ChaosRunner.RunAsync(new ChaosOptions(parse.GetValue(runs), s, dir, parse.GetValue(set) ?? []),
+                parse.InvocationConfiguration.Output, cancel);
+        });
+        return command;
+    }
+}
