@@ -103,7 +103,7 @@ internal sealed class NbdConnection
                 await _writeLock.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
                 await _writer.CompleteAsync().ConfigureAwait(false);
             }
-            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
             {
             }
             _stream.Dispose();

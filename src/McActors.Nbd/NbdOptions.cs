@@ -12,7 +12,8 @@ public sealed record NbdOptions(
     int MaxRequestsInFlight,
     long MaxBytesInFlight,
     TimeSpan HandshakeTimeout,
-    int ZeroChunkBytes)
+    int ZeroChunkBytes,
+    int MaxConnections = 16)
 {
     public const string Path = "mcactors.nbd";
 
@@ -28,7 +29,8 @@ public sealed record NbdOptions(
             c.GetInt("max-requests-in-flight"),
             c.GetByteSize("max-bytes-in-flight")!.Value,
             c.GetTimeSpan("handshake-timeout"),
-            checked((int)c.GetByteSize("zero-chunk")!.Value));
+            checked((int)c.GetByteSize("zero-chunk")!.Value),
+            c.GetInt("max-connections"));
         options.Validate();
         return options;
     }
@@ -46,6 +48,8 @@ public sealed record NbdOptions(
             throw new ConfigurationException($"{Path}: max-requests-in-flight must be ≥ 1 and max-bytes-in-flight ≥ max-payload");
         if (ZeroChunkBytes < MinBlockSize || ZeroChunkBytes > MaxPayloadBytes || ZeroChunkBytes % MinBlockSize != 0)
             throw new ConfigurationException($"{Path}.zero-chunk {ZeroChunkBytes} must be a multiple of the minimum block size within max-payload");
+        if (MaxConnections < 1)
+            throw new ConfigurationException($"{Path}.max-connections {MaxConnections} must be at least 1");
         if (MaxOptionBytes < 4096 + 8)
             throw new ConfigurationException($"{Path}.max-option-length must allow a 4096-byte export name");
     }

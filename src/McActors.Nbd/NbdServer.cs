@@ -83,6 +83,12 @@ public sealed class NbdServer : IAsyncDisposable
                 _log($"nbd: accept failed: {e.Message}");
                 continue;
             }
+            if (_connections.Count >= _options.MaxConnections)
+            {
+                _log($"nbd: {socket.RemoteEndPoint} refused: {_options.MaxConnections} connections already open (mcactors.nbd.max-connections)");
+                socket.Dispose();
+                continue;
+            }
             socket.NoDelay = true;
             var connection = new NbdConnection(socket, _source, _options, _log);
             // Registered before it runs, so that its removal when it ends cannot come first.

@@ -346,6 +346,22 @@ public sealed class NbdServerTests
     }
 
     [Fact]
+    public async Task Connections_beyond_the_limit_are_closed_at_once_and_the_others_served()
+    {
+        await using var f = new NbdServerFixture(NbdServerFixture.Options with { MaxConnections = 2 });
+        using var a = f.Connect();
+        using var b = f.Connect();
+        a.Go();
+        b.Go();
+        using (var c = f.Connect())
+            Assert.Null(c.TryReceive(18));
+        Assert.Equal(0u, a.Call(CmdFlush, 0, 0).Error);
+        b.Dispose();
+        await Task.Run(() => SpinWait.SpinUntil(() => f.Server.Connections < 2, NbdTestClient.Timeout));
+        f.AssertStillServes();
+    }
+
+    [Fact]
     public async Task A_client_vanishing_mid_request_leaves_the_server_up()
     {
         await using var f = new NbdServerFixture();
