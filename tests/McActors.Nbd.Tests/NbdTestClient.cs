@@ -27,6 +27,9 @@ internal sealed class NbdTestClient : IDisposable
 
     public void Dispose() => _socket.Dispose();
 
+    /// <summary>Bytes received and not read yet (a reply that should not have come).</summary>
+    public int Available => _socket.Available;
+
     public void Send(ReadOnlySpan<byte> bytes) => _socket.Send(bytes);
 
     /// <summary>Half-closes: the server sees the end of the stream after what was sent.</summary>
