@@ -49,7 +49,14 @@ public static class NodeHost
                     var slot = new NbdExportSlot(nbdOptions.ExportName, options.Name);
                     system.ActorOf(NbdPrimaryTracker.Props(slot), "nbd-primary-tracker");
                     var log = system.Log;
-                    nbd = NbdServer.Start(NbdServer.ParseEndpoint(address), slot, nbdOptions, line => log.Info(line));
+                    try
+                    {
+                        nbd = NbdServer.Start(NbdServer.ParseEndpoint(address), slot, nbdOptions, line => log.Info(line));
+                    }
+                    catch (System.Net.Sockets.SocketException e)
+                    {
+                        throw new ArgumentException($"cannot serve NBD at {address}: {e.Message}", e);
+                    }
                     guest = NbdGuestActor.ForReplica(options.DataDirectory, slot, nbdOptions);
                 }
                 var replica = new ReplicaSettings(options.Name, options.DataDirectory, options.Host, options.DataPort, settings, guest, options.Nbd);
