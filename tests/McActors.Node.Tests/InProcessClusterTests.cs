@@ -55,6 +55,26 @@ public abstract class InProcessCluster<TSelf> : Akka.TestKit.Xunit2.TestKit
         return system;
     }
 
+    /// <summary>
+    /// Stops the guest at a last committed checkpoint, shuts the running replica nodes down, and
+    /// checks that both replicas hold that checkpoint: the same guest state, the image it describes.
+    /// </summary>
+    protected async Task<GuestStopped> StopAndVerify(IActorRef coordinator, IEnumerable<ActorSystem> running, string primary, string secondary)
+    {
+        var stopped = await coordinator.Ask<GuestStopped>(StopGuest.Instance, TimeSpan.FromSeconds(30));
+        foreach (var system in running)
+            await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).WaitAsync(TimeSpan.FromSeconds(30));
+        var verdict = DemoVerifier.Verify(Path.Combine(Root, primary), Path.Combine(Root, secondary), stopped.Epoch);
+        Assert.True(verdict.Verified, verdict.Detail);
+        return stopped;
+    }
+
+    protected static async Task TerminateAll(IEnumerable<ActorSystem> systems)
+    {
+        foreach (var system in systems)
+            await system.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
     protected async Task<CoordinatorStatus> AwaitStatus(IActorRef coordinator, Func<CoordinatorStatus, bool> condition, string what, TimeSpan timeout)
     {
         CoordinatorStatus status = null!;
@@ -100,18 +120,12 @@ public sealed class InProcessClusterTests(ITestOutputHelper output) : InProcessC
             Assert.False(status.Degraded);
             Assert.True(status.BytesCommitted > 0);
 
-            var stopped = await coordinator.Ask<GuestStopped>(StopGuest.Instance, TimeSpan.FromSeconds(30));
+            var stopped = await StopAndVerify(coordinator, replicas, status.Primary!, status.Secondaries[0]);
             Assert.True(stopped.Epoch > status.LastCommitted);
-
-            foreach (var system in replicas)
-                await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).WaitAsync(TimeSpan.FromSeconds(30));
-            var verdict = DemoVerifier.Verify(Path.Combine(Root, status.Primary!), Path.Combine(Root, status.Secondaries[0]), stopped.Epoch);
-            Assert.True(verdict.Verified, verdict.Detail);
         }
         finally
         {
-            foreach (var system in replicas)
-                await system.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+            await TerminateAll(replicas);
         }
     }
 }
@@ -149,18 +163,13 @@ public sealed class InProcessFailoverTests(ITestOutputHelper output) : InProcess
             Assert.True(failover.TargetCheckpoint >= before.LastCommitted, $"target {failover.TargetCheckpoint} < {before.LastCommitted}");
             Assert.NotNull(failover.RolledBackAt);
 
-            var stopped = await coordinator.Ask<GuestStopped>(StopGuest.Instance, TimeSpan.FromSeconds(30));
-            Assert.Equal(2, stopped.Generation);
-            foreach (var system in replicas)
-                await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).WaitAsync(TimeSpan.FromSeconds(30));
             // The new primary's image is its guest's state, and the remaining secondary holds the same checkpoint.
-            var verdict = DemoVerifier.Verify(Path.Combine(Root, after.Primary!), Path.Combine(Root, after.Secondaries[0]), stopped.Epoch);
-            Assert.True(verdict.Verified, verdict.Detail);
+            var stopped = await StopAndVerify(coordinator, replicas, after.Primary!, after.Secondaries[0]);
+            Assert.Equal(2, stopped.Generation);
         }
         finally
         {
-            foreach (var system in replicas)
-                await system.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+            await TerminateAll(replicas);
         }
     }
 }
@@ -195,21 +204,22 @@ public sealed class InProcessCoordinatorMoveTests(ITestOutputHelper output)
             var before = await AwaitStatus(coordinator, s => s.LastCommitted >= 10, "checkpoints before the crash", TimeSpan.FromSeconds(60));
             Assert.Equal("replica-1", before.Primary); // the oldest replica is primary, and hosts the singleton
             await replicas[0].Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+            // Unlike a real crash, an in-process one does not end the dead node's SQLite handles: a
+            // journal write it had under way could hold the shared file's lock until its connection
+            // is finalized. Release them, as the OS does for a killed process.
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
 
             var after = await AwaitStatus(coordinator, s => s.Generation == 2 && s.Primary != "replica-1" && s.LastCommitted >= before.LastCommitted + 10,
                 "checkpoints after the move and failover", TimeSpan.FromSeconds(60));
             Assert.Single(after.Secondaries);
             Assert.Equal(1, after.Failovers);
-            var stopped = await coordinator.Ask<GuestStopped>(StopGuest.Instance, TimeSpan.FromSeconds(30));
-            foreach (var system in replicas.Skip(1))
-                await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).WaitAsync(TimeSpan.FromSeconds(30));
-            var verdict = DemoVerifier.Verify(Path.Combine(Root, after.Primary!), Path.Combine(Root, after.Secondaries[0]), stopped.Epoch);
-            Assert.True(verdict.Verified, verdict.Detail);
+            await StopAndVerify(coordinator, replicas.Skip(1), after.Primary!, after.Secondaries[0]);
         }
         finally
         {
-            foreach (var system in replicas)
-                await system.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+            await TerminateAll(replicas);
         }
     }
 }
@@ -249,16 +259,11 @@ public sealed class InProcessReprotectTests(ITestOutputHelper output) : InProces
             Assert.False(synced.Degraded);
             Assert.Empty(synced.Resyncing);
 
-            var stopped = await coordinator.Ask<GuestStopped>(StopGuest.Instance, TimeSpan.FromSeconds(30));
-            foreach (var system in replicas)
-                await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).WaitAsync(TimeSpan.FromSeconds(30));
-            var verdict = DemoVerifier.Verify(Path.Combine(Root, synced.Primary!), Path.Combine(Root, old), stopped.Epoch);
-            Assert.True(verdict.Verified, verdict.Detail);
+            await StopAndVerify(coordinator, replicas, synced.Primary!, old);
         }
         finally
         {
-            foreach (var system in replicas)
-                await system.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+            await TerminateAll(replicas);
         }
     }
 }
@@ -300,16 +305,11 @@ public sealed class InProcessResyncCrashTests(ITestOutputHelper output) : InProc
 
             replicas.Add(StartReplica(settings, index, Crashable));
             var synced = await AwaitStatus(coordinator, s => s.Secondaries.Contains(joiner) && s.Resyncing.Count == 0, "resynced after the crash", TimeSpan.FromSeconds(90));
-            var stopped = await coordinator.Ask<GuestStopped>(StopGuest.Instance, TimeSpan.FromSeconds(30));
-            foreach (var system in replicas)
-                await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).WaitAsync(TimeSpan.FromSeconds(30));
-            var verdict = DemoVerifier.Verify(Path.Combine(Root, synced.Primary!), Path.Combine(Root, joiner), stopped.Epoch);
-            Assert.True(verdict.Verified, verdict.Detail);
+            await StopAndVerify(coordinator, replicas, synced.Primary!, joiner);
         }
         finally
         {
-            foreach (var system in replicas)
-                await system.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+            await TerminateAll(replicas);
         }
     }
 }
