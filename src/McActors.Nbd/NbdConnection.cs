@@ -20,6 +20,8 @@ internal sealed class NbdConnection
     // A READ reply up to this size is copied into the pipe with its header (one send); a longer one
     // goes straight from its buffer to the socket after the header.
     private const int CopyReplyLimit = 64 * 1024;
+    // How long a closing connection waits to hand its last replies to the peer.
+    private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(1);
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private readonly Socket _socket;
@@ -100,8 +102,12 @@ internal sealed class NbdConnection
             await _reader.CompleteAsync().ConfigureAwait(false);
             try
             {
-                await _writeLock.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-                await _writer.CompleteAsync().ConfigureAwait(false);
+                await _writeLock.WaitAsync(CloseGrace).ConfigureAwait(false);
+                // Completing flushes what is left for the peer; one that reads nothing gets no longer
+                // than the grace to take it, then the socket closes under the write.
+                var completing = _writer.CompleteAsync().AsTask();
+                _ = completing.ContinueWith(t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+                await Task.WhenAny(completing, Task.Delay(CloseGrace)).ConfigureAwait(false);
             }
             catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
             {
