@@ -410,8 +410,10 @@ internal sealed class NbdConnection
                         throw new NbdErrorException(EIo, $"the export returned {data.Length} B for a read of {request.Length} B");
                     break;
                 case CmdWrite:
-                    if (payload!.Length > 0 || fua)
+                    if (payload!.Length > 0)
                         await export.WriteAsync(offset, payload, fua).ConfigureAwait(false);
+                    else if (fua)
+                        await export.FlushAsync().ConfigureAwait(false); // nothing to write, but the same promise
                     break;
                 case CmdFlush:
                     await export.FlushAsync().ConfigureAwait(false);
