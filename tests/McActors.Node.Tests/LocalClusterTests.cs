@@ -55,7 +55,10 @@ public sealed class LocalClusterTests
             var root = summary.RootElement;
             Assert.True(root.GetProperty("verified").GetBoolean());
             Assert.False(root.GetProperty("failover").GetProperty("happened").GetBoolean(), output);
-            Assert.Single(root.GetProperty("secondaries").EnumerateArray());
+            // The secondary is verified too, unless it was dropped as too slow on a loaded machine: then
+            // the demo must have said so (DEGRADED) and verified the primary alone.
+            var secondaries = root.GetProperty("secondaries").GetArrayLength();
+            Assert.True(secondaries == 1 ? root.GetProperty("detail").GetString()!.Contains("1 secondary") : output.Contains("DEGRADED"), output);
             Assert.True(root.GetProperty("last_committed_epoch").GetInt64() > 10, output);
         }
         finally
@@ -70,6 +73,7 @@ public sealed class LocalClusterTests
     public void Chaos_ten_seeded_runs_all_pass_the_invariant_checks()
     {
         var dir = Path.Combine(Path.GetTempPath(), $"mcactors-chaos-test-{Guid.NewGuid():N}");
+        var passed = false;
         try
         {
             var (exit, output, error) = NodeProcess.Run(TimeSpan.FromMinutes(10),
@@ -77,6 +81,7 @@ public sealed class LocalClusterTests
             var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             Assert.True(exit == 0, $"chaos exited {exit}\n{output}\n{error}");
             Assert.Equal("10 passed, 0 failed", lines[^1]);
+            passed = true;
             var runs = lines.Where(l => l.StartsWith("run ", StringComparison.Ordinal)).ToList();
             Assert.Equal(10, runs.Count);
             Assert.All(runs, r => Assert.Contains(" PASS (", r));
@@ -87,7 +92,8 @@ public sealed class LocalClusterTests
         }
         finally
         {
-            if (Directory.Exists(dir))
+            // A failed run's node logs stay (the output names the directory).
+            if (passed && Directory.Exists(dir))
                 Directory.Delete(dir, recursive: true);
         }
     }

@@ -34,6 +34,7 @@ public static class FailoverBench
     {
         var work = Path.Combine(Path.GetTempPath(), $"mcactors-bench-failover-{Guid.NewGuid():N}");
         var report = new BenchReport();
+        var failed = true;
         try
         {
             var timelines = new List<FailoverTimeline>();
@@ -62,10 +63,11 @@ public static class FailoverBench
                 report.Add("reprotect_mib_s", rate, "MiB/s", 1);
             else
                 await output.WriteLineAsync("reprotect_mib_s: not measured, the restarted node was not re-protected in time");
+            failed = false;
         }
         finally
         {
-            if (settings.Keep)
+            if (settings.Keep || failed)
                 await output.WriteLineAsync($"work directory kept: {work}");
             else if (Directory.Exists(work))
                 Directory.Delete(work, recursive: true);

@@ -58,8 +58,6 @@ public sealed class ChaosObservations(ChaosPlan plan)
             parts.Add(Reprotected ? "healed, in sync" : "healed, not in sync");
         if (StoppedAt > 0)
             parts.Add($"stopped at {StoppedAt}");
-        if (Verdict?.Detail is { } detail && detail.IndexOf("; the primary saved no state", StringComparison.Ordinal) is var i and >= 0)
-            parts.Add($"NOTE{detail[(i + 1)..]}");
         if (Times.Count > 0)
             parts.Add($"[{string.Join(" ", Times.Select(t => $"{t.Phase} {t.Seconds:0.0}"))}]");
         return string.Join(", ", parts);

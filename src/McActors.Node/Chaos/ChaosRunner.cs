@@ -36,18 +36,13 @@ public static class ChaosRunner
         "mcactors.volume.size = 64MiB",
         $"mcactors.guest.seed = {plan.GuestSeed}",
         "mcactors.coordinator.assign-timeout = 2s",
-        // Known issue (coordinator): a Prepare sent just before the primary dies can never be
-        // answered (marker and state never come), and at the default 2 s the secondary is dropped
-        // for it before the primary is downed (~2-2.5 s after a kill on this machine), leaving no
-        // one to fail over to (chaos seed 20251150 run 1). Until the coordinator stops dropping
-        // secondaries while the primary is unreachable, the timeout stays above detection + downing.
-        "mcactors.checkpoint.prepare-timeout = 5s",
         "mcactors.coordinator.assign-retry = 250ms",
         "akka.cluster.retry-unsuccessful-join-after = 1s",
         .. NodeFaults.NodeOverrides(plan),
     ];
 
     private static readonly TimeSpan RolesTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan SetupTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan FailoverTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan DownTimeout = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan FencedExitTimeout = TimeSpan.FromSeconds(20);
@@ -120,6 +115,10 @@ public static class ChaosRunner
             await tracker.UntilAsync(_ => false, plan.Warmup, Poll, cancel);
             if (await tracker.UntilAsync(s => s.LastCommitted > start.LastCommitted, ProgressTimeout, Poll, cancel) is not { } warm)
                 return seen.Fail("progress", $"no checkpoint committed within {(plan.Warmup + ProgressTimeout).TotalSeconds:0.0} s of the roles' assignment", clock.Elapsed);
+            // On a loaded machine a secondary may have been dropped as too slow already: the fault is
+            // meant for a whole replica set, so wait (bounded) for its re-protection first.
+            if (warm.Secondaries.Count < plan.Replicas - 1)
+                warm = await tracker.UntilAsync(s => s.Secondaries.Count == plan.Replicas - 1, SetupTimeout, Poll, cancel) ?? tracker.Last!;
             if (warm.Primary != seen.PrimaryBefore || warm.Generation != seen.GenerationBefore || !warm.Secondaries.Contains(target) && target != warm.Primary)
                 return seen.Fail("setup", $"roles changed before the fault: generation {warm.Generation}, primary {warm.Primary}, secondaries [{string.Join(", ", warm.Secondaries)}]", clock.Elapsed);
 
@@ -167,15 +166,12 @@ public static class ChaosRunner
             seen.Final = tracker.Record(await cluster.Observer.StatusAsync(TimeSpan.FromSeconds(5)));
             foreach (var n in cluster.Nodes.Where(n => n.HasExited && n.Options.Name != target))
                 seen.Problems.Add($"(liveness) {n.Options.Name} exited with code {n.ExitCode} though no fault was aimed at it; see {n.LogPath}");
-            // Checkpoint StoppedAt is committed and durable on every secondary (the primary writes its
-            // guest state when Commit reaches it, which matters only without secondaries). Once the
-            // files are there the nodes end with SIGKILL
+            // Checkpoint StoppedAt is committed and durable on every secondary; the primary writes its
+            // guest state when Commit reaches it. Once the files are there the nodes end with SIGKILL
             // (a crash, not a power cut: what they wrote is in the page cache), and verification
             // recovers the stores from what the crash left.
-            var replicas = seen.Final.Secondaries.Count > 0 ? seen.Final.Secondaries : seen.Final.Primary is null ? [] : [seen.Final.Primary];
+            var replicas = seen.Final.Primary is null ? seen.Final.Secondaries : [seen.Final.Primary, .. seen.Final.Secondaries];
             await UntilAsync(() => replicas.All(r => File.Exists(GuestStateFiles.PathIn(Path.Combine(dir, r), stopped.Epoch))), TimeSpan.FromSeconds(5), cancel);
-            if (seen.Final.Primary is { } p)
-                await UntilAsync(() => File.Exists(GuestStateFiles.PathIn(Path.Combine(dir, p), stopped.Epoch)), TimeSpan.FromSeconds(1), cancel);
             seen.Mark("stop", clock);
             await cluster.CrashAllAsync();
         }

@@ -118,6 +118,16 @@ public static class DemoRunner
             if (killedAt is not null && failover is null)
                 throw new TimeoutException($"the run ended before a failover from {killed} was seen; see the node.log files under {options.DataDirectory}");
 
+            // A replica being re-protected (one dropped as too slow, say) is worth waiting for: it is
+            // verified too once in sync.
+            var resyncUntil = DateTime.UtcNow + ReprotectGrace;
+            while (last.Resyncing.Any(r => !r.Done) && DateTime.UtcNow < resyncUntil)
+            {
+                var r = last.Resyncing.First(r => !r.Done);
+                await Say($"waiting for {r.Replica} to be re-protected: scanned {r.ScannedBytes >> 20}/{r.TotalBytes >> 20} MiB, copied {r.CopiedBytes >> 20} MiB");
+                await Task.Delay(TimeSpan.FromSeconds(1), cancel);
+                last = await tracker.PollAsync(TimeSpan.FromSeconds(2)) ?? last;
+            }
             await Say("stopping the guest at a last checkpoint");
             var stopped = await cluster.Observer.StopGuestAsync(TimeSpan.FromSeconds(30));
             stoppedAt = stopped.Epoch;

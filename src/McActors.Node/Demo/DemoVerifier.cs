@@ -1,5 +1,6 @@
 using McActors.Guests;
 using McActors.Replication;
+using McActors.Storage;
 using McActors.Storage.Rollback;
 using McActors.Storage.Volume;
 
@@ -25,18 +26,8 @@ public static class DemoVerifier
     public static DemoVerdict Verify(string primaryDirectory, IReadOnlyList<string> secondaryDirectories, long epoch)
     {
         var primaryStatePath = GuestStateFiles.PathIn(primaryDirectory, epoch);
-        string? note = null;
         if (!File.Exists(primaryStatePath))
-        {
-            // Seen after a failover: the primary stopped the guest one checkpoint earlier than the
-            // coordinator's GuestStopped says, so it saved the state of that earlier, write-identical
-            // checkpoint. The secondaries hold state N; the primary's image is checked against it.
-            var stand = secondaryDirectories.Select(d => GuestStateFiles.PathIn(d, epoch)).FirstOrDefault(File.Exists);
-            if (stand is null)
-                return new DemoVerdict(false, $"no guest state of checkpoint {epoch} in {primaryDirectory}");
-            primaryStatePath = stand;
-            note = $"; the primary saved no state of checkpoint {epoch} (it stopped the guest at an earlier one), verified against {Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(stand)))}'s";
-        }
+            return new DemoVerdict(false, $"no guest state of checkpoint {epoch} in {primaryDirectory}");
         var primaryBlob = File.ReadAllBytes(primaryStatePath);
         var state = GuestState.Parse(primaryBlob);
         if (GuestVerifier.CheckHistory(state) is { } history)
@@ -48,19 +39,32 @@ public static class DemoVerifier
         if (!onPrimary.Ok)
             return new DemoVerdict(false, $"primary image at checkpoint {epoch}: {onPrimary.FirstMismatch!.Description}");
 
+        var joinedLater = new List<string>();
         foreach (var secondaryDirectory in secondaryDirectories)
         {
             var name = Path.GetFileName(secondaryDirectory);
-            var statePath = GuestStateFiles.PathIn(secondaryDirectory, epoch);
-            if (!File.Exists(statePath))
-                return new DemoVerdict(false, $"no guest state of checkpoint {epoch} in {secondaryDirectory}");
-            if (!primaryBlob.AsSpan().SequenceEqual(File.ReadAllBytes(statePath)))
-                return new DemoVerdict(false, $"the guest states of checkpoint {epoch} differ between the primary and {name}");
-
             using var store = RollbackStore.Recover(Path.Combine(secondaryDirectory, SecondaryActor.StoreName));
             if (store.Descriptor.VolumeId != descriptor.VolumeId || store.Descriptor.SizeBytes != descriptor.SizeBytes)
                 return new DemoVerdict(false, $"{name} holds volume {store.Descriptor.VolumeId}, the primary {descriptor.VolumeId}");
-            store.RollbackTo(epoch);
+            try
+            {
+                store.RollbackTo(epoch);
+            }
+            catch (ResyncIncompleteException e) when (e.SyncedFrom > epoch)
+            {
+                // Re-protected after checkpoint N was committed (the guest had stopped): it holds the
+                // primary's image from a later checkpoint on, which is N's content since nothing was
+                // written after N; it has no state N. Its image is still checked against state N.
+                joinedLater.Add(name);
+            }
+            if (!joinedLater.Contains(name))
+            {
+                var statePath = GuestStateFiles.PathIn(secondaryDirectory, epoch);
+                if (!File.Exists(statePath))
+                    return new DemoVerdict(false, $"no guest state of checkpoint {epoch} in {secondaryDirectory}");
+                if (!primaryBlob.AsSpan().SequenceEqual(File.ReadAllBytes(statePath)))
+                    return new DemoVerdict(false, $"the guest states of checkpoint {epoch} differ between the primary and {name}");
+            }
             var onSecondary = GuestVerifier.Verify(state, store);
             if (!onSecondary.Ok)
                 return new DemoVerdict(false, $"{name} image at checkpoint {epoch}: {onSecondary.FirstMismatch!.Description}");
@@ -70,7 +74,8 @@ public static class DemoVerifier
         return new DemoVerdict(true,
             $"checkpoint {epoch}: {state.WriteCount} guest writes, {state.BlockCount} blocks verified on the primary" +
             (secondaryDirectories.Count == 0 ? "" : $" and {secondaryDirectories.Count} secondar{(secondaryDirectories.Count == 1 ? "y" : "ies")}, images identical") +
-            $" ({descriptor.SizeBytes >> 20} MiB){note}");
+            $" ({descriptor.SizeBytes >> 20} MiB)" +
+            (joinedLater.Count == 0 ? "" : $"; {string.Join(", ", joinedLater)} re-protected after checkpoint {epoch}: image only (no state {epoch} there)"));
     }
 
     private static long? FirstDifference(VolumeImage primary, RollbackStore store, long size)
