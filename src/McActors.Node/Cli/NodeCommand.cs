@@ -21,6 +21,7 @@ internal static class NodeCommand
         var dataDir = new Option<DirectoryInfo>("--data-dir") { Description = "Where this node keeps its volume, rollback logs and guest states.", Required = true };
         var journal = new Option<FileInfo>("--journal") { Description = "Coordinator journal (SQLite file shared by every node that can host the coordinator). Default: DATA_DIR/../coordinator.db." };
         var dataPort = new Option<int>("--data-port") { Description = "Data-plane (write stream) port of a replica. Default: --port + 1000." };
+        var nbd = new Option<string>("--nbd") { Description = "Serve the volume over NBD at HOST:PORT while this replica is primary (the NBD client is the guest; without it, the synthetic guest runs)." };
         var set = new Option<string[]>("--set") { Description = "Override a HOCON key: --set mcactors.checkpoint.epoch-interval=50ms (repeat).", AllowMultipleArgumentsPerToken = true };
         foreach (var p in new[] { port, dataPort })
             p.Validators.Add(r =>
@@ -32,7 +33,7 @@ internal static class NodeCommand
 
         var command = new Command("node", "Run one node of a McActors cluster in the foreground.")
         {
-            role, name, host, port, seeds, dataDir, journal, dataPort, set,
+            role, name, host, port, seeds, dataDir, journal, dataPort, set, nbd,
         };
         command.SetAction(async (parse, cancel) =>
         {
@@ -48,7 +49,8 @@ internal static class NodeCommand
                 dir,
                 parse.GetValue(journal)?.FullName ?? Path.Combine(Path.GetDirectoryName(dir) ?? dir, "coordinator.db"),
                 parse.GetValue(dataPort) is var dp and > 0 ? dp : akkaPort + 1000,
-                parse.GetValue(set) ?? []);
+                parse.GetValue(set) ?? [],
+                parse.GetValue(nbd));
             try
             {
                 return await NodeHost.RunAsync(options, parse.InvocationConfiguration.Output, cancel);

@@ -17,22 +17,30 @@ internal static class UpCommand
         });
         var epochMs = DemoCommand.CreateEpochOption();
         var set = new Option<string[]>("--set") { Description = "Override a HOCON key on every node (repeat).", AllowMultipleArgumentsPerToken = true };
+        var guest = new Option<string>("--guest")
+        {
+            Description = "nbd: every replica serves the volume over NBD while primary (address in cluster.json's nbd), no guest runs; synthetic: the built-in workload.",
+            DefaultValueFactory = _ => "nbd",
+        };
+        guest.AcceptOnlyFromAmong("nbd", "synthetic");
         var command = new Command("up", "Run a local cluster (replicas + an arbiter, one process each) until SIGINT/SIGTERM.")
         {
-            dataDir, replicas, epochMs, set,
+            dataDir, replicas, epochMs, set, guest,
         };
         command.SetAction(async (parse, cancel) =>
         {
             var output = parse.InvocationConfiguration.Output;
             var overrides = DemoCommand.Overrides(parse.GetValue(epochMs), parse.GetValue(set));
             await using var cluster = LocalCluster.LocalCluster.Start(
-                new LocalClusterOptions(parse.GetValue(dataDir)!.FullName, parse.GetValue(replicas), overrides));
+                new LocalClusterOptions(parse.GetValue(dataDir)!.FullName, parse.GetValue(replicas), overrides, Nbd: parse.GetValue(guest) == "nbd"));
             try
             {
                 var status = await cluster.WaitForRolesAsync(TimeSpan.FromSeconds(60), cancel);
                 cluster.UpdateTopology(status);
                 await output.WriteLineAsync($"cluster up: primary {status.Primary}, secondaries {string.Join(", ", status.Secondaries)}; " +
                     $"topology in {Path.Combine(cluster.DataDirectory, TopologyFile.FileName)}; Ctrl+C stops it");
+                if (cluster.Nodes.FirstOrDefault(n => n.Options.Name == status.Primary)?.Options.Nbd is { } nbd)
+                    await output.WriteLineAsync($"the volume is served over NBD: nbd://{nbd} (qemu-io -f raw nbd://{nbd})");
                 while (!cancel.IsCancellationRequested)
                 {
                     await Task.Delay(TimeSpan.FromSeconds(1), cancel);

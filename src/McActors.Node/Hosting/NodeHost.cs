@@ -1,7 +1,9 @@
 using Akka.Actor;
 using Akka.Cluster;
+using Akka.Event;
 using McActors.Checkpointing;
 using McActors.Configuration;
+using McActors.Nbd;
 using McActors.Replication;
 using McActors.Testing;
 
@@ -9,7 +11,7 @@ namespace McActors.Node.Hosting;
 
 /// <summary>
 /// Runs one node in this process: the ActorSystem joined to the cluster, the coordinator singleton
-/// (on replica and arbiter nodes), and the replica actor (on replica nodes). Returns when the
+/// (on replica and arbiter nodes), and the replica actor (on replica nodes), with its NBD server if asked. Returns when the
 /// process is asked to stop, or when the cluster downed this node (never two primaries: a downed
 /// node's system terminates and its data-plane endpoints close with it).
 /// </summary>
@@ -30,6 +32,7 @@ public static class NodeHost
         using var pauses = new PauseDetector(system, settings.PauseLimit);
         cluster.RegisterOnMemberUp(pauses.Start); // a node not yet a member cannot have been downed
         var stopRequested = false;
+        NbdServer? nbd = null;
         try
         {
             if (storeFaults is not null)
@@ -37,10 +40,31 @@ public static class NodeHost
             var coordinator = CoordinatorSingleton.Start(system, settings);
             if (options.Kind == NodeKind.Replica)
             {
-                var replica = new ReplicaSettings(options.Name, options.DataDirectory, options.Host, options.DataPort, settings);
+                Func<IActorRef, Props>? guest = null;
+                if (options.Nbd is { } address)
+                {
+                    // The volume over NBD: the listener lives as long as the node; the export only
+                    // while this node is primary (the NBD guest attaches it), otherwise clients are
+                    // refused with the primary's address.
+                    var nbdOptions = NbdOptions.From(config);
+                    var slot = new NbdExportSlot(nbdOptions.ExportName, options.Name);
+                    system.ActorOf(NbdPrimaryTracker.Props(slot), "nbd-primary-tracker");
+                    var log = system.Log;
+                    try
+                    {
+                        nbd = NbdServer.Start(NbdServer.ParseEndpoint(address), slot, nbdOptions, line => log.Info(line));
+                    }
+                    catch (System.Net.Sockets.SocketException e)
+                    {
+                        throw new ArgumentException($"cannot serve NBD at {address}: {e.Message}", e);
+                    }
+                    guest = NbdGuestActor.ForReplica(options.DataDirectory, slot, nbdOptions);
+                }
+                var replica = new ReplicaSettings(options.Name, options.DataDirectory, options.Host, options.DataPort, settings, guest, options.Nbd);
                 system.ActorOf(ReplicaActor.Props(replica, coordinator), "replica");
             }
-            await output.WriteLineAsync($"node {options.Name} ({options.Kind}) at {cluster.SelfAddress}, data in {options.DataDirectory}");
+            await output.WriteLineAsync($"node {options.Name} ({options.Kind}) at {cluster.SelfAddress}, data in {options.DataDirectory}" +
+                (nbd is null ? "" : $", NBD at {nbd.Endpoint} while primary"));
             await using (cancel.Register(() =>
             {
                 stopRequested = true;
@@ -54,6 +78,9 @@ public static class NodeHost
         {
             if (!system.WhenTerminated.IsCompleted)
                 await system.Terminate();
+            // A downed or stopped node serves no NBD: its clients see the connection close.
+            if (nbd is not null)
+                await nbd.DisposeAsync();
         }
         if (stopRequested)
             return ExitStopped;

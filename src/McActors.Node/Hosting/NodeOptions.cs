@@ -8,7 +8,7 @@ public enum NodeKind
     Observer,
 }
 
-/// <summary>One node's identity and places, from the command line.</summary>
+/// <summary>One node's identity and places, from the command line. <see cref="Nbd"/>: host:port where a replica serves the volume over NBD while primary.</summary>
 public sealed record NodeOptions(
     NodeKind Kind,
     string Name,
@@ -18,7 +18,8 @@ public sealed record NodeOptions(
     string DataDirectory,
     string JournalPath,
     int DataPort,
-    IReadOnlyList<string> Overrides)
+    IReadOnlyList<string> Overrides,
+    string? Nbd = null)
 {
     public const string SystemName = "mcactors";
 

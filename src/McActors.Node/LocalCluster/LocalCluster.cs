@@ -3,8 +3,8 @@ using McActors.Protocol;
 
 namespace McActors.Node.LocalCluster;
 
-/// <summary>What a local cluster is made of.</summary>
-public sealed record LocalClusterOptions(string DataDirectory, int Replicas, IReadOnlyList<string> Overrides);
+/// <summary>What a local cluster is made of; with <see cref="Nbd"/>, every replica serves the volume over NBD (on a free port) while primary.</summary>
+public sealed record LocalClusterOptions(string DataDirectory, int Replicas, IReadOnlyList<string> Overrides, bool Nbd = false);
 
 /// <summary>
 /// A cluster of OS processes on 127.0.0.1, one per node: an arbiter and N replicas, all sharing
@@ -30,7 +30,7 @@ public sealed class LocalCluster : IAsyncDisposable
             throw new ArgumentException($"--replicas {options.Replicas}: at least one replica is needed");
         Directory.CreateDirectory(options.DataDirectory);
         var count = options.Replicas + 1;
-        var ports = FreePorts.Take(2 * count);
+        var ports = FreePorts.Take(3 * count);
         var seeds = Enumerable.Range(0, count).Select(i => $"127.0.0.1:{ports[i]}").ToList();
         var journal = Path.Combine(options.DataDirectory, "coordinator.db");
         // The coordinator assigns roles once this many replicas registered. Every node is a seed, so the
@@ -48,7 +48,8 @@ public sealed class LocalCluster : IAsyncDisposable
                 // The arbiter comes first: it is the first seed and forms the cluster.
                 var (kind, name) = i == 0 ? (NodeKind.Arbiter, "arbiter") : (NodeKind.Replica, $"replica-{i}");
                 var node = new NodeOptions(kind, name, "127.0.0.1", ports[i], seeds,
-                    Path.Combine(options.DataDirectory, name), journal, ports[count + i], options.Overrides);
+                    Path.Combine(options.DataDirectory, name), journal, ports[count + i], options.Overrides,
+                    options.Nbd && kind == NodeKind.Replica ? $"127.0.0.1:{ports[2 * count + i]}" : null);
                 cluster._nodes.Add(LocalNodeProcess.Start(node));
             }
             cluster.Observer = ClusterObserver.Join(seeds, options.DataDirectory, options.Overrides);
@@ -89,7 +90,7 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>Rewrites DATA/cluster.json if anything in it changed (roles from the coordinator's status).</summary>
     public void UpdateTopology(CoordinatorStatus? status)
     {
-        var nodes = _nodes.Select(n => new TopologyNode(n.Options.Name, n.Pid, RoleOf(n, status), n.Options.Port, n.Options.DataDirectory)).ToList();
+        var nodes = _nodes.Select(n => new TopologyNode(n.Options.Name, n.Pid, RoleOf(n, status), n.Options.Port, n.Options.DataDirectory, n.Options.Nbd)).ToList();
         if (nodes.SequenceEqual(_written))
             return;
         TopologyFile.Write(DataDirectory, nodes);

@@ -148,6 +148,11 @@ public sealed class LocalNodeProcess : IDisposable
         yield return o.JournalPath;
         yield return "--data-port";
         yield return o.DataPort.ToString();
+        if (o.Nbd is not null)
+        {
+            yield return "--nbd";
+            yield return o.Nbd;
+        }
         foreach (var pair in o.Overrides)
         {
             yield return "--set";

@@ -3,13 +3,14 @@ using System.Text.Json.Serialization;
 
 namespace McActors.Node.LocalCluster;
 
-/// <summary>One line of DATA/cluster.json.</summary>
+/// <summary>One line of DATA/cluster.json; <see cref="Nbd"/> is host:port of a replica's NBD server (null: none).</summary>
 public sealed record TopologyNode(
     [property: JsonPropertyName("name")] string Name,
     [property: JsonPropertyName("pid")] int Pid,
     [property: JsonPropertyName("role")] string Role,
     [property: JsonPropertyName("akka_port")] int AkkaPort,
-    [property: JsonPropertyName("data_dir")] string DataDir);
+    [property: JsonPropertyName("data_dir")] string DataDir,
+    [property: JsonPropertyName("nbd")] string? Nbd = null);
 
 /// <summary>DATA/cluster.json: the local cluster's topology, rewritten atomically (temp file + rename) on every change.</summary>
 public static class TopologyFile

@@ -35,6 +35,8 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, ReplicaCandidate> _registered = [];
     private readonly Dictionary<string, IActorRef> _refs = [];
+    // Each replica's NBD address (host:port) from its last registration, to tell others where the primary serves.
+    private readonly Dictionary<string, string> _nbd = [];
     private readonly HashSet<string> _awaitingRoleAssumed = [];
     private readonly Dictionary<long, long> _closedAtTicks = [];
     private readonly Dictionary<long, DateTime> _prepareSentAt = [];
@@ -474,7 +476,13 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         var order = _registered.TryGetValue(r.ReplicaId, out var candidate) ? candidate.RegistrationOrder : ++_registrations;
         _registered[r.ReplicaId] = new ReplicaCandidate(r.ReplicaId, r.DataPlaneHost, r.DataPlanePort, order, UpNumber(r.Replica));
         Context.Watch(r.Replica);
-        r.Replica.Tell(new ReplicaRegistered(r.ReplicaId, _state.Generation));
+        // Not persisted: every replica says its NBD address again within a registration interval.
+        if (r.Nbd is not null)
+            _nbd[r.ReplicaId] = r.Nbd;
+        else
+            _nbd.Remove(r.ReplicaId);
+        r.Replica.Tell(new ReplicaRegistered(r.ReplicaId, _state.Generation, _state.Primary,
+            _state.Primary is { } primary ? _nbd.GetValueOrDefault(primary) : null));
 
         if (r.Prepared > _preparedBy.GetValueOrDefault(r.ReplicaId))
             _preparedBy[r.ReplicaId] = r.Prepared;

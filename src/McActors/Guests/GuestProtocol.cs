@@ -60,3 +60,16 @@ public sealed record GetGuestStatus
 /// Paused or Stopped; <see cref="Failure"/> says why a stopped guest stopped.
 /// </summary>
 public sealed record GuestStatus(long Writes, long Bytes, long Epoch, int Outstanding, bool Paused, string State, string? Failure);
+
+/// <summary>
+/// Guest → disk: read <see cref="Length"/> bytes at <see cref="Offset"/> from the live image (a guest
+/// that serves reads, like the NBD export); answered with <see cref="GuestReadCompleted"/> or
+/// <see cref="GuestReadFailed"/> carrying <see cref="Tag"/>. A read sees every write already answered.
+/// </summary>
+public sealed record GuestRead(long Offset, int Length, long Tag);
+
+/// <summary>Disk → guest: the bytes of the read tagged <see cref="Tag"/> (owned by the guest from now on).</summary>
+public sealed record GuestReadCompleted(long Tag, byte[] Data);
+
+/// <summary>Disk → guest: the read tagged <see cref="Tag"/> was refused (out of range, misaligned) or failed.</summary>
+public sealed record GuestReadFailed(long Tag, string Reason);

@@ -17,7 +17,8 @@ public sealed record SecondaryEndpoint(string ReplicaId, string Host, int Port);
 /// run (<see cref="Role"/> of <see cref="RoleGeneration"/>, null while none). A member of the
 /// replica set that registers with no role has restarted: if it was the primary, its image holds
 /// writes no checkpoint covers, so the coordinator fails over. <see cref="VolumeId"/> is null for
-/// a replica with no image yet.
+/// a replica with no image yet. <see cref="Nbd"/> is where the replica serves the volume over NBD
+/// while it is primary (host:port), null if it does not.
 /// </summary>
 public sealed record RegisterReplica(
     string ReplicaId,
@@ -28,10 +29,16 @@ public sealed record RegisterReplica(
     long Committed,
     long Prepared,
     ReplicaRole? Role = null,
-    long RoleGeneration = 0) : IControlMessage;
+    long RoleGeneration = 0,
+    string? Nbd = null) : IControlMessage;
 
-/// <summary>Coordinator → replica: registered; a role assignment follows when there is one for it.</summary>
-public sealed record ReplicaRegistered(string ReplicaId, long Generation) : IControlMessage;
+/// <summary>
+/// Coordinator → replica: registered; a role assignment follows when there is one for it.
+/// <see cref="Primary"/> and <see cref="PrimaryNbd"/> say who is primary and where it serves NBD, as
+/// far as the coordinator knows (null: no primary yet, or it serves no NBD), so that a replica can
+/// send NBD clients there.
+/// </summary>
+public sealed record ReplicaRegistered(string ReplicaId, long Generation, string? Primary = null, string? PrimaryNbd = null) : IControlMessage;
 
 /// <summary>
 /// Coordinator → replica: be the primary of <see cref="Generation"/>, stream to these secondaries,

@@ -245,8 +245,12 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             // Writes of the current epoch are covered by its own checkpoint; without any, the last closed one covers all.
             var covering = ledger.WritesInEpoch > 0 ? ledger.Epoch : ledger.LastClosed;
             var requester = Sender;
+            // Someone waits on the open epoch (a FLUSH): ask for its close now rather than at the next tick.
+            if (covering > ledger.LastClosed)
+                _coordinator.Tell(new CheckpointNow(ledger.Generation));
             _gate!.HoldUntilCommitted(covering, () => requester.Tell(m.Output));
         });
+        Receive<GuestRead>(Read);
         Receive<AssignPrimary>(m =>
         {
             switch (Ledger.Fence(m.Generation))
@@ -302,6 +306,32 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         var epoch = ledger.Epoch;
         var sequence = ledger.RecordWrite(m.Data.Length);
         SendToAll(s => s.SendWriteAsync(epoch, sequence, m.Offset, m.Data), () => guest.Tell(new GuestWriteCompleted(m.Tag)));
+    }
+
+    private void Read(GuestRead m)
+    {
+        if (m.Length < 0 || m.Length > _settings.DataPlane.MaxPayloadBytes)
+        {
+            Sender.Tell(new GuestReadFailed(m.Tag, $"read of {m.Length} B is outside 0..{_settings.DataPlane.MaxPayloadBytes} B"));
+            return;
+        }
+        var data = new byte[m.Length];
+        try
+        {
+            _image!.Read(m.Offset, data);
+        }
+        catch (VolumeRangeException e)
+        {
+            Sender.Tell(new GuestReadFailed(m.Tag, e.Message));
+            return;
+        }
+        catch (IOException e)
+        {
+            _log.Error(e, "primary {0}: read of {1} B at {2} failed", _replicaId, m.Length, m.Offset);
+            Sender.Tell(new GuestReadFailed(m.Tag, $"I/O error: {e.Message}"));
+            return;
+        }
+        Sender.Tell(new GuestReadCompleted(m.Tag, data));
     }
 
     /// <summary>

@@ -14,7 +14,14 @@ public sealed record ReplicaSettings(
     string DataPlaneHost,
     int DataPlanePort,
     McActorsSettings Settings,
-    Func<IActorRef, Props>? GuestProps = null);
+    Func<IActorRef, Props>? GuestProps = null,
+    string? Nbd = null);
+
+/// <summary>
+/// Published on the node's event stream whenever the coordinator acknowledges a registration: who is
+/// primary and where it serves NBD (null if unknown), for a local NBD server to redirect clients.
+/// </summary>
+public sealed record PrimaryLocated(string? Primary, string? PrimaryNbd);
 
 /// <summary>
 /// The node's replica (/user/replica): registers with the coordinator (again and again, so that a
@@ -87,7 +94,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         _volumeId ??= ReadVolumeId();
         var running = _role is not null && !_changing ? _roleKind : null;
         _coordinator.Tell(new RegisterReplica(_replica.ReplicaId, Self, _replica.DataPlaneHost, _replica.DataPlanePort,
-            _volumeId, Committed: 0, Prepared: 0, running, running is null ? 0 : _generation));
+            _volumeId, Committed: 0, Prepared: 0, running, running is null ? 0 : _generation, _replica.Nbd));
     }
 
     /// <summary>The volume this node holds an image of (both roles keep it in the store directory), if any.</summary>
@@ -107,6 +114,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
 
     private void OnRegistered(ReplicaRegistered r)
     {
+        Context.System.EventStream.Publish(new PrimaryLocated(r.Primary, r.PrimaryNbd));
         if (r.Generation > _generation && _roleKind == ReplicaRole.Primary && !_changing)
         {
             // Fencing: a newer generation exists, so this primary was failed over (it was

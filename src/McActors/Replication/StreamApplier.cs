@@ -176,17 +176,18 @@ public sealed class StreamApplier : IDataPlaneHandler
             if (!Admit(state.Generation, state.Sequence, state.Epoch, "guest state"))
                 return ValueTask.CompletedTask;
             CheckIncarnation();
-            GuestState parsed;
+            long captured;
             try
             {
-                parsed = GuestState.Parse(blob.Span);
+                // Synthetic or opaque (NBD, custom guests): either way intact and of this checkpoint.
+                captured = GuestStateBlob.EpochOf(blob.Span);
             }
             catch (GuestStateCorruptException e)
             {
                 throw Broken(state.Epoch, $"guest state of checkpoint {state.Epoch}: {e.Message}");
             }
-            if (parsed.Epoch != state.Epoch)
-                throw Broken(state.Epoch, $"the guest state sent for checkpoint {state.Epoch} was captured at checkpoint {parsed.Epoch}");
+            if (captured != state.Epoch)
+                throw Broken(state.Epoch, $"the guest state sent for checkpoint {state.Epoch} was captured at checkpoint {captured}");
             _states.Write(state.Epoch, blob.Span);
             var progress = Progress(state.Epoch, state.Sequence);
             progress.State = true;

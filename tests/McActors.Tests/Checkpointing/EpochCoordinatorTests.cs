@@ -56,6 +56,22 @@ public sealed class EpochCoordinatorTests : TestKit
     }
 
     [Fact]
+    public void A_registration_is_answered_with_the_primary_and_its_NBD_address()
+    {
+        var coordinator = Start(Settings());
+        // Registrations carry each replica's NBD address; the answer names the primary's.
+        coordinator.Tell(new RegisterReplica("p", _r.Primary.Ref, "127.0.0.1", 7000, null, 0, 0, ReplicaRole.Primary, Gen, Nbd: "127.0.0.1:10809"), _r.Primary.Ref);
+        Assert.Equal(new ReplicaRegistered("p", Gen, "p", "127.0.0.1:10809"), _r.Primary.ExpectMsg<ReplicaRegistered>());
+        coordinator.Tell(new RegisterReplica("s1", _r.S1.Ref, "127.0.0.1", 7001, null, 0, 0, ReplicaRole.Secondary, Gen, Nbd: "127.0.0.1:10810"), _r.S1.Ref);
+        Assert.Equal(new ReplicaRegistered("s1", Gen, "p", "127.0.0.1:10809"), _r.S1.ExpectMsg<ReplicaRegistered>());
+        // A primary that stops serving NBD says so by registering without an address.
+        coordinator.Tell(new RegisterReplica("p", _r.Primary.Ref, "127.0.0.1", 7000, null, 0, 0, ReplicaRole.Primary, Gen), _r.Primary.Ref);
+        _r.Primary.ExpectMsg<ReplicaRegistered>();
+        coordinator.Tell(new RegisterReplica("s1", _r.S1.Ref, "127.0.0.1", 7001, null, 0, 0, ReplicaRole.Secondary, Gen), _r.S1.Ref);
+        Assert.Null(_r.S1.ExpectMsg<ReplicaRegistered>().PrimaryNbd);
+    }
+
+    [Fact]
     public void A_missing_RoleAssumed_gets_its_assignment_resent_and_epochs_wait_for_it()
     {
         var coordinator = Sys.ActorOf(EpochCoordinator.Props(Settings("mcactors.coordinator.assign-retry = 200ms")));
@@ -179,7 +195,7 @@ public sealed class EpochCoordinatorTests : TestKit
         // s1 restarted: same id, new actor.
         var restarted = CreateTestProbe();
         coordinator.Tell(new RegisterReplica("s1", restarted.Ref, "127.0.0.1", 7001, null, 1, 1), restarted.Ref);
-        Assert.Equal(new ReplicaRegistered("s1", Gen), restarted.ExpectMsg<ReplicaRegistered>());
+        Assert.Equal(new ReplicaRegistered("s1", Gen, "p"), restarted.ExpectMsg<ReplicaRegistered>());
         Assert.Equal(1, restarted.ExpectMsg<AssignSecondary>().LastCommitted);
         Assert.Equal(new Commit(Gen, 1), restarted.ExpectMsg<Commit>());
         coordinator.Tell(new CheckpointNow(Gen));

@@ -287,11 +287,31 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
 
         var client = CreateTestProbe();
         primary.Tell(new ReleaseWhenCommitted("flushed"), client.Ref);
+        // The open epoch holds writes: the primary asks the coordinator to close it at once.
+        _coordinator.ExpectMsg<CheckpointNow>(c => Assert.Equal(1, c.Generation), Patience);
         Close(primary, 1, 1);
         client.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         primary.Tell(new Commit(1, 1), _coordinator.Ref);
         client.ExpectMsg("flushed");
         Assert.Equal(1, Status(primary).LastCommitted);
+    }
+
+    [Fact]
+    public void Guest_reads_are_served_from_the_live_image_and_bad_ones_refused()
+    {
+        var secondary = Secondary("s1", out var endpoint);
+        var primary = StartPrimary([endpoint]);
+        AwaitAssert(() => Assert.True(secondary.Writes.Count >= 5), Patience);
+
+        var reader = CreateTestProbe();
+        primary.Tell(new GuestRead(0, (int)VolumeSize, 1), reader.Ref);
+        var read = reader.ExpectMsg<GuestReadCompleted>(Patience);
+        Assert.Equal((1L, (int)VolumeSize), (read.Tag, read.Data.Length));
+        Assert.Contains(read.Data, b => b != 0); // the guest's writes are there
+        primary.Tell(new GuestRead(VolumeSize - 512, 1024, 2), reader.Ref);
+        Assert.Equal(2, reader.ExpectMsg<GuestReadFailed>(Patience).Tag);
+        primary.Tell(new GuestRead(100, 512, 3), reader.Ref);
+        Assert.Equal(3, reader.ExpectMsg<GuestReadFailed>(Patience).Tag);
     }
 
     [Fact]

@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using McActors.Node.LocalCluster;
+using McActors.TestSupport;
+using Xunit.Abstractions;
+
+namespace McActors.Node.Tests;
+
+/// <summary>
+/// The volume over NBD on a real local cluster (`up` through the CLI), with qemu-utils as the clients:
+/// qemu-img info/convert/compare and qemu-io, and a failover under a SIGKILL of the primary process.
+/// </summary>
+[Collection(nameof(LocalClusterTests))] // one multi-process cluster at a time on a 2-core machine
+public sealed class NbdClusterTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Startup = TimeSpan.FromSeconds(90);
+
+    [Fact]
+    public async Task Up_serves_the_volume_to_qemu_img_and_qemu_io_and_a_secondary_names_the_primary()
+    {
+        using var dir = new TempDirectory("mcactors-nbd-up");
+        using var up = NodeProcess.Start("up", "--data-dir", dir.Sub("cluster"), "--replicas", "2", "--epoch-ms", "50");
+        try
+        {
+            var (primary, secondary) = await Roles(dir.Sub("cluster"));
+            var url = $"nbd://{primary.Nbd}";
+
+            Assert.Contains("virtual size: 256 MiB (268435456 bytes)", Qemu.Ok("qemu-img", "info", url));
+
+            // qemu-img convert to the export, compare, and back.
+            var (seed, _) = Seeds.Base();
+            output.WriteLine($"seed {seed}");
+            var source = dir.Sub("source.img");
+            var content = new byte[4 << 20];
+            new Random(seed).NextBytes(content);
+            File.WriteAllBytes(source, content);
+            Qemu.Ok("qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", source, url);
+            Assert.Contains("Images are identical", Qemu.Ok("qemu-img", "compare", "-f", "raw", "-F", "raw", source, url));
+            var copy = dir.Sub("copy.img");
+            Qemu.Ok("qemu-img", "convert", "-f", "raw", "-O", "raw", url, copy);
+            Assert.Equal(256L << 20, new FileInfo(copy).Length);
+            Assert.Contains("Images are identical", Qemu.Ok("qemu-img", "compare", "-f", "raw", "-F", "raw", source, copy));
+
+            var io = Qemu.Ok("qemu-io", "-f", "raw", url, "-c", "write -P 0xab 0 1M", "-c", "flush", "-c", "read -P 0xab 0 1M",
+                "-c", "write -z 1M 64k", "-c", "read -P 0 1M 64k", "-c", "discard 2M 64k", "-c", "write -f -P 0x11 3M 4k", "-c", "read -P 0x11 3M 4k");
+            output.WriteLine(io);
+
+            var (exit, refused) = Qemu.Run("qemu-img", TimeSpan.FromSeconds(30), "info", $"nbd://{secondary.Nbd}");
+            Assert.NotEqual(0, exit);
+            Assert.Contains($"serves NBD at {primary.Nbd}", refused);
+        }
+        finally
+        {
+            Stop(up);
+        }
+    }
+
+    [Fact]
+    public async Task A_flushed_pattern_survives_a_SIGKILL_of_the_primary_and_the_new_primarys_image_is_exact()
+    {
+        using var dir = new TempDirectory("mcactors-nbd-failover");
+        var cluster = dir.Sub("cluster");
+        using var up = NodeProcess.Start("up", "--data-dir", cluster, "--replicas", "2", "--epoch-ms", "50");
+        try
+        {
+            var (primary, _) = await Roles(cluster);
+            string[] writes = ["write -P 0x5c 0 1M", "write -P 0xa7 4M 512k", "write -P 0x3e 100M 4k"];
+            Qemu.Ok("qemu-io", ["-f", "raw", $"nbd://{primary.Nbd}", .. writes.SelectMany(w => new[] { "-c", w }), "-c", "flush"]);
+
+            // The same writes on a local image: what the replicated volume must hold.
+            var expected = dir.Sub("expected.img");
+            Qemu.Ok("qemu-img", "create", "-f", "raw", expected, "256M");
+            Qemu.Ok("qemu-io", ["-f", "raw", expected, .. writes.SelectMany(w => new[] { "-c", w })]);
+
+            var clock = Stopwatch.StartNew();
+            Assert.True(Signals.Send(primary.Pid, Signals.SigKill), $"cannot SIGKILL {primary.Name} (pid {primary.Pid})");
+            var promoted = await Eventually.Get(() => TopologyFile.Read(cluster).FirstOrDefault(n => n.Role == "primary" && n.Name != primary.Name),
+                Startup, "a new primary in cluster.json");
+            Assert.NotNull(promoted.Nbd);
+
+            // The new primary serves once its promotion finished: retry the read until its export is up.
+            string[] reads = ["read -P 0x5c 0 1M", "read -P 0xa7 4M 512k", "read -P 0x3e 100M 4k", "read -P 0 1M 3M"];
+            string[] readArgs = ["-f", "raw", $"nbd://{promoted.Nbd}", .. reads.SelectMany(r => new[] { "-c", r })];
+            var served = await Eventually.Get(() =>
+            {
+                var (exit, text) = Qemu.Run("qemu-io", TimeSpan.FromSeconds(30), readArgs);
+                return exit == 0 && !text.Contains("failed", StringComparison.OrdinalIgnoreCase) && !text.Contains("Could not open") ? text : null;
+            }, Startup, $"the pattern read back through {promoted.Name}'s export at {promoted.Nbd}");
+            output.WriteLine($"{promoted.Name} served the flushed pattern {clock.ElapsedMilliseconds} ms after the SIGKILL:\n{served}");
+
+            var image = Path.Combine(promoted.DataDir, "store", "volume.img");
+            Assert.Contains("Images are identical", Qemu.Ok("qemu-img", "compare", "-f", "raw", "-F", "raw", expected, image));
+        }
+        finally
+        {
+            Stop(up);
+        }
+    }
+
+    private static async Task<(TopologyNode Primary, TopologyNode Secondary)> Roles(string cluster)
+    {
+        var nodes = await Eventually.Get(() =>
+        {
+            if (!File.Exists(Path.Combine(cluster, TopologyFile.FileName)))
+                return null;
+            var all = TopologyFile.Read(cluster);
+            return all.Any(n => n.Role == "primary") ? all : null;
+        }, Startup, "cluster.json with a primary");
+        var primary = nodes.Single(n => n.Role == "primary");
+        var secondary = nodes.Single(n => n.Role == "secondary");
+        Assert.NotNull(primary.Nbd);
+        Assert.NotNull(secondary.Nbd);
+        Assert.Null(nodes.Single(n => n.Role == "arbiter").Nbd);
+        // The primary's export is attached when its guest starts, just after the role is assumed.
+        await Eventually.Get(() => Qemu.Run("qemu-img", TimeSpan.FromSeconds(30), "info", $"nbd://{primary.Nbd}").ExitCode == 0 ? primary : null,
+            Startup, $"the primary's NBD export at {primary.Nbd}");
+        return (primary, secondary);
+    }
+
+    private static void Stop(Process up)
+    {
+        if (up.HasExited)
+            return;
+        Signals.Send(up.Id, Signals.SigTerm);
+        if (!up.WaitForExit(TimeSpan.FromSeconds(60)))
+            up.Kill(entireProcessTree: true);
+    }
+}
