@@ -32,9 +32,11 @@ public sealed class PauseDetector : IDisposable
     /// <summary>Starts measuring (once; later calls do nothing).</summary>
     public void Start()
     {
-        if (!_stopped && !_thread.IsAlive && _thread.ThreadState == System.Threading.ThreadState.Unstarted)
+        if (!_stopped && Interlocked.Exchange(ref _started, 1) == 0)
             _thread.Start();
     }
+
+    private int _started;
 
     private void Run()
     {
