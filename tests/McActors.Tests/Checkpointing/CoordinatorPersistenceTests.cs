@@ -97,12 +97,7 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
         Assert.Equal((Gen, 3L, 2), (primary.Generation, primary.LastCommitted, primary.Secondaries.Count));
         Assert.Equal(new Commit(Gen, 3), _r.Primary.ExpectMsg<Commit>());
 
-        second.Tell(new CheckpointNow(Gen));
-        _r.ExpectClose(4);
-        _r.Closed(second, 4);
-        Prepared(second, _r.S1, 4);
-        Prepared(second, _r.S2, 4);
-        ExpectCommit(4, _r.All);
+        _r.CommitCheckpoint(second, 4);
     }
 
     [Fact]
@@ -113,12 +108,7 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
         first.Tell(GetCoordinatorStatus.Instance);
         ExpectMsg<CoordinatorStatus>(Startup);
         _r.StartRunning(first);
-        first.Tell(new CheckpointNow(Gen));
-        _r.ExpectClose(1);
-        _r.Closed(first, 1);
-        Prepared(first, _r.S1, 1);
-        Prepared(first, _r.S2, 1);
-        ExpectCommit(1, _r.All);
+        _r.CommitCheckpoint(first, 1);
         Watch(first);
         Sys.Stop(first);
         ExpectTerminated(first);

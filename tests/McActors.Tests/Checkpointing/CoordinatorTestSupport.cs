@@ -83,6 +83,17 @@ internal sealed class ReplicaProbes(TestProbe primary, TestProbe s1, TestProbe s
             Assert.Equal(new Prepare(Gen, epoch), s.FishForMessage<Prepare>(_ => true, TimeSpan.FromSeconds(3)));
     }
 
+    /// <summary>One whole checkpoint: CheckpointNow, close, both secondaries prepare, everyone hears Commit(n).</summary>
+    public void CommitCheckpoint(IActorRef coordinator, long epoch)
+    {
+        coordinator.Tell(new CheckpointNow(Gen));
+        ExpectClose(epoch);
+        Closed(coordinator, epoch);
+        Prepared(coordinator, S1, epoch);
+        Prepared(coordinator, S2, epoch);
+        ExpectCommit(epoch, All);
+    }
+
     public void Closed(IActorRef coordinator, long epoch, long writes = 1, long bytes = 4096) =>
         coordinator.Tell(new EpochClosed(Gen, epoch, writes, bytes), Primary.Ref);
 

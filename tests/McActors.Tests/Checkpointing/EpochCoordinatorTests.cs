@@ -182,12 +182,7 @@ public sealed class EpochCoordinatorTests : TestKit
     public void Repeated_registration_is_only_acknowledged_and_a_new_ref_hears_its_assignment_and_the_last_Commit_again()
     {
         var coordinator = Start(Settings());
-        coordinator.Tell(new CheckpointNow(Gen));
-        _r.ExpectClose(1);
-        _r.Closed(coordinator, 1);
-        Prepared(coordinator, _r.S1, 1);
-        Prepared(coordinator, _r.S2, 1);
-        ExpectCommit(1, _r.All);
+        _r.CommitCheckpoint(coordinator, 1);
 
         Register(coordinator, _r.S1, 7001);
         _r.S1.ExpectNoMsg(Quiet);
@@ -306,12 +301,7 @@ public sealed class EpochCoordinatorTests : TestKit
     /// <summary>Commits checkpoint 1 on all, then s2 alone prepares checkpoint 2 (the primary closed it).</summary>
     private void CommitOneThenS2PreparesTwo(IActorRef coordinator)
     {
-        coordinator.Tell(new CheckpointNow(Gen));
-        _r.ExpectClose(1);
-        _r.Closed(coordinator, 1);
-        Prepared(coordinator, _r.S1, 1);
-        Prepared(coordinator, _r.S2, 1);
-        ExpectCommit(1, _r.All);
+        _r.CommitCheckpoint(coordinator, 1);
         coordinator.Tell(new CheckpointNow(Gen));
         _r.ExpectClose(2);
         _r.Closed(coordinator, 2);
