@@ -121,24 +121,7 @@ public sealed class StreamApplier : IDataPlaneHandler
         {
             if (!Admit(write.Generation, write.Sequence, write.Epoch, "write"))
                 return ValueTask.CompletedTask;
-            try
-            {
-                _gate.Write(_incarnation, write.Epoch, write.Offset, data.Span);
-            }
-            catch (StoreRewoundException e)
-            {
-                Rewind(e.Current);
-                throw;
-            }
-            catch (EpochOrderException e)
-            {
-                throw Broken(write.Epoch, $"write {write.Sequence} refused by the store: {e.Message}");
-            }
-            catch (Exception e) when (e is not StoreClosedException)
-            {
-                _secondary.Tell(new StoreWriteFailed(e));
-                throw;
-            }
+            ApplyToStore(write.Epoch, write.Offset, data.Span, write.Sequence);
             var progress = Progress(write.Epoch, write.Sequence);
             progress.Writes++;
             progress.Bytes += write.Length;
@@ -205,19 +188,7 @@ public sealed class StreamApplier : IDataPlaneHandler
             if (!_joining)
                 throw Broken(copy.Epoch, $"a resync copy (offset {copy.Offset}) arrived, but this secondary is not resyncing");
             NoteJoinEpoch(copy.Epoch);
-            try
-            {
-                _gate.Write(_incarnation, copy.Epoch, copy.Offset, data.Span);
-            }
-            catch (EpochOrderException e)
-            {
-                throw Broken(copy.Epoch, $"copy at {copy.Offset} refused by the store: {e.Message}");
-            }
-            catch (Exception e) when (e is not StoreClosedException and not StoreRewoundException)
-            {
-                _secondary.Tell(new StoreWriteFailed(e));
-                throw;
-            }
+            ApplyToStore(copy.Epoch, copy.Offset, data.Span, sequence: null);
             Interlocked.Add(ref _copiedBytes, copy.Length);
         }
         return ValueTask.CompletedTask;
@@ -252,6 +223,35 @@ public sealed class StreamApplier : IDataPlaneHandler
     {
         if (_joining && _joinEpoch < 0)
             _joinEpoch = epoch;
+    }
+
+    /// <summary>
+    /// Writes into the store through the gate, for a write or a resync copy alike: a rewound store
+    /// rewinds the stream, an epoch the store refuses breaks it, any other failure is the store's
+    /// (the secondary fails it so that its supervisor decides).
+    /// </summary>
+    /// <param name="sequence">The write's sequence; null for a copy (it has none). Named only in an error, so the hot path formats nothing.</param>
+    private void ApplyToStore(long epoch, long offset, ReadOnlySpan<byte> data, long? sequence)
+    {
+        try
+        {
+            _gate.Write(_incarnation, epoch, offset, data);
+        }
+        catch (StoreRewoundException e)
+        {
+            Rewind(e.Current);
+            throw;
+        }
+        catch (EpochOrderException e)
+        {
+            var what = sequence is { } n ? $"write {n}" : $"copy at {offset}";
+            throw Broken(epoch, $"{what} refused by the store: {e.Message}");
+        }
+        catch (Exception e) when (e is not StoreClosedException)
+        {
+            _secondary.Tell(new StoreWriteFailed(e));
+            throw;
+        }
     }
 
     /// <summary>Checks a frame; false for one to skip (a duplicate, or of an epoch already in the image).</summary>
