@@ -47,8 +47,8 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<Address, DateTime> _unreachableAt = [];
     private readonly Dictionary<Address, DateTime> _downedAt = [];
     private FailoverReport? _lastFailover;
-    private readonly Dictionary<string, ResyncProgress> _resyncs = [];
-    private readonly Dictionary<string, DateTime> _resyncHeardAt = [];
+    // Replicas being resynced: their last progress, and when it was heard (for the stall timeout).
+    private readonly Dictionary<string, (ResyncProgress Progress, DateTime HeardAt)> _resyncs = [];
     private bool _primaryRunning;
     private DateTime _assigningSince;
     private DateTime _resumingSince;
@@ -322,8 +322,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         {
             if (IsStale(r) || !_resyncs.ContainsKey(r.Progress.Replica))
                 return;
-            _resyncs[r.Progress.Replica] = r.Progress;
-            _resyncHeardAt[r.Progress.Replica] = DateTime.UtcNow;
+            _resyncs[r.Progress.Replica] = (r.Progress, DateTime.UtcNow);
         });
         Command<ResyncCompleted>(r =>
         {
@@ -558,8 +557,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             _log.Debug("{0} registered; the replica set of generation {1} is full", r.ReplicaId, _state.Generation);
             return;
         }
-        _resyncs[r.ReplicaId] = new ResyncProgress(r.ReplicaId, 0, _state.Volume.SizeBytes, 0, false);
-        _resyncHeardAt[r.ReplicaId] = DateTime.UtcNow;
+        _resyncs[r.ReplicaId] = (new ResyncProgress(r.ReplicaId, 0, _state.Volume.SizeBytes, 0, false), DateTime.UtcNow);
         _log.Info("{0} joins generation {1}: resyncing it from primary {2}{3}", r.ReplicaId, _state.Generation, _state.Primary,
             r.VolumeId == _state.Volume.VolumeId ? " (it holds an image of this volume: only what differs is copied)" : "");
         r.Replica.Tell(new AssignSecondary(_state.Generation, _state.Volume, _state.Primary, _state.LastCommitted, Resync: true));
@@ -572,11 +570,10 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     /// </summary>
     private void ForgetStalledResyncs(DateTime now)
     {
-        foreach (var (replica, heard) in _resyncHeardAt.Where(kv => now - kv.Value > _settings.ResyncStallTimeout).ToList())
+        foreach (var replica in _resyncs.Where(kv => now - kv.Value.HeardAt > _settings.ResyncStallTimeout).Select(kv => kv.Key).ToList())
         {
-            _resyncHeardAt.Remove(replica);
-            if (_resyncs.Remove(replica))
-                _log.Warning("resync of {0} made no progress for {1:0} s; forgotten, it is tried again when it registers", replica, _settings.ResyncStallTimeout.TotalSeconds);
+            _resyncs.Remove(replica);
+            _log.Warning("resync of {0} made no progress for {1:0} s; forgotten, it is tried again when it registers", replica, _settings.ResyncStallTimeout.TotalSeconds);
         }
     }
 
@@ -622,7 +619,6 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         _pipeline = null;
         _resyncs.Clear(); // the copies were from the old primary; joiners register again
-        _resyncHeardAt.Clear();
         _primaryRunning = false;
         _closedAtTicks.Clear();
         _prepareSentAt.Clear();
@@ -857,7 +853,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         Failovers = _state.Failovers,
         LastFailover = _lastFailover,
-        Resyncing = [.. _resyncs.Values],
+        Resyncing = [.. _resyncs.Values.Select(r => r.Progress)],
     };
 
     // ---- timer messages (local only) ----
