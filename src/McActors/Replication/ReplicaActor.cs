@@ -230,8 +230,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         _roleKind = null;
         if (next is not { } n)
             return;
-        var (kind, generation) = n.Assignment is AssignPrimary ? (ReplicaRole.Primary, GenerationOf(n.Assignment)) : (ReplicaRole.Secondary, GenerationOf(n.Assignment));
-        StartRole(kind, generation);
+        StartRole(n.Assignment is AssignPrimary ? ReplicaRole.Primary : ReplicaRole.Secondary, GenerationOf(n.Assignment));
         _role!.Tell(n.Assignment, n.Sender);
     }
 
