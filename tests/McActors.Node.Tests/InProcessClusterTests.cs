@@ -69,6 +69,29 @@ public abstract class InProcessCluster<TSelf> : Akka.TestKit.Xunit2.TestKit
         return stopped;
     }
 
+    /// <summary>The coordinator singleton on this node, this node forming the cluster, then <paramref name="count"/> replica nodes.</summary>
+    protected IActorRef StartCluster(McActorsSettings settings, List<ActorSystem> replicas, int count, string extraConfig = "")
+    {
+        var coordinator = CoordinatorSingleton.Start(Sys, settings);
+        Cluster.Get(Sys).Join(Cluster.Get(Sys).SelfAddress);
+        replicas.AddRange(StartReplicas(settings, count, extraConfig));
+        return coordinator;
+    }
+
+    /// <summary>The replica number in a node name ("replica-2" → 2), as <see cref="StartReplica"/> numbers them.</summary>
+    protected static int IndexOf(string replica) => int.Parse(replica["replica-".Length..]);
+
+    /// <summary>Stops a replica node's system (a crash with <see cref="Crashable"/>) and forgets it.</summary>
+    protected static async Task Stop(List<ActorSystem> replicas, ActorSystem node)
+    {
+        await node.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
+        replicas.Remove(node);
+    }
+
+    /// <summary>The running node of replica <paramref name="replica"/>.</summary>
+    protected static ActorSystem NodeOf(List<ActorSystem> replicas, string replica) =>
+        replicas.Single(s => Cluster.Get(s).SelfAddress.Port == Ports[IndexOf(replica)]);
+
     protected static async Task TerminateAll(IEnumerable<ActorSystem> systems)
     {
         foreach (var system in systems)
@@ -105,9 +128,7 @@ public sealed class InProcessClusterTests(ITestOutputHelper output) : InProcessC
         try
         {
             var settings = McActorsSettings.From(Sys.Settings.Config);
-            var coordinator = CoordinatorSingleton.Start(Sys, settings);
-            Cluster.Get(Sys).Join(Cluster.Get(Sys).SelfAddress);
-            replicas.AddRange(StartReplicas(settings, 2));
+            var coordinator = StartCluster(settings, replicas, 2);
 
             CoordinatorStatus status = null!;
             await AwaitAssertAsync(async () =>
@@ -141,17 +162,13 @@ public sealed class InProcessFailoverTests(ITestOutputHelper output) : InProcess
         try
         {
             var settings = McActorsSettings.From(Sys.Settings.Config) with { Replicas = 3 };
-            var coordinator = CoordinatorSingleton.Start(Sys, settings);
-            Cluster.Get(Sys).Join(Cluster.Get(Sys).SelfAddress);
-            replicas.AddRange(StartReplicas(settings, 3));
+            var coordinator = StartCluster(settings, replicas, 3);
 
             var before = await AwaitStatus(coordinator, s => s.LastCommitted >= 10, "checkpoints before the failover", TimeSpan.FromSeconds(60));
             Assert.Equal(2, before.Secondaries.Count);
             var old = before.Primary!;
-            var oldSystem = replicas[int.Parse(old["replica-".Length..]) - 1];
             // The primary's node goes away (its system stops); DeathWatch tells the coordinator.
-            await oldSystem.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
-            replicas.Remove(oldSystem);
+            await Stop(replicas, NodeOf(replicas, old));
 
             var after = await AwaitStatus(coordinator, s => s.Generation == 2 && s.LastFailover?.ResumedAt is not null && s.LastCommitted >= before.LastCommitted + 10,
                 "checkpoints after the failover", TimeSpan.FromSeconds(60));
@@ -239,21 +256,16 @@ public sealed class InProcessReprotectTests(ITestOutputHelper output) : InProces
         try
         {
             var settings = McActorsSettings.From(Sys.Settings.Config);
-            var coordinator = CoordinatorSingleton.Start(Sys, settings);
-            Cluster.Get(Sys).Join(Cluster.Get(Sys).SelfAddress);
-            replicas.AddRange(StartReplicas(settings, 2, Crashable));
+            var coordinator = StartCluster(settings, replicas, 2, Crashable);
 
             var before = await AwaitStatus(coordinator, s => s.LastCommitted >= 10, "checkpoints before the crash", TimeSpan.FromSeconds(60));
             var old = before.Primary!;
-            var index = int.Parse(old["replica-".Length..]);
-            var crashed = replicas[index - 1];
-            await crashed.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
-            replicas.Remove(crashed);
+            await Stop(replicas, NodeOf(replicas, old));
             var alone = await AwaitStatus(coordinator, s => s.Generation == 2 && s.LastFailover?.ResumedAt is not null, "failover", TimeSpan.FromSeconds(60));
             Assert.True(alone.Degraded);
 
             // The old primary's node restarts with its data directory: it joins and is resynced.
-            replicas.Add(StartReplica(settings, index, Crashable));
+            replicas.Add(StartReplica(settings, IndexOf(old), Crashable));
             var synced = await AwaitStatus(coordinator, s => s.Secondaries.Contains(old) && s.LastCommitted > alone.LastCommitted + 5,
                 "re-protection", TimeSpan.FromSeconds(90));
             Assert.False(synced.Degraded);
@@ -279,16 +291,13 @@ public sealed class InProcessResyncCrashTests(ITestOutputHelper output) : InProc
         try
         {
             var settings = McActorsSettings.From(Sys.Settings.Config);
-            var coordinator = CoordinatorSingleton.Start(Sys, settings);
-            Cluster.Get(Sys).Join(Cluster.Get(Sys).SelfAddress);
-            replicas.AddRange(StartReplicas(settings, 2, Crashable));
+            var coordinator = StartCluster(settings, replicas, 2, Crashable);
             var before = await AwaitStatus(coordinator, s => s.LastCommitted >= 10 && s.Secondaries.Count == 1, "checkpoints", TimeSpan.FromSeconds(60));
 
             // The secondary crashes and comes back with an empty disk on a slow store: the copy takes seconds.
             var joiner = before.Secondaries[0];
-            var index = int.Parse(joiner["replica-".Length..]);
-            await replicas[index - 1].Terminate().WaitAsync(TimeSpan.FromSeconds(30));
-            replicas.RemoveAt(index - 1);
+            var index = IndexOf(joiner);
+            await Stop(replicas, NodeOf(replicas, joiner));
             await AwaitStatus(coordinator, s => s.Secondaries.Count == 0, "secondary dropped", TimeSpan.FromSeconds(30));
             Directory.Delete(Path.Combine(Root, joiner), recursive: true);
             var slowDisk = new McActors.Testing.StoreFaultInjector();
@@ -298,8 +307,7 @@ public sealed class InProcessResyncCrashTests(ITestOutputHelper output) : InProc
             await AwaitStatus(coordinator, s => s.Resyncing.Any(r => r.Replica == joiner && r.CopiedBytes > 0 && !r.Done), "copy under way", TimeSpan.FromSeconds(60));
 
             // It crashes mid-copy: its store says "resync in progress" and must not be trusted.
-            await slow.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
-            replicas.Remove(slow);
+            await Stop(replicas, slow);
             var storeDirectory = Path.Combine(Root, joiner, SecondaryActor.StoreName);
             Assert.Throws<McActors.Storage.ResyncIncompleteException>(() => McActors.Storage.Rollback.RollbackStore.Recover(storeDirectory).Dispose());
 
