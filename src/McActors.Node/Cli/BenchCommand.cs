@@ -12,6 +12,7 @@ internal static class BenchCommand
         BenchDataPlaneCommand.Create(),
         BenchReplicationCommand.Create(),
         BenchFailoverCommand.Create(),
+        BenchNbdCommand.Create(),
     };
 
     /// <summary>
