@@ -76,7 +76,7 @@ public sealed class NbdPrimaryTests : TestKit, IAsyncLifetime
         Close(primary, 1); // the NBD guest paused, gave its state blob, resumed
         _coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
         Assert.Equal(0, client.Available); // closed is not committed: no answer yet
-        primary.Tell(new Commit(1, 1), _coordinator.Ref);
+        primary.Tell(new Commit(1, 1, 1), _coordinator.Ref);
         Assert.Equal((0u, 9ul), client.ReceiveReply());
 
         client.SendRequest(CmdWrite, 10, 0, 512, CmdFlagFua, new byte[512]);
@@ -84,7 +84,7 @@ public sealed class NbdPrimaryTests : TestKit, IAsyncLifetime
         Close(primary, 2);
         _coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
         Assert.Equal(0, client.Available);
-        primary.Tell(new Commit(1, 2), _coordinator.Ref);
+        primary.Tell(new Commit(1, 2, 1), _coordinator.Ref);
         Assert.Equal((0u, 10ul), client.ReceiveReply());
 
         // With nothing written since the last commit, a FLUSH has nothing to wait for.

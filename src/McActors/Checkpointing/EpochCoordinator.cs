@@ -509,7 +509,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         SendAssignment(replica);
         if (_state.LastCommitted > 0)
-            _refs[replica].Tell(new Commit(_state.Generation, _state.LastCommitted));
+            _refs[replica].Tell(new Commit(_state.Generation, _state.LastCommitted, _state.Secondaries.Length));
     }
 
     /// <summary>Forgets a terminated ref; returns the replica id it belonged to, if it is still current.</summary>
@@ -816,7 +816,8 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         _prepareSentAt.Remove(e.Epoch);
         if (_closedAtTicks.Remove(e.Epoch, out var closedAt))
             _latency.Add(Stopwatch.GetElapsedTime(closedAt));
-        var commit = new Commit(e.Generation, e.Epoch);
+        // Every secondary still in the set prepared this checkpoint (the pipeline commits only then; drops are persisted first).
+        var commit = new Commit(e.Generation, e.Epoch, _state.Secondaries.Length);
         Primary()?.Tell(commit);
         foreach (var secondary in _pipeline!.Secondaries)
             _refs.GetValueOrDefault(secondary)?.Tell(commit);

@@ -110,6 +110,8 @@ public sealed record McActorsSettings(
         Require(VolumeSize > 0 && VolumeSize % BlockSize == 0 && VolumeSize % 512 == 0,
             "mcactors.volume.size", $"{VolumeSize} B is not a positive multiple of the block size ({BlockSize} B)");
         Require(Replicas >= 1, "mcactors.cluster.replicas", $"{Replicas} is under 1");
+        Require(MinReplicas <= Replicas - 1, "mcactors.checkpoint.min-replicas",
+            $"{MinReplicas} is more than the {Replicas - 1} secondaries mcactors.cluster.replicas = {Replicas} gives: no FLUSH could ever be acknowledged (set it to 0 for a single replica)");
         Require(GuestMaxOutstanding >= 1, "mcactors.guest.max-outstanding", $"{GuestMaxOutstanding} is under 1");
         Require(GuestWriteLimit is null or >= 0, "mcactors.guest.write-limit", $"{GuestWriteLimit} is negative");
         Require(AssignRetry > TimeSpan.Zero, "mcactors.coordinator.assign-retry", $"{AssignRetry} is not positive");

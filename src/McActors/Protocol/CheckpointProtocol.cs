@@ -15,8 +15,12 @@ public sealed record Prepare(long Generation, long Epoch) : IFencedMessage;
 /// <summary>Secondary → coordinator: checkpoint <see cref="Epoch"/> is durable here (image, logs, guest state).</summary>
 public sealed record Prepared(long Generation, long Epoch, string Replica) : IFencedMessage;
 
-/// <summary>Coordinator → replicas: checkpoint <see cref="Epoch"/> is committed (idempotent; a late one changes nothing).</summary>
-public sealed record Commit(long Generation, long Epoch) : IFencedMessage;
+/// <summary>
+/// Coordinator → replicas: checkpoint <see cref="Epoch"/> is committed (idempotent; a late one
+/// changes nothing) on <see cref="Secondaries"/> secondaries, which the primary checks against
+/// <c>min-replicas</c> before it releases output.
+/// </summary>
+public sealed record Commit(long Generation, long Epoch, int Secondaries) : IFencedMessage;
 
 /// <summary>Any replica → sender: your message's generation is older than mine; it changed nothing.</summary>
 public sealed record StaleGeneration(long Current, long Received, string MessageType) : IControlMessage;

@@ -88,6 +88,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private bool _stopGuest;
     private long? _stoppedAt;
     private bool _stoppedStateSaved;
+    private bool _outputWaitLogged; // the degraded-output warning is logged once per spell, not per commit
     private string? _guestFailure;
 
     public PrimaryActor(string replicaId, string dataDirectory, IActorRef coordinator, McActorsSettings settings,
@@ -465,9 +466,44 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             case CommitOutcome.AlreadyCommitted:
                 return;
         }
-        _gate!.Commit(m.Epoch);
+        ReleaseOutput(m);
         if (stoppedState is not null)
             SaveStoppedCheckpoint(_stoppedAt!.Value, stoppedState);
+    }
+
+    /// <summary>
+    /// Releases the output a commit covers if it meets <c>min-replicas</c> (DESIGN.md, degraded
+    /// mode): with fewer secondaries the output waits for a later commit that has them (after a
+    /// re-protection); with none and min-replicas 0, the image is fsynced first, so that what is
+    /// acknowledged is at least durable here.
+    /// </summary>
+    private void ReleaseOutput(Commit m)
+    {
+        if (m.Secondaries < _settings.MinReplicas)
+        {
+            if (_gate!.Pending > 0 && !_outputWaitLogged)
+                _log.Warning("primary {0}: {1} output(s) (FLUSH replies) wait: checkpoint {2} committed on {3} secondaries, min-replicas is {4}",
+                    _replicaId, _gate.Pending, m.Epoch, m.Secondaries, _settings.MinReplicas);
+            _outputWaitLogged = _gate!.Pending > 0;
+            return;
+        }
+        if (_outputWaitLogged)
+            _log.Info("primary {0}: checkpoint {1} committed on {2} secondaries: waiting output released", _replicaId, m.Epoch, m.Secondaries);
+        _outputWaitLogged = false;
+        if (m.Secondaries == 0)
+        {
+            try
+            {
+                _image!.Flush();
+            }
+            catch (IOException e)
+            {
+                // Not durable anywhere: keep the output held; the next commit tries again.
+                _log.Error(e, "primary {0}: fsync of the image for checkpoint {1} failed; output stays held", _replicaId, m.Epoch);
+                return;
+            }
+        }
+        _gate!.Commit(m.Epoch);
     }
 
     private void SaveStoppedCheckpoint(long epoch, byte[] state)

@@ -89,13 +89,13 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
             Assert.Equal(new ReplicaRegistered(Id(probe), Gen, "p"), probe.ExpectMsg<ReplicaRegistered>());
             var assign = probe.ExpectMsg<AssignSecondary>();
             Assert.Equal((Gen, "p", 3L), (assign.Generation, assign.PrimaryId, assign.LastCommitted));
-            Assert.Equal(new Commit(Gen, 3), probe.ExpectMsg<Commit>());
+            Assert.Equal(new Commit(Gen, 3, 2), probe.ExpectMsg<Commit>());
         }
         second.Tell(new RegisterReplica("p", _r.Primary.Ref, "127.0.0.1", 7000, null, 3, 3, ReplicaRole.Primary, Gen), _r.Primary.Ref); // it still runs
         Assert.Equal(new ReplicaRegistered("p", Gen, "p"), _r.Primary.ExpectMsg<ReplicaRegistered>());
         var primary = _r.Primary.ExpectMsg<AssignPrimary>();
         Assert.Equal((Gen, 3L, 2), (primary.Generation, primary.LastCommitted, primary.Secondaries.Count));
-        Assert.Equal(new Commit(Gen, 3), _r.Primary.ExpectMsg<Commit>());
+        Assert.Equal(new Commit(Gen, 3, 2), _r.Primary.ExpectMsg<Commit>());
 
         _r.CommitCheckpoint(second, 4);
     }

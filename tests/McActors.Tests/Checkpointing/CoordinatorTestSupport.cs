@@ -100,10 +100,14 @@ internal sealed class ReplicaProbes(TestProbe primary, TestProbe s1, TestProbe s
     public static void Prepared(IActorRef coordinator, TestProbe secondary, long epoch) =>
         coordinator.Tell(new Prepared(Gen, epoch, Id(secondary)), secondary.Ref);
 
-    /// <summary>Every listed probe gets Commit(n), skipping resent Prepares on the way.</summary>
+    /// <summary>
+    /// Every listed probe — the primary and the secondaries left in the set — gets Commit(n) naming
+    /// that many secondaries, skipping resent Prepares on the way.
+    /// </summary>
     public static void ExpectCommit(long epoch, params IEnumerable<TestProbe> probes)
     {
-        foreach (var probe in probes)
-            Assert.Equal(new Commit(Gen, epoch), probe.FishForMessage<Commit>(m => true, TimeSpan.FromSeconds(3)));
+        var members = probes.ToList();
+        foreach (var probe in members)
+            Assert.Equal(new Commit(Gen, epoch, members.Count - 1), probe.FishForMessage<Commit>(m => true, TimeSpan.FromSeconds(3)));
     }
 }

@@ -192,7 +192,7 @@ public sealed class EpochCoordinatorTests : TestKit
         coordinator.Tell(new RegisterReplica("s1", restarted.Ref, "127.0.0.1", 7001, null, 1, 1), restarted.Ref);
         Assert.Equal(new ReplicaRegistered("s1", Gen, "p"), restarted.ExpectMsg<ReplicaRegistered>());
         Assert.Equal(1, restarted.ExpectMsg<AssignSecondary>().LastCommitted);
-        Assert.Equal(new Commit(Gen, 1), restarted.ExpectMsg<Commit>());
+        Assert.Equal(new Commit(Gen, 1, 2), restarted.ExpectMsg<Commit>());
         coordinator.Tell(new CheckpointNow(Gen));
         Assert.Equal(new Prepare(Gen, 2), restarted.ExpectMsg<Prepare>());
     }
@@ -232,9 +232,9 @@ public sealed class EpochCoordinatorTests : TestKit
         Prepared(coordinator, _r.S1, 2);
         Prepared(coordinator, _r.S2, 2);
         // The epoch that was due while the pipeline was full closes as soon as a slot frees.
-        Assert.Equal(new Commit(Gen, 1), _r.Primary.ExpectMsg<Commit>());
+        Assert.Equal(new Commit(Gen, 1, 2), _r.Primary.ExpectMsg<Commit>());
         Assert.Equal(new CloseEpoch(Gen, 3), _r.Primary.ExpectMsg<CloseEpoch>());
-        Assert.Equal(new Commit(Gen, 2), _r.Primary.ExpectMsg<Commit>());
+        Assert.Equal(new Commit(Gen, 2, 2), _r.Primary.ExpectMsg<Commit>());
     }
 
     [Fact]

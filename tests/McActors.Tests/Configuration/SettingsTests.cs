@@ -31,6 +31,7 @@ public sealed class SettingsTests
     [InlineData("mcactors.checkpoint.max-in-flight=0", "mcactors.checkpoint.max-in-flight")]
     [InlineData("mcactors.checkpoint.epoch-interval=soon", "mcactors.checkpoint.epoch-interval")]
     [InlineData("no-equals-sign", "key=value")]
+    [InlineData("mcactors.checkpoint.min-replicas=2", "mcactors.checkpoint.min-replicas")]
     public void A_bad_value_is_refused_with_the_key_named(string pair, string named)
     {
         var e = Assert.Throws<ConfigurationException>(() => McActorsSettings.From(HoconFiles.Load([pair])));

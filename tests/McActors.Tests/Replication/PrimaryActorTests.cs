@@ -57,9 +57,11 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
         }
     }
 
-    private McActorsSettings Settings(long? window = null, TimeSpan? stall = null)
+    private McActorsSettings Settings(long? window = null, TimeSpan? stall = null, int? minReplicas = null)
     {
         var settings = McActorsSettings.From(Sys.Settings.Config);
+        if (minReplicas is not null)
+            settings = settings with { MinReplicas = minReplicas.Value };
         if (window is not null)
             settings = settings with { DataPlane = settings.DataPlane with { WindowBytes = window.Value } };
         // The prepare timeout is also how long the primary waits on a full window before dropping that secondary.
@@ -79,9 +81,9 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
         disk => SyntheticGuestActor.Props(disk, new SyntheticGuestOptions(Seed, VolumeSize, MaxOutstanding: window, WriteLimit: limit));
 
     private IActorRef StartPrimary(IReadOnlyList<SecondaryEndpoint> secondaries, long generation = 1, long? window = null,
-        Func<IActorRef, Props>? guest = null, TimeSpan? stall = null)
+        Func<IActorRef, Props>? guest = null, TimeSpan? stall = null, int? minReplicas = null)
     {
-        var primary = Sys.ActorOf(PrimaryActor.Props("p", _directory, _coordinator.Ref, Settings(window, stall), guest ?? Guest()), "primary");
+        var primary = Sys.ActorOf(PrimaryActor.Props("p", _directory, _coordinator.Ref, Settings(window, stall, minReplicas), guest ?? Guest()), "primary");
         primary.Tell(new AssignPrimary(generation, _volume, secondaries, LastCommitted: 0), _coordinator.Ref);
         var assumed = _coordinator.ExpectMsg<RoleAssumed>(Patience);
         Assert.Equal(new RoleAssumed(generation, "p", ReplicaRole.Primary), assumed);
@@ -175,7 +177,7 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
 
         primary.Tell(new CloseEpoch(2, 1), _coordinator.Ref);
         Assert.Equal(new StaleGeneration(3, 2, nameof(CloseEpoch)), _coordinator.ExpectMsg<StaleGeneration>());
-        primary.Tell(new Commit(1, 1), _coordinator.Ref);
+        primary.Tell(new Commit(1, 1, 1), _coordinator.Ref);
         Assert.Equal(new StaleGeneration(3, 1, nameof(Commit)), _coordinator.ExpectMsg<StaleGeneration>());
         primary.Tell(new AssignPrimary(2, _volume, [], 0), _coordinator.Ref);
         Assert.Equal(new StaleGeneration(3, 2, nameof(AssignPrimary)), _coordinator.ExpectMsg<StaleGeneration>());
@@ -256,7 +258,7 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
         Assert.True(Status(primary).GuestStopped);
         Assert.DoesNotContain(secondary.Frames, f => f.Epoch == 3);
 
-        primary.Tell(new Commit(1, 2), _coordinator.Ref);
+        primary.Tell(new Commit(1, 2, 1), _coordinator.Ref);
         var statePath = PrimaryVolumeFiles.StatePath(_directory, 2);
         AwaitAssert(() => Assert.True(File.Exists(statePath)), Patience);
         Assert.Equal(2, Status(primary).LastCommitted);
@@ -291,9 +293,45 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
         _coordinator.ExpectMsg<CheckpointNow>(c => Assert.Equal(1, c.Generation), Patience);
         Close(primary, 1, 1);
         client.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
-        primary.Tell(new Commit(1, 1), _coordinator.Ref);
+        primary.Tell(new Commit(1, 1, 1), _coordinator.Ref);
         client.ExpectMsg("flushed");
         Assert.Equal(1, Status(primary).LastCommitted);
+    }
+
+    [Fact]
+    public void Output_of_a_checkpoint_committed_on_fewer_secondaries_than_min_replicas_waits_for_a_commit_that_has_them()
+    {
+        var secondary = Secondary("s1", out var endpoint);
+        var primary = StartPrimary([endpoint], minReplicas: 1);
+        AwaitAssert(() => Assert.True(secondary.Writes.Count >= 5), Patience);
+
+        var client = CreateTestProbe();
+        primary.Tell(new ReleaseWhenCommitted("flushed"), client.Ref);
+        _coordinator.ExpectMsg<CheckpointNow>(Patience);
+        Close(primary, 1, 1);
+        // Committed, but with the set down to the primary alone: the FLUSH reply would promise a copy nobody has.
+        EventFilter.Warning(contains: "min-replicas is 1").ExpectOne(() => primary.Tell(new Commit(1, 1, 0), _coordinator.Ref));
+        client.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        Assert.Equal(1, Status(primary).LastCommitted);
+
+        // A later checkpoint committed on a secondary again (after a re-protection) covers it.
+        Close(primary, 1, 2);
+        primary.Tell(new Commit(1, 2, 1), _coordinator.Ref);
+        client.ExpectMsg("flushed");
+    }
+
+    [Fact]
+    public void With_min_replicas_0_a_degraded_primary_releases_output_at_commit_on_local_durability()
+    {
+        var primary = StartPrimary([], minReplicas: 0);
+        var client = CreateTestProbe();
+        AwaitAssert(() => Assert.True(Status(primary).Writes > 0), Patience);
+        primary.Tell(new ReleaseWhenCommitted("flushed"), client.Ref);
+        _coordinator.ExpectMsg<CheckpointNow>(Patience);
+        Close(primary, 1, 1);
+        client.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        primary.Tell(new Commit(1, 1, 0), _coordinator.Ref);
+        client.ExpectMsg("flushed");
     }
 
     [Fact]
@@ -466,7 +504,7 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
         AwaitAssert(() => Assert.True(secondary.Writes.Count >= 20), Patience);
         first.Tell(StopGuest.Instance, _coordinator.Ref);
         Close(first, 1, 1);
-        first.Tell(new Commit(1, 1), _coordinator.Ref);
+        first.Tell(new Commit(1, 1, 1), _coordinator.Ref);
         var statePath = PrimaryVolumeFiles.StatePath(_directory, 1);
         AwaitAssert(() => Assert.True(File.Exists(statePath)), Patience);
         var saved = GuestState.Parse(File.ReadAllBytes(statePath));

@@ -77,7 +77,7 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
     /// <summary>Commits and waits until the secondary has it (Commit has no answer: watch the status).</summary>
     private void CommitAndWait(IActorRef secondary, long epoch)
     {
-        secondary.Tell(new Commit(1, epoch), _coordinator.Ref);
+        secondary.Tell(new Commit(1, epoch, 1), _coordinator.Ref);
         AwaitAssert(() => Assert.Equal(epoch, Status(secondary).LastCommitted), TimeSpan.FromSeconds(5));
     }
 
@@ -176,8 +176,8 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
         AwaitAssert(() => Assert.False(File.Exists(StatePath(1))));
         Assert.True(File.Exists(StatePath(2)));
 
-        EventFilter.Debug(contains: "ignoring Commit(1)").ExpectOne(() => secondary.Tell(new Commit(1, 1), _coordinator.Ref)); // late
-        EventFilter.Debug(contains: "ignoring Commit(2)").ExpectOne(() => secondary.Tell(new Commit(1, 2), _coordinator.Ref)); // repeated
+        EventFilter.Debug(contains: "ignoring Commit(1)").ExpectOne(() => secondary.Tell(new Commit(1, 1, 1), _coordinator.Ref)); // late
+        EventFilter.Debug(contains: "ignoring Commit(2)").ExpectOne(() => secondary.Tell(new Commit(1, 2, 1), _coordinator.Ref)); // repeated
         _coordinator.ExpectNoMsg(Quiet);
         var status = Status(secondary);
         Assert.Equal(2, status.LastCommitted);
@@ -197,7 +197,7 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
 
         secondary.Tell(new Prepare(2, 1), _coordinator.Ref);
         Assert.Equal(new StaleGeneration(3, 2, nameof(Prepare)), _coordinator.ExpectMsg<StaleGeneration>());
-        secondary.Tell(new Commit(1, 1), _coordinator.Ref);
+        secondary.Tell(new Commit(1, 1, 1), _coordinator.Ref);
         Assert.Equal(new StaleGeneration(3, 1, nameof(Commit)), _coordinator.ExpectMsg<StaleGeneration>());
         secondary.Tell(new AssignSecondary(2, _volume, "p0", 0), _coordinator.Ref);
         Assert.Equal(new StaleGeneration(3, 2, nameof(AssignSecondary)), _coordinator.ExpectMsg<StaleGeneration>());
@@ -410,7 +410,7 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
             states[epoch] = await primary.CloseAsync(epoch);
             Prepare(secondary, epoch); // not waited for: epoch + 1 streams while the store prepares
             if (epoch > 2)
-                secondary.Tell(new Commit(1, epoch - 2), _coordinator.Ref);
+                secondary.Tell(new Commit(1, epoch - 2, 1), _coordinator.Ref);
         }
         await primary.WriteAsync(6, 40); // an open epoch, never prepared
         var prepared = Enumerable.Range(0, 5).Select(_ => _coordinator.ExpectMsg<Prepared>(TimeSpan.FromSeconds(5)).Epoch).ToList();
