@@ -153,6 +153,29 @@ public sealed class LocalClusterTests
         }
     }
 
+    [Theory]
+    [InlineData(2, 3)] // 2 replicas + the arbiter
+    [InlineData(3, 3)] // 3 replicas; the arbiter does not vote, or 2/2 partitions would be ties
+    public async Task The_voters_for_the_split_brain_resolver_are_odd(int replicas, int voters)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"mcactors-voters-test-{Guid.NewGuid():N}");
+        try
+        {
+            await using var cluster = LocalCluster.LocalCluster.Start(new LocalClusterOptions(dir, replicas,
+                ["mcactors.checkpoint.epoch-interval = 50ms", "mcactors.volume.size = 32MiB"]));
+            await cluster.WaitForRolesAsync(TimeSpan.FromSeconds(90), CancellationToken.None);
+            var members = Akka.Cluster.Cluster.Get(cluster.Observer.System).State.Members;
+            Assert.Equal(replicas + 2, members.Count); // replicas, the arbiter and the observer
+            Assert.Equal(voters, members.Count(m => m.HasRole(Hosting.NodeOptions.VoterRole)));
+            Assert.All(members.Where(m => m.HasRole("replica")), m => Assert.True(m.HasRole(Hosting.NodeOptions.VoterRole)));
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+                Directory.Delete(dir, recursive: true);
+        }
+    }
+
     private static bool IsAlive(int pid)
     {
         try

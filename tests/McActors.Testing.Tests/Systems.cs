@@ -9,8 +9,8 @@ internal static class Systems
 {
     /// <summary>The node configuration (cluster, SBR, Hyperion) with the throttle adapter, as a node with fault injection on runs.</summary>
     public static Config ClusterNode(params string[] overrides) =>
-        // The coordinator role makes it a voting node for the Split Brain Resolver, as replicas and arbiters are.
-        FaultConfig.ThrottleAdapter.WithFallback(HoconFiles.Load(["akka.loglevel = INFO", "akka.cluster.roles = [coordinator]", .. overrides]));
+        // The voter role makes it count for the Split Brain Resolver, as replicas (and most arbiters) do.
+        FaultConfig.ThrottleAdapter.WithFallback(HoconFiles.Load(["akka.loglevel = INFO", "akka.cluster.roles = [coordinator, voter]", .. overrides]));
 
     /// <summary>Plain remoting (no cluster, so no downing) with the throttle adapter and the product's serialization.</summary>
     public static Config Remote(params string[] overrides) =>

@@ -23,6 +23,12 @@ internal static class NodeCommand
         var dataPort = new Option<int>("--data-port") { Description = "Data-plane (write stream) port of a replica. Default: --port + 1000." };
         var nbd = new Option<string>("--nbd") { Description = "Serve the volume over NBD at HOST:PORT while this replica is primary (the NBD client is the guest; without it, the synthetic guest runs)." };
         var set = new Option<string[]>("--set") { Description = "Override a HOCON key: --set mcactors.checkpoint.epoch-interval=50ms (repeat).", AllowMultipleArgumentsPerToken = true };
+        var votes = new Option<bool>("--votes")
+        {
+            Description = "Whether an arbiter counts in the Split Brain Resolver's majority (replicas always do). Keep the voters odd: " +
+                "true beside an even number of replicas, false beside an odd one.",
+            DefaultValueFactory = _ => true,
+        };
         foreach (var p in new[] { port, dataPort })
             p.Validators.Add(r =>
             {
@@ -33,7 +39,7 @@ internal static class NodeCommand
 
         var command = new Command("node", "Run one node of a McActors cluster in the foreground.")
         {
-            role, name, host, port, seeds, dataDir, journal, dataPort, set, nbd,
+            role, name, host, port, seeds, dataDir, journal, dataPort, set, nbd, votes,
         };
         command.SetAction(async (parse, cancel) =>
         {
@@ -50,7 +56,8 @@ internal static class NodeCommand
                 parse.GetValue(journal)?.FullName ?? Path.Combine(Path.GetDirectoryName(dir) ?? dir, "coordinator.db"),
                 parse.GetValue(dataPort) is var dp and > 0 ? dp : akkaPort + 1000,
                 parse.GetValue(set) ?? [],
-                parse.GetValue(nbd));
+                parse.GetValue(nbd),
+                parse.GetValue(votes));
             try
             {
                 return await NodeHost.RunAsync(options, parse.InvocationConfiguration.Output, cancel);

@@ -8,7 +8,12 @@ public enum NodeKind
     Observer,
 }
 
-/// <summary>One node's identity and places, from the command line. <see cref="Nbd"/>: host:port where a replica serves the volume over NBD while primary.</summary>
+/// <summary>
+/// One node's identity and places, from the command line. <see cref="Nbd"/>: host:port where a
+/// replica serves the volume over NBD while primary. <see cref="Votes"/>: an arbiter counts in the
+/// Split Brain Resolver's majority (replicas always do); an arbiter beside an odd number of
+/// replicas should not, or the voters are even and a half-and-half partition is a tie.
+/// </summary>
 public sealed record NodeOptions(
     NodeKind Kind,
     string Name,
@@ -19,14 +24,19 @@ public sealed record NodeOptions(
     string JournalPath,
     int DataPort,
     IReadOnlyList<string> Overrides,
-    string? Nbd = null)
+    string? Nbd = null,
+    bool Votes = true)
 {
     public const string SystemName = "mcactors";
 
-    /// <summary>Cluster roles: every non-observer node may host the coordinator singleton.</summary>
+    /// <summary>The Split Brain Resolver's keep-majority counts only nodes with this role (hocon/cluster.conf).</summary>
+    public const string VoterRole = "voter";
+
+    /// <summary>Cluster roles: every non-observer node may host the coordinator singleton; replicas and voting arbiters vote.</summary>
     public IReadOnlyList<string> Roles => Kind switch
     {
-        NodeKind.Replica => ["replica", "coordinator"],
+        NodeKind.Replica => ["replica", "coordinator", VoterRole],
+        NodeKind.Arbiter when Votes => ["arbiter", "coordinator", VoterRole],
         NodeKind.Arbiter => ["arbiter", "coordinator"],
         _ => ["observer"],
     };

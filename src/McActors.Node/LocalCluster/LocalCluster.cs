@@ -47,9 +47,12 @@ public sealed class LocalCluster : IAsyncDisposable
             {
                 // The arbiter comes first: it is the first seed and forms the cluster.
                 var (kind, name) = i == 0 ? (NodeKind.Arbiter, "arbiter") : (NodeKind.Replica, $"replica-{i}");
+                // The arbiter votes only beside an even number of replicas: the voters stay odd, so
+                // no partition or double failure is a tie for the Split Brain Resolver.
                 var node = new NodeOptions(kind, name, "127.0.0.1", ports[i], seeds,
                     Path.Combine(options.DataDirectory, name), journal, ports[count + i], options.Overrides,
-                    options.Nbd && kind == NodeKind.Replica ? $"127.0.0.1:{ports[2 * count + i]}" : null);
+                    options.Nbd && kind == NodeKind.Replica ? $"127.0.0.1:{ports[2 * count + i]}" : null,
+                    Votes: kind == NodeKind.Replica || options.Replicas % 2 == 0);
                 cluster._nodes.Add(LocalNodeProcess.Start(node));
             }
             cluster.Observer = ClusterObserver.Join(seeds, options.DataDirectory, options.Overrides);

@@ -153,6 +153,11 @@ public sealed class LocalNodeProcess : IDisposable
             yield return "--nbd";
             yield return o.Nbd;
         }
+        if (!o.Votes)
+        {
+            yield return "--votes";
+            yield return "false";
+        }
         foreach (var pair in o.Overrides)
         {
             yield return "--set";
