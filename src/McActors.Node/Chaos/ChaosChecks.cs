@@ -52,7 +52,9 @@ public sealed class ChaosObservations(ChaosPlan plan)
             parts.Add($"failover {total / 1000:0.0} s to checkpoint {Failover.Report.TargetCheckpoint} (committed before: {CommittedBeforeFault}, rolled back {Failover.Report.RolledBackEpochs} epochs)");
         else if (CommittedBeforeFault > 0)
             parts.Add($"committed before: {CommittedBeforeFault}");
-        if (Restarted)
+        if (Restarted && Plan.Fault == ChaosFault.KillArbiter)
+            parts.Add("restarted");
+        else if (Restarted)
             parts.Add(Reprotected ? "restarted, re-protected" : "restarted, not re-protected");
         else if (Plan.Fault is ChaosFault.DiskErrorSecondary or ChaosFault.SlowSecondary)
             parts.Add(Reprotected ? "healed, in sync" : "healed, not in sync");

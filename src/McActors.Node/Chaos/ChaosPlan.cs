@@ -9,6 +9,9 @@ public enum ChaosFault
     PartitionSecondary,
     DiskErrorSecondary,
     SlowSecondary,
+
+    /// <summary>SIGKILL of the arbiter, the oldest node: the coordinator singleton moves to a replica's node and recovers from the journal.</summary>
+    KillArbiter,
 }
 
 /// <summary>
@@ -48,8 +51,13 @@ public sealed record ChaosPlan(
         ChaosFault.PartitionSecondary => $"partition-secondary@{Phase.ToString().ToLowerInvariant()}",
         ChaosFault.DiskErrorSecondary => "disk-error-secondary",
         ChaosFault.SlowSecondary => "slow-secondary",
+        ChaosFault.KillArbiter => $"kill-arbiter@{Phase.ToString().ToLowerInvariant()}",
         _ => Fault.ToString(),
     };
+
+    /// <summary>The fault's name on the command line (<c>chaos --fault</c>): its label without the phase.</summary>
+    public static string NameOf(ChaosFault fault) =>
+        string.Concat(fault.ToString().Select((c, i) => char.IsUpper(c) && i > 0 ? "-" + char.ToLowerInvariant(c) : char.ToLowerInvariant(c).ToString()));
 
     /// <summary>The seed of run <paramref name="index"/> (0-based) of <c>chaos --seed S</c>: run 0 has S itself, so a printed run seed replays as <c>--seed</c>.</summary>
     public static long RunSeed(long seed, int index) => index == 0 ? seed : (long)(SplitMix64((ulong)seed + (ulong)index) & long.MaxValue);

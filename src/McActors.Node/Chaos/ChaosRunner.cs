@@ -7,7 +7,8 @@ using McActors.Replication;
 namespace McActors.Node.Chaos;
 
 /// <summary>Options of <c>chaos</c>.</summary>
-public sealed record ChaosOptions(int Runs, long Seed, string DataDirectory, IReadOnlyList<string> Overrides);
+/// <param name="Faults">The faults runs draw from (default: <see cref="NodeFaults.Available"/>); a seed replays only with the same list.</param>
+public sealed record ChaosOptions(int Runs, long Seed, string DataDirectory, IReadOnlyList<string> Overrides, IReadOnlyList<ChaosFault>? Faults = null);
 
 /// <summary>The outcome of one run: <see cref="Failure"/> names the invariant and what was seen; null when it passed.</summary>
 public sealed record ChaosResult(ChaosPlan Plan, string? Failure, string Summary, TimeSpan Elapsed)
@@ -53,7 +54,8 @@ public static class ChaosRunner
 
     public static async Task<int> RunAsync(ChaosOptions options, TextWriter output, CancellationToken cancel)
     {
-        await output.WriteLineAsync($"chaos: {options.Runs} runs, seed {options.Seed}, faults: {string.Join(", ", NodeFaults.Available)}" +
+        var faults = options.Faults is { Count: > 0 } chosen ? chosen : NodeFaults.Available;
+        await output.WriteLineAsync($"chaos: {options.Runs} runs, seed {options.Seed}, faults: {string.Join(", ", faults.Select(ChaosPlan.NameOf))}" +
             $"; data in {options.DataDirectory}");
         Directory.CreateDirectory(options.DataDirectory);
         int passed = 0, failed = 0;
@@ -61,7 +63,7 @@ public static class ChaosRunner
         for (var i = 0; i < options.Runs; i++)
         {
             cancel.ThrowIfCancellationRequested();
-            var plan = ChaosPlan.From(ChaosPlan.RunSeed(options.Seed, i), NodeFaults.Available);
+            var plan = ChaosPlan.From(ChaosPlan.RunSeed(options.Seed, i), faults);
             var dir = Path.Combine(options.DataDirectory, $"run-{i + 1}-seed-{plan.Seed}");
             var head = $"run {i + 1}/{options.Runs} seed {plan.Seed} fault={plan.Label} replicas={plan.Replicas}";
             ChaosResult result;
@@ -106,9 +108,12 @@ public static class ChaosRunner
             seen.Mark("start", clock);
             seen.GenerationBefore = start.Generation;
             seen.PrimaryBefore = start.Primary!;
-            var target = plan.Fault is ChaosFault.KillPrimary or ChaosFault.PartitionPrimary
-                ? start.Primary!
-                : start.Secondaries[plan.SecondaryIndex % start.Secondaries.Count];
+            var target = plan.Fault switch
+            {
+                ChaosFault.KillPrimary or ChaosFault.PartitionPrimary => start.Primary!,
+                ChaosFault.KillArbiter => cluster.Nodes.First(n => n.Options.Kind == Hosting.NodeKind.Arbiter).Options.Name,
+                _ => start.Secondaries[plan.SecondaryIndex % start.Secondaries.Count],
+            };
             seen.Target = target;
 
             // Warm up: checkpoints commit, the guest has written.
@@ -119,7 +124,9 @@ public static class ChaosRunner
             // meant for a whole replica set, so wait (bounded) for its re-protection first.
             if (warm.Secondaries.Count < plan.Replicas - 1)
                 warm = await tracker.UntilAsync(s => s.Secondaries.Count == plan.Replicas - 1, SetupTimeout, Poll, cancel) ?? tracker.Last!;
-            if (warm.Primary != seen.PrimaryBefore || warm.Generation != seen.GenerationBefore || !warm.Secondaries.Contains(target) && target != warm.Primary)
+            var replicaTarget = plan.Fault != ChaosFault.KillArbiter;
+            if (warm.Primary != seen.PrimaryBefore || warm.Generation != seen.GenerationBefore
+                || replicaTarget && !warm.Secondaries.Contains(target) && target != warm.Primary)
                 return seen.Fail("setup", $"roles changed before the fault: generation {warm.Generation}, primary {warm.Primary}, secondaries [{string.Join(", ", warm.Secondaries)}]", clock.Elapsed);
 
             seen.Mark("warm", clock);
@@ -130,6 +137,7 @@ public static class ChaosRunner
             {
                 case ChaosFault.KillPrimary:
                 case ChaosFault.KillSecondary:
+                case ChaosFault.KillArbiter:
                     seen.FaultAt = cluster.Kill(target);
                     break;
                 case ChaosFault.PartitionPrimary:
@@ -270,6 +278,12 @@ public static class ChaosRunner
             await cluster.RestartAsync(target);
             seen.Restarted = true;
             rejoinFrom = DateTime.UtcNow;
+        }
+        if (plan.Fault == ChaosFault.KillArbiter)
+        {
+            // An arbiter holds no replica: back in the cluster is all there is to it.
+            seen.Mark("rejoin", clock);
+            return null;
         }
         var restartedAt = rejoinFrom;
         await tracker.UntilAsync(s =>

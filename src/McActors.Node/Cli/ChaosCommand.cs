@@ -17,16 +17,25 @@ internal static class ChaosCommand
         var seed = new Option<long?>("--seed") { Description = "Seed of the whole series (default: random, printed). Each run prints its own seed; --seed <it> --runs 1 replays that run." };
         var dataDir = new Option<DirectoryInfo>("--data-dir") { Description = "Where runs keep their nodes' data and logs (failed runs' are kept; default: a new directory under the system temp directory)." };
         var set = new Option<string[]>("--set") { Description = "Override a HOCON key on every node of every run (repeat).", AllowMultipleArgumentsPerToken = true };
-        var command = new Command("chaos",
-            "Seeded runs of one fault each (kill -9 or partition of the primary or a secondary, store faults) in fresh local clusters, checking the DESIGN.md invariants after each.")
+        var names = NodeFaults.Available.ToDictionary(ChaosPlan.NameOf);
+        var faults = new Option<string[]>("--fault")
         {
-            runs, seed, dataDir, set,
+            Description = $"Draw only from these faults (repeat; default all; a seed replays with the same list): {string.Join(", ", names.Keys)}.",
+            HelpName = "FAULT",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        faults.AcceptOnlyFromAmong([.. names.Keys]);
+        var command = new Command("chaos",
+            "Seeded runs of one fault each (kill -9 or partition of the primary or a secondary, store faults, kill -9 of the arbiter) in fresh local clusters, checking the DESIGN.md invariants after each.")
+        {
+            runs, seed, dataDir, set, faults,
         };
         command.SetAction(async (parse, cancel) =>
         {
             var s = parse.GetValue(seed) ?? Random.Shared.NextInt64(1, long.MaxValue);
             var dir = parse.GetValue(dataDir)?.FullName ?? Path.Combine(Path.GetTempPath(), $"mcactors-chaos-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
-            return await ChaosRunner.RunAsync(new ChaosOptions(parse.GetValue(runs), s, dir, parse.GetValue(set) ?? []),
+            var chosen = (parse.GetValue(faults) ?? []).Distinct().Select(n => names[n]).ToList();
+            return await ChaosRunner.RunAsync(new ChaosOptions(parse.GetValue(runs), s, dir, parse.GetValue(set) ?? [], chosen),
                 parse.InvocationConfiguration.Output, cancel);
         });
         return command;
