@@ -106,7 +106,8 @@ public sealed class LocalClusterTests
         foreach (var name in named)
         {
             Assert.True(rows.ContainsKey(name), $"row {name} is missing\n{output}");
-            Assert.True(rows[name] > 0, $"row {name} is {rows[name]}\n{output}");
+            // A kill that lands before the open epoch's first write reached the secondary leaves nothing to roll back.
+            Assert.True(name == "rollback_store_ms" ? rows[name] >= 0 : rows[name] > 0, $"row {name} is {rows[name]}\n{output}");
         }
         // The parts add up to the whole (each is a difference of the same timeline's instants).
         Assert.InRange(rows["detect_ms"] + rows["down_ms"] + rows["rollback_ms"] + rows["resume_ms"], rows["failover_total_ms"] - 5, rows["failover_total_ms"] + 5);

@@ -3,6 +3,7 @@ using McActors.Node.Bench.Nbd;
 
 namespace McActors.Node.Tests;
 
+[Collection(nameof(LocalClusterTests))] // one multi-process cluster at a time on a 2-core machine
 public sealed class NbdBenchTests
 {
     private static readonly string[] Measures = ["mib_s", "iops", "p50_us", "p99_us"];

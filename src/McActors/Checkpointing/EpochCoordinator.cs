@@ -260,7 +260,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             _stopEpoch = null;
             Timers.Cancel(EpochTick.Instance);
             Primary()?.Tell(StopGuest.Instance, Self);
-            CloseNextEpoch();
+            CloseForStop();
         }
         Stash.UnstashAll();
 
@@ -283,7 +283,10 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
                 return;
             if (c.Epoch > _pipeline.LastCommitted)
                 _closedCounts[c.Epoch] = (c.Writes, c.Bytes);
+            if (c.GuestStopped && _stopRequested)
+                _stopEpoch ??= c.Epoch;
             Decide(_pipeline.OnEpochClosed(c));
+            CloseForStop();
         });
         Command<Prepared>(p =>
         {
@@ -363,11 +366,10 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             if (_stopRequested)
                 return;
             _stopRequested = true;
-            // No more regular epochs: the next one closed is the guest's last.
+            // No more regular epochs: the next one the primary closes anew is the guest's last.
             Timers.Cancel(EpochTick.Instance);
             Primary()?.Tell(StopGuest.Instance, Self);
-            if (_pipeline.CanClose)
-                CloseNextEpoch();
+            CloseForStop();
         });
         IgnoreOtherFenced();
     }
@@ -376,7 +378,8 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         _guestStopped = true;
         Timers.CancelAll();
-        var stopped = new GuestStopped(_state.Generation, _state.LastCommitted);
+        // The checkpoint the guest stopped at (any committed after it are empty).
+        var stopped = new GuestStopped(_state.Generation, _stopEpoch ?? _state.LastCommitted);
         foreach (var requester in _stopRequesters)
             requester.Tell(stopped);
         _stopRequesters.Clear();
@@ -384,7 +387,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
 
         Common();
         Command<StopGuest>(_ => Sender.Tell(stopped));
-        Command<RegisterReplica>(r => Register(r));
+        Command<RegisterReplica>(r => { Register(r); }); // a block: Register's bool is not "handled"
         Command<Terminated>(t => Forget(t.ActorRef));
         IgnoreOtherFenced();
     }
@@ -741,6 +744,20 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     // is due, so neither a full pipeline nor the scheduler's ~10 ms tick granularity delays it.
     private long _lastCloseTicks;
 
+    /// <summary>
+    /// After a StopGuest: closes the next epoch once every earlier close is answered, until the
+    /// primary reports the one its guest stopped at. A close the primary had already done (a
+    /// coordinator that moved re-drives the checkpoints after the last committed one) or one that
+    /// began before the StopGuest reached it does not stop the guest, so the stop epoch is the
+    /// primary's word, never the coordinator's guess.
+    /// </summary>
+    private void CloseForStop()
+    {
+        if (_stopRequested && _stopEpoch is null && _pipeline is { CanClose: true } pipeline
+            && (pipeline.InFlight == 0 || pipeline.IsClosedByPrimary(pipeline.LastClosed)))
+            CloseNextEpoch();
+    }
+
     private void CloseNextEpoch()
     {
         _lastCloseTicks = Stopwatch.GetTimestamp();
@@ -748,8 +765,6 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         var epoch = _pipeline!.Close(now);
         _closedAtTicks[epoch] = Stopwatch.GetTimestamp();
         _prepareSentAt[epoch] = now;
-        if (_stopRequested)
-            _stopEpoch ??= epoch;
         Primary()?.Tell(new CloseEpoch(_state.Generation, epoch));
         foreach (var secondary in _pipeline.Secondaries)
             _refs.GetValueOrDefault(secondary)?.Tell(new Prepare(_state.Generation, epoch));
@@ -824,8 +839,8 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
 
         if (_stopEpoch is { } last && e.Epoch >= last && !_guestStopped)
             Become(GuestStopped);
-        else if (_stopRequested && _stopEpoch is null && _pipeline.CanClose)
-            CloseNextEpoch();
+        else if (_stopRequested)
+            CloseForStop();
         else if (!_stopRequested && _pipeline.CanClose && Stopwatch.GetElapsedTime(_lastCloseTicks) >= _settings.EpochInterval)
             CloseNextEpoch(); // an epoch is due (or its tick was skipped while the pipeline was full): do not wait for the next tick
     }

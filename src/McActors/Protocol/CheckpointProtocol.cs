@@ -6,8 +6,12 @@ namespace McActors.Protocol;
 /// <summary>Coordinator → primary: close epoch <see cref="Epoch"/> now (drain, marker, guest state, resume in the next).</summary>
 public sealed record CloseEpoch(long Generation, long Epoch) : IFencedMessage;
 
-/// <summary>Primary → coordinator: marker and guest state of <see cref="Epoch"/> are in the stream.</summary>
-public sealed record EpochClosed(long Generation, long Epoch, long Writes, long Bytes) : IFencedMessage;
+/// <summary>
+/// Primary → coordinator: marker and guest state of <see cref="Epoch"/> are in the stream.
+/// <see cref="GuestStopped"/>: the guest stays paused from this checkpoint on (a StopGuest took
+/// effect at it), so it covers every write the guest made.
+/// </summary>
+public sealed record EpochClosed(long Generation, long Epoch, long Writes, long Bytes, bool GuestStopped = false) : IFencedMessage;
 
 /// <summary>Coordinator → secondary: make checkpoint <see cref="Epoch"/> durable and say so.</summary>
 public sealed record Prepare(long Generation, long Epoch) : IFencedMessage;

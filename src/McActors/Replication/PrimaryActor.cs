@@ -366,7 +366,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         {
             case CloseRequest.Repeat:
                 if (ledger.Find(m.Epoch) is { State: not null } done)
-                    Sender.Tell(new EpochClosed(ledger.Generation, done.Epoch, done.Writes, done.Bytes));
+                    Sender.Tell(new EpochClosed(ledger.Generation, done.Epoch, done.Writes, done.Bytes, GuestStoppedAt(done.Epoch)));
                 else
                     _log.Warning("primary {0}: CloseEpoch({1}) repeated, but checkpoint {1} is no longer held (committed {2}); ignored",
                         _replicaId, m.Epoch, ledger.LastCommitted);
@@ -424,11 +424,14 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             if (closed.State is { } state)
                 SaveStoppedCheckpoint(_closing, state);
         }
-        _closeRequester.Tell(new EpochClosed(ledger.Generation, closed.Epoch, closed.Writes, closed.Bytes));
+        _closeRequester.Tell(new EpochClosed(ledger.Generation, closed.Epoch, closed.Writes, closed.Bytes, GuestStoppedAt(closed.Epoch)));
         _closeRequester = ActorRefs.Nobody;
         Enter(Running, "Running");
         Stash.UnstashAll();
     }
+
+    /// <summary>True for the checkpoint the guest stopped at and the (empty) ones closed after it.</summary>
+    private bool GuestStoppedAt(long epoch) => _stoppedAt is { } stopped && epoch >= stopped;
 
     private void AbortClose(string reason)
     {

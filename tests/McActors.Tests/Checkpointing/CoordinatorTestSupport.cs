@@ -94,8 +94,8 @@ internal sealed class ReplicaProbes(TestProbe primary, TestProbe s1, TestProbe s
         ExpectCommit(epoch, All);
     }
 
-    public void Closed(IActorRef coordinator, long epoch, long writes = 1, long bytes = 4096) =>
-        coordinator.Tell(new EpochClosed(Gen, epoch, writes, bytes), Primary.Ref);
+    public void Closed(IActorRef coordinator, long epoch, long writes = 1, long bytes = 4096, bool guestStopped = false) =>
+        coordinator.Tell(new EpochClosed(Gen, epoch, writes, bytes, guestStopped), Primary.Ref);
 
     public static void Prepared(IActorRef coordinator, TestProbe secondary, long epoch) =>
         coordinator.Tell(new Prepared(Gen, epoch, Id(secondary)), secondary.Ref);

@@ -422,7 +422,7 @@ public sealed class EpochCoordinatorTests : TestKit
 
         _r.Primary.ExpectMsg<StopGuest>();
         _r.ExpectClose(1);
-        _r.Closed(coordinator, 1);
+        _r.Closed(coordinator, 1, guestStopped: true);
         Prepared(coordinator, _r.S1, 1);
         Prepared(coordinator, _r.S2, 1);
 
@@ -433,5 +433,27 @@ public sealed class EpochCoordinatorTests : TestKit
         _r.Primary.ExpectNoMsg(Quiet);
         coordinator.Tell(StopGuest.Instance);
         Assert.Equal(new GuestStopped(Gen, 1), ExpectMsg<GuestStopped>());
+    }
+
+    [Fact]
+    public void A_close_that_did_not_stop_the_guest_is_followed_by_another_until_the_primary_reports_the_stop()
+    {
+        // A coordinator that moved re-drives closes the primary had already made; those answer
+        // without the guest stopping. The stop checkpoint is the one the primary says it stopped at.
+        var coordinator = Start(Settings());
+        coordinator.Tell(StopGuest.Instance);
+        _r.Primary.ExpectMsg<StopGuest>();
+        _r.ExpectClose(1);
+        _r.Closed(coordinator, 1);
+        _r.ExpectClose(2);
+        _r.Closed(coordinator, 2, guestStopped: true);
+        foreach (var epoch in new long[] { 1, 2 })
+        {
+            Prepared(coordinator, _r.S1, epoch);
+            Prepared(coordinator, _r.S2, epoch);
+            ExpectCommit(epoch, _r.All);
+        }
+        Assert.Equal(new GuestStopped(Gen, 2), ExpectMsg<GuestStopped>());
+        _r.Primary.ExpectNoMsg(Quiet);
     }
 }

@@ -242,12 +242,16 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
         var secondary = Secondary("s1", out var endpoint);
         var primary = StartPrimary([endpoint]);
         AwaitAssert(() => Assert.True(secondary.Writes.Count >= 20), Patience);
-        Close(primary, 1, 1);
+        Assert.False(Close(primary, 1, 1).GuestStopped);
         AwaitAssert(() => Assert.Contains(secondary.Frames, f => f is { Kind: 'W', Epoch: 2 }), Patience);
 
         primary.Tell(StopGuest.Instance, _coordinator.Ref);
+        // A repeated close of a checkpoint closed before the StopGuest did not stop the guest; the next close does.
+        Assert.False(Close(primary, 1, 1).GuestStopped);
         var last = Close(primary, 1, 2);
         Assert.Equal(2, last.Epoch);
+        Assert.True(last.GuestStopped);
+        Assert.True(Close(primary, 1, 2).GuestStopped); // and says so again when repeated
         AwaitAssert(() =>
         {
             var guest = GuestStatusOf(primary);
