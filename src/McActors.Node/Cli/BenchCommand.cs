@@ -38,6 +38,37 @@ internal static class BenchCommand
         return option;
     }
 
+    private const int FailedExitCode = 1;
+    private const int CancelledExitCode = 130;
+
+    /// <summary>
+    /// Runs a bench subcommand's measurement, then <see cref="Finish"/>. A bench that cannot
+    /// measure (a tool missing, a cluster that did not start, a timeout) says why and exits 1;
+    /// Ctrl+C exits 130 (each bench removes its work directory on the way out).
+    /// </summary>
+    public static async Task<int> RunAsync(string name, ParseResult parse, Option<FileInfo> json,
+        Func<TextWriter, CancellationToken, Task<BenchReport>> measure, CancellationToken cancel)
+    {
+        var output = parse.InvocationConfiguration.Output;
+        var error = parse.InvocationConfiguration.Error;
+        BenchReport report;
+        try
+        {
+            report = await measure(output, cancel);
+        }
+        catch (Exception e) when (e is BenchFailedException or TimeoutException or InvalidOperationException)
+        {
+            await error.WriteLineAsync($"bench {name} failed: {e.Message}");
+            return FailedExitCode;
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            await error.WriteLineAsync($"bench {name} cancelled");
+            return CancelledExitCode;
+        }
+        return Finish(report, parse.GetValue(json), output);
+    }
+
     /// <summary>The common tail of every bench subcommand: print the table, write the JSON. Missed targets do not fail the command.</summary>
     public static int Finish(BenchReport report, FileInfo? json, TextWriter output)
     {

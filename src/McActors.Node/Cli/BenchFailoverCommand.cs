@@ -6,9 +6,6 @@ namespace McActors.Node.Cli;
 /// <summary><c>mcactors bench failover [--json FILE] [--runs N]</c>: see <see cref="FailoverBench"/>.</summary>
 internal static class BenchFailoverCommand
 {
-    private const int FailedExitCode = 1;
-    private const int CancelledExitCode = 130;
-
     public static Command Create()
     {
         var json = BenchCommand.CreateJsonOption();
@@ -31,27 +28,10 @@ internal static class BenchFailoverCommand
         {
             json, runs, replicas, keep, set,
         };
-        command.SetAction(async (parse, cancel) =>
+        command.SetAction((parse, cancel) =>
         {
-            var output = parse.InvocationConfiguration.Output;
-            var error = parse.InvocationConfiguration.Error;
-            BenchReport report;
-            try
-            {
-                report = await FailoverBench.RunAsync(
-                    new FailoverBenchSettings(parse.GetValue(runs), parse.GetValue(replicas), parse.GetValue(keep), parse.GetValue(set) ?? []), output, cancel);
-            }
-            catch (Exception e) when (e is BenchFailedException or TimeoutException or InvalidOperationException)
-            {
-                await error.WriteLineAsync($"bench failover failed: {e.Message}");
-                return FailedExitCode;
-            }
-            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-            {
-                await error.WriteLineAsync("bench failover cancelled");
-                return CancelledExitCode;
-            }
-            return BenchCommand.Finish(report, parse.GetValue(json), output);
+            var settings = new FailoverBenchSettings(parse.GetValue(runs), parse.GetValue(replicas), parse.GetValue(keep), parse.GetValue(set) ?? []);
+            return BenchCommand.RunAsync("failover", parse, json, (output, token) => FailoverBench.RunAsync(settings, output, token), cancel);
         });
         return command;
     }

@@ -7,9 +7,6 @@ namespace McActors.Node.Cli;
 /// <summary><c>mcactors bench nbd [--json FILE] [--seconds S] [--workload W]...</c>: see <see cref="NbdBench"/>.</summary>
 internal static class BenchNbdCommand
 {
-    private const int FailedExitCode = 1;
-    private const int CancelledExitCode = 130;
-
     public static Command Create()
     {
         var json = BenchCommand.CreateJsonOption();
@@ -39,29 +36,12 @@ internal static class BenchNbdCommand
         {
             json, seconds, ramp, workloads, keep, set,
         };
-        command.SetAction(async (parse, cancel) =>
+        command.SetAction((parse, cancel) =>
         {
-            var output = parse.InvocationConfiguration.Output;
-            var error = parse.InvocationConfiguration.Error;
             var chosen = parse.GetValue(workloads) is { Length: > 0 } names ? [.. FioWorkload.All.Where(w => names.Contains(w.Name))] : FioWorkload.All;
-            BenchReport report;
-            try
-            {
-                report = await NbdBench.RunAsync(new NbdBenchSettings(
-                    TimeSpan.FromSeconds(parse.GetValue(seconds)), TimeSpan.FromSeconds(parse.GetValue(ramp)), chosen,
-                    parse.GetValue(keep), parse.GetValue(set) ?? []), output, cancel);
-            }
-            catch (Exception e) when (e is BenchFailedException or TimeoutException or InvalidOperationException)
-            {
-                await error.WriteLineAsync($"bench nbd failed: {e.Message}");
-                return FailedExitCode;
-            }
-            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-            {
-                await error.WriteLineAsync("bench nbd cancelled");
-                return CancelledExitCode;
-            }
-            return BenchCommand.Finish(report, parse.GetValue(json), output);
+            var settings = new NbdBenchSettings(TimeSpan.FromSeconds(parse.GetValue(seconds)), TimeSpan.FromSeconds(parse.GetValue(ramp)), chosen,
+                parse.GetValue(keep), parse.GetValue(set) ?? []);
+            return BenchCommand.RunAsync("nbd", parse, json, (output, token) => NbdBench.RunAsync(settings, output, token), cancel);
         });
         return command;
     }

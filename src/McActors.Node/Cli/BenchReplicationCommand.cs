@@ -6,12 +6,6 @@ namespace McActors.Node.Cli;
 /// <summary><c>mcactors bench replication [--json FILE] [--quick] [--keep]</c>: see <see cref="ReplicationBench"/>.</summary>
 internal static class BenchReplicationCommand
 {
-    /// <summary>Exit code of a run whose cluster did not do what was measured (a node died, roles changed).</summary>
-    private const int FailedExitCode = 1;
-
-    /// <summary>Exit code after Ctrl+C / SIGTERM, as a shell reports a process ended by SIGINT.</summary>
-    private const int CancelledExitCode = 130;
-
     public static Command Create()
     {
         var json = BenchCommand.CreateJsonOption();
@@ -31,27 +25,10 @@ internal static class BenchReplicationCommand
             keep,
             set,
         };
-        command.SetAction(async (parseResult, cancel) =>
+        command.SetAction((parse, cancel) =>
         {
-            var settings = new ReplicationBenchSettings(parseResult.GetValue(quick), parseResult.GetValue(keep), parseResult.GetValue(set) ?? []);
-            var output = parseResult.InvocationConfiguration.Output;
-            var error = parseResult.InvocationConfiguration.Error;
-            BenchReport report;
-            try
-            {
-                report = await ReplicationBench.RunAsync(settings, output, cancel);
-            }
-            catch (BenchFailedException e)
-            {
-                await error.WriteLineAsync($"bench replication failed: {e.Message}");
-                return FailedExitCode;
-            }
-            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-            {
-                await error.WriteLineAsync("bench replication cancelled");
-                return CancelledExitCode;
-            }
-            return BenchCommand.Finish(report, parseResult.GetValue(json), output);
+            var settings = new ReplicationBenchSettings(parse.GetValue(quick), parse.GetValue(keep), parse.GetValue(set) ?? []);
+            return BenchCommand.RunAsync("replication", parse, json, (output, token) => ReplicationBench.RunAsync(settings, output, token), cancel);
         });
         return command;
     }
