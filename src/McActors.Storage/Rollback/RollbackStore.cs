@@ -495,6 +495,20 @@ public sealed class RollbackStore : IDisposable
         return ImageDigest.Compute(_image.Handle, _image.Path, Descriptor.SizeBytes, chunkBytes);
     }
 
+    /// <summary>
+    /// The first half of <see cref="Prepare"/>: every write so far and every undo record reach the
+    /// disk, nothing is recorded. Lets a caller overlap its own fsyncs with these before it prepares.
+    /// </summary>
+    public void MakeWritesDurable()
+    {
+        ThrowIfUnusable();
+        Guard(() =>
+        {
+            FlushWriteAhead();
+            _image.Flush();
+        });
+    }
+
     /// <summary>Flushes queued writes and makes the image durable (used on a clean stop).</summary>
     public void Flush()
     {

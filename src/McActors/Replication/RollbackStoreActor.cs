@@ -117,6 +117,25 @@ public sealed class RollbackStoreActor : ReceiveActor
                     m.Epoch, expected, _incarnation);
                 return;
             }
+            if (m.Before is { } before)
+            {
+                // Overlaps the requester's fsyncs with ours; the gate is released meanwhile, so the
+                // stream's writes go on (Prepare below covers them too).
+                _gate.Run(s =>
+                {
+                    s.MakeWritesDurable();
+                    return s.PreparedEpoch;
+                });
+                try
+                {
+                    before.Wait(); // bounded: the requester completes it in the same turn that sent this
+                }
+                catch (AggregateException e)
+                {
+                    _log.Warning("prepare of checkpoint {0} not recorded: {1}", m.Epoch, e.GetBaseException().Message);
+                    return;
+                }
+            }
             _gate.Run(s =>
             {
                 s.Prepare(m.Epoch);
