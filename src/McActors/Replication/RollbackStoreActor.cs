@@ -117,15 +117,19 @@ public sealed class RollbackStoreActor : ReceiveActor
                     m.Epoch, expected, _incarnation);
                 return;
             }
+            // Every write of the epochs up to m.Epoch is in the store (the stream applied marker and
+            // state before the prepare was asked). The image's fsync, the long part under load, runs
+            // outside the gate: the next epoch's writes go on meanwhile instead of filling the
+            // primary's window (they are protected by their own undo records, made durable first).
+            _gate.Run(s =>
+            {
+                s.DrainWriteAhead();
+                return s.PreparedEpoch;
+            });
+            _gate.FlushImageUnlocked();
             if (m.Before is { } before)
             {
-                // Overlaps the requester's fsyncs with ours; the gate is released meanwhile, so the
-                // stream's writes go on (Prepare below covers them too).
-                _gate.Run(s =>
-                {
-                    s.MakeWritesDurable();
-                    return s.PreparedEpoch;
-                });
+                // The requester's fsyncs (the guest states) overlap ours; recorded only after both.
                 try
                 {
                     before.Wait(); // bounded: the requester completes it in the same turn that sent this
@@ -138,7 +142,7 @@ public sealed class RollbackStoreActor : ReceiveActor
             }
             _gate.Run(s =>
             {
-                s.Prepare(m.Epoch);
+                s.RecordPrepared(m.Epoch);
                 return s.PreparedEpoch;
             });
             Sender.Tell(new StorePrepared(m.Epoch, _incarnation));
