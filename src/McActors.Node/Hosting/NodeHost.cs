@@ -27,6 +27,8 @@ public static class NodeHost
         var storeFaults = FaultConfig.IsEnabled(config) ? new StoreFaultInjector() : null;
         var settings = McActorsSettings.From(config) with { StoreFaults = storeFaults };
         Directory.CreateDirectory(options.DataDirectory);
+        CoordinatorJournal.SetJournalMode(options.JournalPath, config.GetString("mcactors.coordinator.sqlite.journal-mode"),
+            config.GetTimeSpan("mcactors.coordinator.sqlite.busy-timeout"));
         var system = ActorSystem.Create(NodeOptions.SystemName, config);
         var cluster = Cluster.Get(system);
         using var pauses = new PauseDetector(system, settings.PauseLimit);

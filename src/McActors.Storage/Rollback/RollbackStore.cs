@@ -495,6 +495,50 @@ public sealed class RollbackStore : IDisposable
         return ImageDigest.Compute(_image.Handle, _image.Path, Descriptor.SizeBytes, chunkBytes);
     }
 
+    // Prepare in three steps, for a caller that lets writes of the next epoch in while the image is
+    // fsynced (RollbackStoreActor): DrainWriteAhead, FlushImage, RecordPrepared. Prepare is all three at once.
+
+    /// <summary>
+    /// Step 1 of a prepare: every undo record so far is durable and every queued image write is
+    /// issued (the write-ahead rule holds: records first). Not thread-safe, like every other method.
+    /// </summary>
+    public void DrainWriteAhead()
+    {
+        ThrowIfUnusable();
+        Guard(FlushWriteAhead);
+    }
+
+    /// <summary>
+    /// Step 2 of a prepare: fsync of the image. The one method that may run while another thread
+    /// calls <see cref="Write"/> (it only uses the file handle; such writes may or may not be made
+    /// durable by it), but never concurrently with dispose, recovery or rollback.
+    /// </summary>
+    public void FlushImage()
+    {
+        ThrowIfUnusable();
+        Guard(_image.Flush);
+    }
+
+    /// <summary>
+    /// Step 3 of a prepare: records checkpoint <paramref name="epoch"/> as prepared. Only for a caller
+    /// that ran <see cref="DrainWriteAhead"/> then <see cref="FlushImage"/> after the last write of
+    /// every epoch up to <paramref name="epoch"/> reached this store: those writes are durable.
+    /// </summary>
+    public void RecordPrepared(long epoch)
+    {
+        ThrowIfUnusable();
+        if (epoch < SyncedFrom)
+            throw new ResyncIncompleteException(Directory, epoch, SyncedFrom, "prepare");
+        if (epoch <= PreparedEpoch)
+            return;
+        Guard(() =>
+        {
+            _state.Write(_state.State with { Prepared = epoch });
+            _state.Sync();
+            _currentEpoch = Math.Max(_currentEpoch, epoch);
+        });
+    }
+
     /// <summary>Flushes queued writes and makes the image durable (used on a clean stop).</summary>
     public void Flush()
     {

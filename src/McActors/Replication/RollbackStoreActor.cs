@@ -117,9 +117,32 @@ public sealed class RollbackStoreActor : ReceiveActor
                     m.Epoch, expected, _incarnation);
                 return;
             }
+            // Every write of the epochs up to m.Epoch is in the store (the stream applied marker and
+            // state before the prepare was asked). The image's fsync, the long part under load, runs
+            // outside the gate: the next epoch's writes go on meanwhile instead of filling the
+            // primary's window (they are protected by their own undo records, made durable first).
             _gate.Run(s =>
             {
-                s.Prepare(m.Epoch);
+                s.DrainWriteAhead();
+                return s.PreparedEpoch;
+            });
+            _gate.FlushImageUnlocked();
+            if (m.Before is { } before)
+            {
+                // The requester's fsyncs (the guest states) overlap ours; recorded only after both.
+                try
+                {
+                    before.Wait(); // bounded: the requester completes it in the same turn that sent this
+                }
+                catch (AggregateException e)
+                {
+                    _log.Warning("prepare of checkpoint {0} not recorded: {1}", m.Epoch, e.GetBaseException().Message);
+                    return;
+                }
+            }
+            _gate.Run(s =>
+            {
+                s.RecordPrepared(m.Epoch);
                 return s.PreparedEpoch;
             });
             Sender.Tell(new StorePrepared(m.Epoch, _incarnation));

@@ -59,6 +59,18 @@ public sealed class StoreGate
     }
 
     /// <summary>Runs an operation on the open store under the lock (store actor only).</summary>
+    /// <summary>
+    /// fsyncs the store's image without holding the gate, so the stream's writes go on meanwhile.
+    /// Only for the store actor: the one that disposes and rolls the store back, so it stays open.
+    /// </summary>
+    internal void FlushImageUnlocked()
+    {
+        RollbackStore store;
+        lock (_lock)
+            store = _store ?? throw new StoreClosedException();
+        store.FlushImage();
+    }
+
     internal T Run<T>(Func<RollbackStore, T> operation)
     {
         lock (_lock)
