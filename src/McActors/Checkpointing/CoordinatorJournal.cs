@@ -50,7 +50,8 @@ public static class CoordinatorJournal
     /// </summary>
     public static void SetJournalMode(string databasePath, string journalMode, TimeSpan busyTimeout)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(journalMode);
+        if (!JournalModes.Contains(journalMode, StringComparer.OrdinalIgnoreCase))
+            throw new ConfigurationException($"mcactors.coordinator.sqlite.journal-mode = {journalMode}: not one of {string.Join(", ", JournalModes)}");
         var full = Path.GetFullPath(databasePath);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         var builder = new SqliteConnectionStringBuilder(ConnectionString(full))
@@ -65,8 +66,11 @@ public static class CoordinatorJournal
         command.CommandText = $"PRAGMA journal_mode={journalMode};";
         var mode = command.ExecuteScalar() as string;
         if (!string.Equals(mode, journalMode, StringComparison.OrdinalIgnoreCase))
-            throw new InvalidOperationException($"{full}: journal mode {journalMode} asked, SQLite kept {mode}");
+            throw new ConfigurationException($"{full}: journal mode {journalMode} asked, SQLite kept {mode}");
     }
+
+    /// <summary>SQLite's journal modes that keep a commit on disk once it returns (MEMORY and OFF do not).</summary>
+    private static readonly string[] JournalModes = ["WAL", "DELETE", "TRUNCATE", "PERSIST"];
 
     private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
 }
