@@ -127,19 +127,6 @@ public sealed class RollbackStoreActor : ReceiveActor
                 return s.PreparedEpoch;
             });
             _gate.FlushImageUnlocked();
-            if (m.Before is { } before)
-            {
-                // The requester's fsyncs (the guest states) overlap ours; recorded only after both.
-                try
-                {
-                    before.Wait(); // bounded: the requester completes it in the same turn that sent this
-                }
-                catch (AggregateException e)
-                {
-                    _log.Warning("prepare of checkpoint {0} not recorded: {1}", m.Epoch, e.GetBaseException().Message);
-                    return;
-                }
-            }
             _gate.Run(s =>
             {
                 s.RecordPrepared(m.Epoch);

@@ -471,32 +471,24 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
 
     /// <summary>
     /// Starts the store prepare of the newest requested and received checkpoint. The state files
-    /// are made durable meanwhile, and before the store records the checkpoint: a checkpoint the
-    /// store calls prepared always has its state on disk.
+    /// are made durable first: a checkpoint the store calls prepared always has its state on disk.
     /// </summary>
     private void StartPrepare()
     {
         if (_checkpoints.NextPrepare() is not { } epoch)
             return;
         var from = _checkpoints.Prepared;
-        // The store flushes image and logs while this thread fsyncs the states; it records the
-        // checkpoint as prepared only once the states are durable too (never a prepared
-        // checkpoint without its state on disk).
-        var statesDurable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _store.Tell(new PrepareStore(epoch, _storeIncarnation) { Before = statesDurable.Task });
         try
         {
             _states.MakeDurable(_states.Epochs().Where(e => e > from && e <= epoch));
-            statesDurable.SetResult();
         }
-        catch (Exception e)
+        catch (IOException e)
         {
-            statesDurable.SetException(e); // the store never waits on it for long
-            if (e is not IOException)
-                throw;
             // Without a durable state the checkpoint cannot be vouched for; never answer Prepared.
             Fail($"guest state of checkpoint {epoch} cannot be made durable, resync required: {e.Message}");
+            return;
         }
+        _store.Tell(new PrepareStore(epoch, _storeIncarnation));
     }
 
     private void OnStoreReady(StoreReady m)

@@ -58,7 +58,6 @@ public sealed class StoreGate
         }
     }
 
-    /// <summary>Runs an operation on the open store under the lock (store actor only).</summary>
     /// <summary>
     /// fsyncs the store's image without holding the gate, so the stream's writes go on meanwhile.
     /// Only for the store actor: the one that disposes and rolls the store back, so it stays open.
@@ -71,6 +70,7 @@ public sealed class StoreGate
         store.FlushImage();
     }
 
+    /// <summary>Runs an operation on the open store under the lock (store actor only).</summary>
     internal T Run<T>(Func<RollbackStore, T> operation)
     {
         lock (_lock)

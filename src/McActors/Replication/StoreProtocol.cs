@@ -9,15 +9,8 @@ namespace McActors.Replication;
 /// Make checkpoint <see cref="Epoch"/> durable. With <see cref="Incarnation"/> set, only if the
 /// store is still the one that incarnation named: after a restart or a rollback, the writes the
 /// requester counted on may be gone, so a stale request is dropped (and logged), not executed.
-/// With <see cref="Before"/> set, the store makes its writes and logs durable, then waits for it
-/// before it records the checkpoint as prepared: the requester makes files of its own durable
-/// (the guest states) at the same time, and a checkpoint recorded as prepared must have them on
-/// disk. If it fails, the checkpoint is not recorded and no <see cref="StorePrepared"/> is sent.
 /// </summary>
-public sealed record PrepareStore(long Epoch, long? Incarnation = null)
-{
-    public Task? Before { get; init; }
-}
+public sealed record PrepareStore(long Epoch, long? Incarnation = null);
 
 /// <summary>
 /// Checkpoint <see cref="Epoch"/> is durable in store incarnation <see cref="Incarnation"/>. One of
