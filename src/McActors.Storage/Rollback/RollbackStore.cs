@@ -368,19 +368,11 @@ public sealed class RollbackStore : IDisposable
     /// </summary>
     public void Prepare(long epoch)
     {
-        ThrowIfUnusable();
-        if (epoch < SyncedFrom)
-            throw new ResyncIncompleteException(Directory, epoch, SyncedFrom, "prepare");
-        if (epoch <= PreparedEpoch)
+        if (!IsNewPrepare(epoch))
             return;
-        Guard(() =>
-        {
-            FlushWriteAhead();
-            _image.Flush();
-            _state.Write(_state.State with { Prepared = epoch });
-            _state.Sync();
-            _currentEpoch = Math.Max(_currentEpoch, epoch);
-        });
+        DrainWriteAhead();
+        FlushImage();
+        RecordPrepared(epoch);
     }
 
     /// <summary>
@@ -526,10 +518,7 @@ public sealed class RollbackStore : IDisposable
     /// </summary>
     public void RecordPrepared(long epoch)
     {
-        ThrowIfUnusable();
-        if (epoch < SyncedFrom)
-            throw new ResyncIncompleteException(Directory, epoch, SyncedFrom, "prepare");
-        if (epoch <= PreparedEpoch)
+        if (!IsNewPrepare(epoch))
             return;
         Guard(() =>
         {
@@ -537,6 +526,15 @@ public sealed class RollbackStore : IDisposable
             _state.Sync();
             _currentEpoch = Math.Max(_currentEpoch, epoch);
         });
+    }
+
+    /// <summary>False for a checkpoint prepared already (a repeat changes nothing); refuses one before <see cref="SyncedFrom"/>.</summary>
+    private bool IsNewPrepare(long epoch)
+    {
+        ThrowIfUnusable();
+        if (epoch < SyncedFrom)
+            throw new ResyncIncompleteException(Directory, epoch, SyncedFrom, "prepare");
+        return epoch > PreparedEpoch;
     }
 
     /// <summary>Flushes queued writes and makes the image durable (used on a clean stop).</summary>
