@@ -117,6 +117,16 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         _listener = null;
     }
 
+    /// <summary>Starts the store actor (it opens or creates the store and answers StoreReady), then waits for it.</summary>
+    private void OpenStore(VolumeSpec spec, bool resync)
+    {
+        var volume = new VolumeDescriptor(spec.VolumeId, spec.SizeBytes, spec.BlockSize);
+        _store = Context.ActorOf(RollbackStoreActor.Props(Path.Combine(_dataDirectory, StoreName), volume, _gate, _settings.StoreOptions, resync)
+            .WithDispatcher(Context.Props.Dispatcher), StoreName);
+        Context.Watch(_store);
+        Become(Opening);
+    }
+
     private void Unassigned()
     {
         _state = "Unassigned";
@@ -125,13 +135,9 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
             _generation = m.Generation;
             _assignment = m;
             _assigner = Sender;
-            var volume = new VolumeDescriptor(m.Volume.VolumeId, m.Volume.SizeBytes, m.Volume.BlockSize);
             if (m.Resync)
                 _log.Info("secondary {0}: joining generation {1} by a resync from primary {2}", _replicaId, m.Generation, m.PrimaryId);
-            _store = Context.ActorOf(RollbackStoreActor.Props(Path.Combine(_dataDirectory, StoreName), volume, _gate, _settings.StoreOptions, m.Resync)
-                .WithDispatcher(Context.Props.Dispatcher), StoreName);
-            Context.Watch(_store);
-            Become(Opening);
+            OpenStore(m.Volume, m.Resync);
         });
         Receive<PromoteToPrimary>(m =>
         {
@@ -140,12 +146,8 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
             _promotion = m;
             _generation = m.Assignment.Generation;
             _assigner = Sender;
-            var volume = new VolumeDescriptor(m.Assignment.Volume.VolumeId, m.Assignment.Volume.SizeBytes, m.Assignment.Volume.BlockSize);
-            _store = Context.ActorOf(RollbackStoreActor.Props(Path.Combine(_dataDirectory, StoreName), volume, _gate, _settings.StoreOptions)
-                .WithDispatcher(Context.Props.Dispatcher), StoreName);
-            Context.Watch(_store);
             _log.Info("secondary {0}: opening the store to become primary of generation {1} at checkpoint {2}", _replicaId, _generation, m.Assignment.LastCommitted);
-            Become(Opening);
+            OpenStore(m.Assignment.Volume, resync: false);
         });
         Receive<Prepare>(m => _log.Warning("ignoring Prepare({0}) of generation {1}: no role assigned yet", m.Epoch, m.Generation));
         Receive<Commit>(m => _log.Warning("ignoring Commit({0}) of generation {1}: no role assigned yet", m.Epoch, m.Generation));
