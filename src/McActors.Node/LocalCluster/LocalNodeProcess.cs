@@ -31,23 +31,7 @@ public sealed class LocalNodeProcess : IDisposable
     {
         Directory.CreateDirectory(options.DataDirectory);
         var (file, prefix) = SelfCommand();
-        var start = new ProcessStartInfo(file)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true, // nodes never read stdin; a closed one keeps them off the terminal
-            UseShellExecute = false,
-        };
-        foreach (var a in prefix.Concat(Arguments(options)))
-            start.ArgumentList.Add(a);
-        var log = new StreamWriter(Path.Combine(options.DataDirectory, "node.log"), append: true) { AutoFlush = true };
-        var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => Append(log, e.Data);
-        process.ErrorDataReceived += (_, e) => Append(log, e.Data);
-        process.Start();
-        process.StandardInput.Close();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var (process, log) = LoggedProcess.Start(file, prefix.Concat(Arguments(options)), Path.Combine(options.DataDirectory, "node.log"));
         return new LocalNodeProcess(options, process, log);
     }
 
@@ -122,8 +106,7 @@ public sealed class LocalNodeProcess : IDisposable
     {
         Kill();
         _process.Dispose();
-        lock (_log)
-            _log.Dispose();
+        LoggedProcess.CloseLog(_log);
     }
 
     private static IEnumerable<string> Arguments(NodeOptions o)
@@ -173,14 +156,4 @@ public sealed class LocalNodeProcess : IDisposable
         return Path.GetFileNameWithoutExtension(process) == "dotnet" ? (process, [dll]) : (process, []);
     }
 
-    private static void Append(StreamWriter log, string? line)
-    {
-        if (line is null)
-            return;
-        lock (log)
-        {
-            if (log.BaseStream.CanWrite)
-                log.WriteLine(line);
-        }
-    }
 }

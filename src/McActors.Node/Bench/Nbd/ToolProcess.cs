@@ -28,14 +28,7 @@ internal sealed class ToolProcess : IAsyncDisposable
     /// <summary>Starts a long-running tool (a server); its output goes to <paramref name="logPath"/>.</summary>
     public static ToolProcess Start(BenchTool tool, IEnumerable<string> args, string logPath)
     {
-        var process = new Process { StartInfo = StartInfo(tool, args) };
-        var log = new StreamWriter(logPath, append: true) { AutoFlush = true };
-        process.OutputDataReceived += (_, e) => Append(log, e.Data);
-        process.ErrorDataReceived += (_, e) => Append(log, e.Data);
-        process.Start();
-        process.StandardInput.Close();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var (process, log) = LoggedProcess.Start(tool.Locate(), args, logPath);
         return new ToolProcess(tool.Name, process, log, logPath);
     }
 
@@ -99,7 +92,7 @@ internal sealed class ToolProcess : IAsyncDisposable
             await _process.WaitForExitAsync();
         }
         _process.Dispose();
-        await _log.DisposeAsync();
+        LoggedProcess.CloseLog(_log);
     }
 
     private static ProcessStartInfo StartInfo(BenchTool tool, IEnumerable<string> args)
@@ -116,13 +109,6 @@ internal sealed class ToolProcess : IAsyncDisposable
         return start;
     }
 
-    private static void Append(StreamWriter log, string? line)
-    {
-        if (line is null)
-            return;
-        lock (log)
-            log.WriteLine(line);
-    }
 }
 
 /// <summary>A tool <c>bench nbd</c> runs, and the Debian package to install when it is missing.</summary>
