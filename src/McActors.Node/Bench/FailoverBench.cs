@@ -157,9 +157,6 @@ public static class FailoverBench
         return ms;
     }
 
-    private static double Median(IEnumerable<FailoverTimeline> timelines, Func<FailoverTimeline, double?> value)
-    {
-        var values = timelines.Select(value).OfType<double>().Order().ToList();
-        return values.Count == 0 ? 0 : values.Count % 2 == 1 ? values[values.Count / 2] : (values[values.Count / 2 - 1] + values[values.Count / 2]) / 2;
-    }
+    private static double Median(IEnumerable<FailoverTimeline> timelines, Func<FailoverTimeline, double?> value) =>
+        BenchStatistics.Median(timelines.Select(value).OfType<double>());
 }

@@ -283,7 +283,7 @@ public sealed class StorageBench
             targets?.Dispose();
         }
         DeleteDirectory(directory, _log);
-        return (Median(storeRates), Median(plainRates));
+        return (BenchStatistics.Median(storeRates), BenchStatistics.Median(plainRates));
     }
 
     /// <summary>A plain image and a store over the same volume size, made for (a).</summary>
@@ -567,12 +567,6 @@ public sealed class StorageBench
         var start = Stopwatch.GetTimestamp();
         action();
         return Stopwatch.GetElapsedTime(start);
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
     private static StoreCounters Delta(StoreCounters before, StoreCounters after) => new(
