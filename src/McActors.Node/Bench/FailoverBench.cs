@@ -30,48 +30,38 @@ public static class FailoverBench
     private static readonly TimeSpan Warmup = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(50);
 
-    public static async Task<BenchReport> RunAsync(FailoverBenchSettings settings, TextWriter output, CancellationToken cancel)
-    {
-        var work = Path.Combine(Path.GetTempPath(), $"mcactors-bench-failover-{Guid.NewGuid():N}");
-        var report = new BenchReport();
-        var failed = true;
-        try
-        {
-            var timelines = new List<FailoverTimeline>();
-            double? reprotect = null;
-            for (var i = 0; i < settings.Runs; i++)
-            {
-                var last = i == settings.Runs - 1;
-                var (timeline, mibPerSecond) = await RunOnceAsync(settings, Path.Combine(work, $"run-{i + 1}"), reprotect: last, output, cancel);
-                timelines.Add(timeline);
-                reprotect = mibPerSecond ?? reprotect;
-                await output.WriteLineAsync($"run {i + 1}/{settings.Runs}: " +
-                    $"total {timeline.TotalMs:0} ms = detect {timeline.DetectMs:0} + down {timeline.DownMs:0} + rollback {timeline.RollbackMs:0} + resume {timeline.ResumeMs:0}" +
-                    $" ({timeline.Report.RolledBackEpochs} epochs, {timeline.Report.RolledBackBytes / (double)Mib:0.0} MiB rolled back in {timeline.Report.RollbackMs:0.0} ms)");
-            }
-            report.Add("failover_total_ms", Median(timelines, t => t.TotalMs), "ms", 0, BenchTarget.AtMost(3000));
-            report.Add("detect_ms", Median(timelines, t => t.DetectMs), "ms", 0);
-            report.Add("down_ms", Median(timelines, t => t.DownMs), "ms", 0);
-            report.Add("rollback_ms", Median(timelines, t => t.RollbackMs), "ms", 0);
-            report.Add("resume_ms", Median(timelines, t => t.ResumeMs), "ms", 0);
-            report.Add("rollback_store_ms", Median(timelines, t => t.Report.RollbackMs), "ms", 1);
+    public static Task<BenchReport> RunAsync(FailoverBenchSettings settings, TextWriter output, CancellationToken cancel) =>
+        BenchWorkDirectory.UseAsync("failover", settings.Keep, output, work => MeasureAsync(settings, work, output, cancel));
 
-            var rollback = await Task.Run(() => MeasureRollback64MiB(Path.Combine(work, "rollback")), cancel);
-            await output.WriteLineAsync($"rollback store: 64 MiB dirty in one epoch rolled back in {rollback:0.0} ms");
-            report.Add("rollback_64mib_ms", rollback, "ms", 1, BenchTarget.AtMost(100));
-            if (reprotect is { } rate)
-                report.Add("reprotect_mib_s", rate, "MiB/s", 1);
-            else
-                await output.WriteLineAsync("reprotect_mib_s: not measured, the restarted node was not re-protected in time");
-            failed = false;
-        }
-        finally
+    private static async Task<BenchReport> MeasureAsync(FailoverBenchSettings settings, string work, TextWriter output, CancellationToken cancel)
+    {
+        var report = new BenchReport();
+        var timelines = new List<FailoverTimeline>();
+        double? reprotect = null;
+        for (var i = 0; i < settings.Runs; i++)
         {
-            if (settings.Keep || failed)
-                await output.WriteLineAsync($"work directory kept: {work}");
-            else if (Directory.Exists(work))
-                Directory.Delete(work, recursive: true);
+            var last = i == settings.Runs - 1;
+            var (timeline, mibPerSecond) = await RunOnceAsync(settings, Path.Combine(work, $"run-{i + 1}"), reprotect: last, output, cancel);
+            timelines.Add(timeline);
+            reprotect = mibPerSecond ?? reprotect;
+            await output.WriteLineAsync($"run {i + 1}/{settings.Runs}: " +
+                $"total {timeline.TotalMs:0} ms = detect {timeline.DetectMs:0} + down {timeline.DownMs:0} + rollback {timeline.RollbackMs:0} + resume {timeline.ResumeMs:0}" +
+                $" ({timeline.Report.RolledBackEpochs} epochs, {timeline.Report.RolledBackBytes / (double)Mib:0.0} MiB rolled back in {timeline.Report.RollbackMs:0.0} ms)");
         }
+        report.Add("failover_total_ms", Median(timelines, t => t.TotalMs), "ms", 0, BenchTarget.AtMost(3000));
+        report.Add("detect_ms", Median(timelines, t => t.DetectMs), "ms", 0);
+        report.Add("down_ms", Median(timelines, t => t.DownMs), "ms", 0);
+        report.Add("rollback_ms", Median(timelines, t => t.RollbackMs), "ms", 0);
+        report.Add("resume_ms", Median(timelines, t => t.ResumeMs), "ms", 0);
+        report.Add("rollback_store_ms", Median(timelines, t => t.Report.RollbackMs), "ms", 1);
+
+        var rollback = await Task.Run(() => MeasureRollback64MiB(Path.Combine(work, "rollback")), cancel);
+        await output.WriteLineAsync($"rollback store: 64 MiB dirty in one epoch rolled back in {rollback:0.0} ms");
+        report.Add("rollback_64mib_ms", rollback, "ms", 1, BenchTarget.AtMost(100));
+        if (reprotect is { } rate)
+            report.Add("reprotect_mib_s", rate, "MiB/s", 1);
+        else
+            await output.WriteLineAsync("reprotect_mib_s: not measured, the restarted node was not re-protected in time");
         return report;
     }
 

@@ -19,51 +19,40 @@ public static class NbdBench
     /// <summary>The 100 ms epochs the comparison is specified with (a --set may still override it).</summary>
     private const string EpochInterval = "mcactors.checkpoint.epoch-interval = 100 ms";
 
-    public static async Task<BenchReport> RunAsync(NbdBenchSettings settings, TextWriter output, CancellationToken cancel)
-    {
-        var work = Path.Combine(Path.GetTempPath(), $"mcactors-bench-nbd-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(work);
-        var failed = true;
-        try
-        {
-            // Every tool is looked up first: a missing one fails in a second, not after the cluster started.
-            foreach (var tool in new[] { BenchTool.Fio, BenchTool.QemuNbd, BenchTool.QemuImg, BenchTool.StorageDaemon })
-                tool.Locate();
-            await using var mcactors = await McActorsTarget.StartAsync(Path.Combine(work, "mcactors"), [EpochInterval, .. settings.Overrides], cancel);
-            await using var p1 = await QemuNbdTarget.StartAsync("p1", "qemu-nbd on a raw file", Path.Combine(work, "p1"), mcactors.SizeBytes, cancel);
-            await using var p2 = await MirroredQemuTarget.StartAsync(Path.Combine(work, "p2"), mcactors.SizeBytes, cancel);
-            INbdBenchTarget[] targets = [p1, p2, mcactors];
-            foreach (var target in targets)
-                await output.WriteLineAsync($"{target.Name,-8} {target.Uri,-26} {target.Description}");
-            await output.WriteLineAsync($"volume {mcactors.SizeBytes >> 20} MiB; fio --ioengine=nbd, {settings.Ramp.TotalSeconds:0.#} s ramp + {settings.Runtime.TotalSeconds:0.#} s per run");
+    public static Task<BenchReport> RunAsync(NbdBenchSettings settings, TextWriter output, CancellationToken cancel) =>
+        BenchWorkDirectory.UseAsync("nbd", settings.Keep, output, work => MeasureAsync(settings, work, output, cancel));
 
-            var report = new BenchReport();
-            foreach (var workload in settings.Workloads)
-            {
-                var results = new Dictionary<string, FioResult>();
-                foreach (var target in targets)
-                {
-                    var result = await Fio.RunAsync(workload, target.Uri, mcactors.SizeBytes, settings.Runtime, settings.Ramp,
-                        Path.Combine(work, $"{workload.Name}-{target.Name}.json"), cancel);
-                    results[target.Name] = result;
-                    await output.WriteLineAsync($"{workload.Name} {workload.Description,-36} {target.Name,-8} " +
-                        $"{result.MibPerSecond,8:0.0} MiB/s {result.Iops,8:0} IOPS  p50 {result.P50Us,7:0} us  p99 {result.P99Us,7:0} us" +
-                        (result.FlushP99Us is { } flush ? $"  flush p99 {flush:0} us" : ""));
-                }
-                AddRows(report, workload, results);
-            }
-            // Numbers taken after the secondary left would be those of a primary alone.
-            await mcactors.VerifyStillReplicatedAsync();
-            failed = false;
-            return report;
-        }
-        finally
+    private static async Task<BenchReport> MeasureAsync(NbdBenchSettings settings, string work, TextWriter output, CancellationToken cancel)
+    {
+        // Every tool is looked up first: a missing one fails in a second, not after the cluster started.
+        foreach (var tool in new[] { BenchTool.Fio, BenchTool.QemuNbd, BenchTool.QemuImg, BenchTool.StorageDaemon })
+            tool.Locate();
+        await using var mcactors = await McActorsTarget.StartAsync(Path.Combine(work, "mcactors"), [EpochInterval, .. settings.Overrides], cancel);
+        await using var p1 = await QemuNbdTarget.StartAsync("p1", "qemu-nbd on a raw file", Path.Combine(work, "p1"), mcactors.SizeBytes, cancel);
+        await using var p2 = await MirroredQemuTarget.StartAsync(Path.Combine(work, "p2"), mcactors.SizeBytes, cancel);
+        INbdBenchTarget[] targets = [p1, p2, mcactors];
+        foreach (var target in targets)
+            await output.WriteLineAsync($"{target.Name,-8} {target.Uri,-26} {target.Description}");
+        await output.WriteLineAsync($"volume {mcactors.SizeBytes >> 20} MiB; fio --ioengine=nbd, {settings.Ramp.TotalSeconds:0.#} s ramp + {settings.Runtime.TotalSeconds:0.#} s per run");
+
+        var report = new BenchReport();
+        foreach (var workload in settings.Workloads)
         {
-            if (settings.Keep || failed)
-                await output.WriteLineAsync($"work directory kept: {work}");
-            else
-                Directory.Delete(work, recursive: true);
+            var results = new Dictionary<string, FioResult>();
+            foreach (var target in targets)
+            {
+                var result = await Fio.RunAsync(workload, target.Uri, mcactors.SizeBytes, settings.Runtime, settings.Ramp,
+                    Path.Combine(work, $"{workload.Name}-{target.Name}.json"), cancel);
+                results[target.Name] = result;
+                await output.WriteLineAsync($"{workload.Name} {workload.Description,-36} {target.Name,-8} " +
+                    $"{result.MibPerSecond,8:0.0} MiB/s {result.Iops,8:0} IOPS  p50 {result.P50Us,7:0} us  p99 {result.P99Us,7:0} us" +
+                    (result.FlushP99Us is { } flush ? $"  flush p99 {flush:0} us" : ""));
+            }
+            AddRows(report, workload, results);
         }
+        // Numbers taken after the secondary left would be those of a primary alone.
+        await mcactors.VerifyStillReplicatedAsync();
+        return report;
     }
 
     /// <summary>
