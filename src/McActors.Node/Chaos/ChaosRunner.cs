@@ -185,8 +185,8 @@ public static class ChaosRunner
         }
         seen.Mark("shutdown", clock);
 
-        seen.Verdict = seen.Final?.Primary is { } primary
-            ? DemoVerifier.Verify(Path.Combine(dir, primary), [.. seen.Final.Secondaries.Select(s => Path.Combine(dir, s))], seen.StoppedAt)
+        seen.Verdict = seen.Final is { } final
+            ? DemoVerifier.Verify(dir, final, seen.StoppedAt)
             : new DemoVerdict(false, "no primary at the end");
         seen.Mark("verify", clock);
         return seen.Result(clock.Elapsed);

@@ -137,9 +137,7 @@ public static class DemoRunner
                 throw new InvalidOperationException($"generation {two.Key} had two primaries: {string.Join(", ", two.Value)}");
         }
 
-        var verdict = last.Primary is null
-            ? new DemoVerdict(false, "no primary at the end")
-            : DemoVerifier.Verify(Path.Combine(options.DataDirectory, last.Primary), [.. last.Secondaries.Select(s => Path.Combine(options.DataDirectory, s))], stoppedAt);
+        var verdict = DemoVerifier.Verify(options.DataDirectory, last, stoppedAt);
         if (verdict.Verified && failover is not null && failover.Report.TargetCheckpoint > stoppedAt)
             verdict = new DemoVerdict(false, $"the guest stopped at checkpoint {stoppedAt}, before the failover's target {failover.Report.TargetCheckpoint}");
         await Say($"{(verdict.Verified ? "VERIFIED" : "NOT VERIFIED")}: {verdict.Detail}");

@@ -1,4 +1,5 @@
 using McActors.Guests;
+using McActors.Protocol;
 using McActors.Replication;
 using McActors.Storage;
 using McActors.Storage.Rollback;
@@ -22,6 +23,12 @@ public static class DemoVerifier
 
     public static DemoVerdict Verify(string primaryDirectory, string secondaryDirectory, long epoch) =>
         Verify(primaryDirectory, [secondaryDirectory], epoch);
+
+    /// <summary>A local cluster's final primary and in-sync secondaries (node directories under <paramref name="dataDirectory"/>), as its coordinator last reported them.</summary>
+    public static DemoVerdict Verify(string dataDirectory, CoordinatorStatus final, long epoch) =>
+        final.Primary is { } primary
+            ? Verify(Path.Combine(dataDirectory, primary), [.. final.Secondaries.Select(s => Path.Combine(dataDirectory, s))], epoch)
+            : new DemoVerdict(false, "no primary at the end");
 
     public static DemoVerdict Verify(string primaryDirectory, IReadOnlyList<string> secondaryDirectories, long epoch)
     {
