@@ -434,25 +434,34 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
         Assert.Equal((1L, 2L), (status.LastClosed, status.Epoch));
     }
 
-    [Fact]
-    public void A_close_waits_for_the_write_held_by_a_full_window()
+    /// <summary>
+    /// A primary whose one secondary holds every frame (its gate closed) and whose 8 KiB window
+    /// took write 1; write 2 is sent and waits for room. The guest is a probe; write as it through the guest child.
+    /// </summary>
+    private (TaskCompletionSource SecondaryGate, TestProbe Guest, IActorRef Primary, IActorRef AsGuest) StartWithOneWriteInTheWindowAndOneWaiting()
     {
         var secondary = Secondary("s1", out var endpoint);
-        secondary.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var gate = secondary.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var guest = CreateTestProbe("guest");
         var primary = StartPrimary([endpoint], window: 8 << 10, guest: _ => Akka.TestKit.TestActors.ForwardActor.Props(guest.Ref));
         guest.ExpectMsg<ResumeGuest>();
         var asGuest = GuestChild(primary);
         var data = new byte[4096];
-
         primary.Tell(new GuestWrite(0, data, 1), asGuest);
         guest.ExpectMsg(new GuestWriteCompleted(1)); // fits the window
-        primary.Tell(new GuestWrite(4096, data, 2), asGuest);
+        primary.Tell(new GuestWrite(4096, data, 2), asGuest); // the window is full: it waits
+        return (gate, guest, primary, asGuest);
+    }
+
+    [Fact]
+    public void A_close_waits_for_the_write_held_by_a_full_window()
+    {
+        var (secondaryGate, guest, primary, asGuest) = StartWithOneWriteInTheWindowAndOneWaiting();
         primary.Tell(new CloseEpoch(1, 1), _coordinator.Ref);
         guest.ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // neither the completion nor the pause
         Assert.EndsWith("AwaitingSends", Status(primary).State);
 
-        secondary.Gate.SetResult();
+        secondaryGate.SetResult();
         guest.ExpectMsg(new GuestWriteCompleted(2));
         guest.ExpectMsg(new PauseGuest(1));
         primary.Tell(new GuestPaused(1), asGuest);
@@ -465,22 +474,13 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
     [Fact]
     public void A_StopGuest_that_arrives_after_a_CloseEpoch_while_sends_wait_belongs_to_the_next_close()
     {
-        var secondary = Secondary("s1", out var endpoint);
-        secondary.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var guest = CreateTestProbe("guest");
-        var primary = StartPrimary([endpoint], window: 8 << 10, guest: _ => Akka.TestKit.TestActors.ForwardActor.Props(guest.Ref));
-        guest.ExpectMsg<ResumeGuest>();
-        var asGuest = GuestChild(primary);
-        var data = new byte[4096];
-        primary.Tell(new GuestWrite(0, data, 1), asGuest);
-        guest.ExpectMsg(new GuestWriteCompleted(1));
-        primary.Tell(new GuestWrite(4096, data, 2), asGuest); // the window is full: the primary waits
+        var (secondaryGate, guest, primary, asGuest) = StartWithOneWriteInTheWindowAndOneWaiting();
         AwaitAssert(() => Assert.EndsWith("AwaitingSends", Status(primary).State));
 
         // The coordinator closed epoch 1, then asked for a stop: the stop is for the close after it.
         primary.Tell(new CloseEpoch(1, 1), _coordinator.Ref);
         primary.Tell(StopGuest.Instance, _coordinator.Ref);
-        secondary.Gate.SetResult();
+        secondaryGate.SetResult();
         guest.ExpectMsg(new GuestWriteCompleted(2));
         guest.ExpectMsg(new PauseGuest(1));
         primary.Tell(new GuestPaused(1), asGuest);
