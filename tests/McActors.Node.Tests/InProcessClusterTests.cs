@@ -62,7 +62,12 @@ public abstract class InProcessCluster<TSelf> : Akka.TestKit.Xunit2.TestKit
     protected async Task<GuestStopped> StopAndVerify(IActorRef coordinator, IEnumerable<ActorSystem> running, string primary, string secondary)
     {
         var stopped = await coordinator.Ask<GuestStopped>(StopGuest.Instance, TimeSpan.FromSeconds(30));
-        foreach (var system in running)
+        // The primary's node leaves last. Leaving first, it could take the coordinator singleton with
+        // it to a secondary's node, whose recovered coordinator fails over to (and promotes) that
+        // secondary while it is being verified.
+        var nodes = running.ToList();
+        var primaryNode = NodeOf(nodes, primary);
+        foreach (var system in nodes.Where(s => s != primaryNode).Append(primaryNode))
             await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).WaitAsync(TimeSpan.FromSeconds(30));
         var verdict = DemoVerifier.Verify(Path.Combine(Root, primary), Path.Combine(Root, secondary), stopped.Epoch);
         Assert.True(verdict.Verified, verdict.Detail);
@@ -301,7 +306,7 @@ public sealed class InProcessResyncCrashTests(ITestOutputHelper output) : InProc
             await AwaitStatus(coordinator, s => s.Secondaries.Count == 0, "secondary dropped", TimeSpan.FromSeconds(30));
             Directory.Delete(Path.Combine(Root, joiner), recursive: true);
             var slowDisk = new McActors.Testing.StoreFaultInjector();
-            slowDisk.SlowWrites(TimeSpan.FromMilliseconds(3));
+            slowDisk.SlowWrites(TimeSpan.FromMilliseconds(10)); // slow enough that the copy is still under way when the crash comes
             var slow = StartReplica(settings with { StoreFaults = slowDisk }, index, Crashable);
             replicas.Add(slow);
             await AwaitStatus(coordinator, s => s.Resyncing.Any(r => r.Replica == joiner && r.CopiedBytes > 0 && !r.Done), "copy under way", TimeSpan.FromSeconds(60));
