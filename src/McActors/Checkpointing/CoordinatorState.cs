@@ -21,11 +21,23 @@ public sealed record VolumeCreated(VolumeSpec Volume) : ICoordinatorEvent;
 /// </summary>
 public sealed record RolesAssigned(long Generation, string Primary, string[] Secondaries, string? PrimaryAddress = null) : ICoordinatorEvent;
 
-/// <summary>Checkpoint <see cref="Epoch"/> is committed (the 2PC decision point).</summary>
-public sealed record CheckpointCommitted(long Generation, long Epoch, long Writes, long Bytes) : ICoordinatorEvent;
+/// <summary>
+/// Checkpoint <see cref="Epoch"/> is committed (the 2PC decision point), prepared by
+/// <see cref="Secondaries"/> secondaries (what every Commit of it says; 0 in journals written
+/// before it was recorded, so that a resent Commit never claims more than is known).
+/// </summary>
+public sealed record CheckpointCommitted(long Generation, long Epoch, long Writes, long Bytes, int Secondaries = 0) : ICoordinatorEvent;
 
-/// <summary>A replica joined the replica set as a secondary (a resync finished) for the checkpoints after <see cref="Epoch"/>.</summary>
-public sealed record SecondaryAdded(long Generation, string Replica, long Epoch) : ICoordinatorEvent;
+/// <summary>
+/// A replica joined the replica set as a secondary (a resync finished): its image is the
+/// primary's from checkpoint <see cref="Epoch"/> on, and it takes part in the checkpoints from
+/// <see cref="CountsFrom"/> on (the first opened after it joined; 0 in journals written before it
+/// was recorded: then <see cref="Epoch"/>).
+/// </summary>
+public sealed record SecondaryAdded(long Generation, string Replica, long Epoch, long CountsFrom = 0) : ICoordinatorEvent;
+
+/// <summary>A secondary that joined the running generation takes part in its checkpoints from <see cref="CountsFrom"/> on.</summary>
+public sealed record SecondaryJoin(string Replica, long CountsFrom);
 
 /// <summary>A secondary left the replica set at <see cref="Epoch"/> (slow, terminated or failed).</summary>
 public sealed record SecondaryDropped(long Generation, string Replica, long Epoch, string Reason) : ICoordinatorEvent;
@@ -52,6 +64,23 @@ public sealed record CoordinatorState(
     /// <summary>Generations that began by replacing a primary.</summary>
     public long Failovers { get; init; }
 
+    /// <summary>How many secondaries prepared checkpoint <see cref="LastCommitted"/> (what a resent Commit of it says).</summary>
+    public int LastCommittedSecondaries { get; init; }
+
+    /// <summary>The secondaries that joined this generation by a resync, and the first checkpoint each takes part in.</summary>
+    public SecondaryJoin[] Joined { get; init; } = [];
+
+    /// <summary>The Commit of the last committed checkpoint, to repeat to a replica that comes back (null before the first).</summary>
+    public Commit? LastCommit() => LastCommitted > 0 ? new Commit(Generation, LastCommitted, LastCommittedSecondaries) : null;
+
+    /// <summary>
+    /// The first checkpoint <paramref name="secondary"/> takes part in: where it joined, or 0 for
+    /// one the generation started with. One that joined after <see cref="LastCommitted"/> was
+    /// opened cannot vouch for it (it never prepared it, and its image may be the primary's only
+    /// from a later checkpoint): it is no failover target.
+    /// </summary>
+    public long CountsFrom(string secondary) => Joined.FirstOrDefault(j => j.Replica == secondary)?.CountsFrom ?? 0;
+
     public bool HasRoles => Primary is not null;
 
     public bool IsMember(string replica) => replica == Primary || Secondaries.Contains(replica);
@@ -66,6 +95,7 @@ public sealed record CoordinatorState(
             Secondaries = r.Secondaries.ToArray(),
             PrimaryAddress = r.PrimaryAddress,
             Failovers = Failovers + (Primary is null ? 0 : 1),
+            Joined = [], // a new generation's secondaries take part in all of its checkpoints
         },
         // Commits arrive in order; a replayed older one (never expected) must not move LastCommitted back.
         CheckpointCommitted c when c.Generation == Generation && c.Epoch > LastCommitted => this with
@@ -74,11 +104,20 @@ public sealed record CoordinatorState(
             CheckpointsCommitted = CheckpointsCommitted + 1,
             WritesCommitted = WritesCommitted + c.Writes,
             BytesCommitted = BytesCommitted + c.Bytes,
+            LastCommittedSecondaries = c.Secondaries,
         },
         CheckpointCommitted => this,
-        SecondaryDropped d when d.Generation == Generation => this with { Secondaries = Secondaries.Where(s => s != d.Replica).ToArray() },
+        SecondaryDropped d when d.Generation == Generation => this with
+        {
+            Secondaries = Secondaries.Where(s => s != d.Replica).ToArray(),
+            Joined = Joined.Where(j => j.Replica != d.Replica).ToArray(),
+        },
         SecondaryDropped => this,
-        SecondaryAdded a when a.Generation == Generation && !IsMember(a.Replica) => this with { Secondaries = [.. Secondaries, a.Replica] },
+        SecondaryAdded a when a.Generation == Generation && !IsMember(a.Replica) => this with
+        {
+            Secondaries = [.. Secondaries, a.Replica],
+            Joined = [.. Joined.Where(j => j.Replica != a.Replica), new SecondaryJoin(a.Replica, a.CountsFrom > 0 ? a.CountsFrom : a.Epoch)],
+        },
         SecondaryAdded => this,
         _ => throw new ArgumentException($"unknown coordinator event {e.GetType().Name}", nameof(e)),
     };

@@ -250,7 +250,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private void Running()
     {
         Timers.Cancel(AssignRetryTick.Instance);
-        _pipeline = new CheckpointPipeline(_state.Generation, _state.LastCommitted, _state.Secondaries, _settings.MaxInFlight, _settings.PrepareTimeout);
+        _pipeline = new CheckpointPipeline(_state.Generation, _state.LastCommitted, _state.Secondaries, _settings.MaxInFlight, _settings.PrepareTimeout, _state.Joined);
         Timers.StartPeriodicTimer(EpochTick.Instance, EpochTick.Instance, _settings.EpochInterval);
         Timers.StartPeriodicTimer(CheckTick.Instance, CheckTick.Instance, CheckInterval);
         _log.Info("generation {0} running: epochs from {1}, every {2} ms", _state.Generation, _state.LastCommitted + 1, _settings.EpochInterval.TotalMilliseconds);
@@ -331,13 +331,14 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         {
             if (IsStale(r) || !_resyncs.Remove(r.ReplicaId))
                 return;
-            Persist(new SecondaryAdded(_state.Generation, r.ReplicaId, r.FromEpoch), e =>
+            // It takes part in the checkpoints opened from now on: those already open (the primary may
+            // not even have closed the one it is in sync from) were never asked of it.
+            Persist(new SecondaryAdded(_state.Generation, r.ReplicaId, r.FromEpoch, _pipeline!.JoinEpoch(r.FromEpoch)), e =>
             {
                 ApplyEvent(e);
-                // It prepares the checkpoints opened from now on (it holds every one from FromEpoch).
-                _pipeline!.AddSecondary(e.Replica, _pipeline.LastClosed);
-                _log.Info("{0} is in sync from checkpoint {1} and protects the volume again: secondaries [{2}]",
-                    e.Replica, e.Epoch, string.Join(", ", _state.Secondaries));
+                _pipeline!.AddSecondary(e.Replica, e.CountsFrom);
+                _log.Info("{0} is in sync from checkpoint {1} and protects the volume again from checkpoint {2}: secondaries [{3}]",
+                    e.Replica, e.Epoch, e.CountsFrom, string.Join(", ", _state.Secondaries));
             });
         });
         Command<ResyncFailed>(r =>
@@ -511,8 +512,9 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private void Rejoin(string replica)
     {
         SendAssignment(replica);
-        if (_state.LastCommitted > 0)
-            _refs[replica].Tell(new Commit(_state.Generation, _state.LastCommitted, _state.Secondaries.Length));
+        // With the count recorded at its commit, not today's replica set.
+        if (_state.LastCommit() is { } commit)
+            _refs[replica].Tell(commit);
     }
 
     /// <summary>Forgets a terminated ref; returns the replica id it belonged to, if it is still current.</summary>
@@ -591,7 +593,8 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         var old = _state.Primary!;
         var oldAddress = _state.PrimaryAddress;
-        var roles = ReplicaSetPlanner.PlanFailover(_state.Secondaries, RegisteredMembers(), _preparedBy, _state.Generation, AddressOf);
+        var roles = ReplicaSetPlanner.PlanFailover(_state.Secondaries, RegisteredMembers(), _preparedBy, _state.Generation, AddressOf,
+            _state.LastCommitted, _state.CountsFrom);
         if (roles is null)
         {
             _log.Error("primary {0} of generation {1} lost ({2}) and no secondary is alive to take over: the volume is unavailable " +
@@ -603,7 +606,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         var left = _state.Secondaries.Except(roles.Secondaries).Where(s => s != roles.Primary).ToArray();
         _log.Warning($"primary {old} of generation {_state.Generation} lost ({reason}): failing over to {roles.Primary} as primary of " +
             $"generation {roles.Generation} at checkpoint {_state.LastCommitted}; secondaries [{string.Join(", ", roles.Secondaries)}]" +
-            (left.Length > 0 ? $"; left out (not registered): {string.Join(", ", left)}" : ""));
+            (left.Length > 0 ? $"; left out (not registered, or joined after checkpoint {_state.LastCommitted}): {string.Join(", ", left)}" : ""));
         var detectedAt = oldAddress is not null && _unreachableAt.TryGetValue(Address.Parse(oldAddress), out var u) ? u : (DateTime?)null;
         var downedAt = oldAddress is not null && _downedAt.TryGetValue(Address.Parse(oldAddress), out var d) ? d : (DateTime?)null;
         Timers.CancelAll();
@@ -766,7 +769,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         _closedAtTicks[epoch] = Stopwatch.GetTimestamp();
         _prepareSentAt[epoch] = now;
         Primary()?.Tell(new CloseEpoch(_state.Generation, epoch));
-        foreach (var secondary in _pipeline.Secondaries)
+        foreach (var secondary in _pipeline.TakingPart(epoch))
             _refs.GetValueOrDefault(secondary)?.Tell(new Prepare(_state.Generation, epoch));
     }
 
@@ -798,7 +801,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         var events = decisions.Select<PipelineDecision, ICoordinatorEvent>(decision => decision switch
         {
             DropSecondary drop => new SecondaryDropped(_state.Generation, drop.Replica, drop.Epoch, drop.Reason),
-            CommitCheckpoint commit => CommittedEvent(commit.Epoch),
+            CommitCheckpoint commit => CommittedEvent(commit),
             _ => throw new InvalidOperationException($"unknown decision {decision}"),
         }).ToList();
         PersistAll(events, e =>
@@ -810,10 +813,10 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         });
     }
 
-    private CheckpointCommitted CommittedEvent(long epoch)
+    private CheckpointCommitted CommittedEvent(CommitCheckpoint commit)
     {
-        var (writes, bytes) = _closedCounts.GetValueOrDefault(epoch);
-        return new CheckpointCommitted(_state.Generation, epoch, writes, bytes);
+        var (writes, bytes) = _closedCounts.GetValueOrDefault(commit.Epoch);
+        return new CheckpointCommitted(_state.Generation, commit.Epoch, writes, bytes, commit.PreparedBy.Count);
     }
 
     private void PersistDrop(SecondaryDropped dropped) => Persist(dropped, OnDropped);
@@ -831,8 +834,8 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         _prepareSentAt.Remove(e.Epoch);
         if (_closedAtTicks.Remove(e.Epoch, out var closedAt))
             _latency.Add(Stopwatch.GetElapsedTime(closedAt));
-        // Every secondary still in the set prepared this checkpoint (the pipeline commits only then; drops are persisted first).
-        var commit = new Commit(e.Generation, e.Epoch, _state.Secondaries.Length);
+        // Exactly the secondaries that prepared it count (one that joined after it was opened does not).
+        var commit = new Commit(e.Generation, e.Epoch, e.Secondaries);
         Primary()?.Tell(commit);
         foreach (var secondary in _pipeline!.Secondaries)
             _refs.GetValueOrDefault(secondary)?.Tell(commit);

@@ -29,14 +29,22 @@ public static class ReplicaSetPlanner
 
     /// <summary>
     /// The new primary after the primary was lost: among the <paramref name="secondaries"/> that are
-    /// registered (alive), the one that prepared the most (its store holds the newest checkpoints,
-    /// so it can surely roll back to the last committed one), ties broken by cluster age (oldest
-    /// first), then registration order. The others stay secondaries. Null when none is alive.
+    /// registered (alive) and can vouch for <paramref name="lastCommitted"/>, the one that prepared
+    /// the most (its store holds the newest checkpoints, so it can surely roll back to the last
+    /// committed one), ties broken by cluster age (oldest first), then registration order. A
+    /// secondary that joined by a resync after the last committed checkpoint was opened
+    /// (<paramref name="countsFrom"/> &gt; <paramref name="lastCommitted"/>) never prepared it and
+    /// may hold the primary's image only from a later checkpoint: it is neither the target nor kept
+    /// (it is resynced when it registers again), however much it prepared. The other candidates
+    /// stay secondaries. Null when none is alive and able.
     /// </summary>
     public static RolesAssigned? PlanFailover(IEnumerable<string> secondaries, IReadOnlyDictionary<string, ReplicaCandidate> registered,
-        IReadOnlyDictionary<string, long> prepared, long currentGeneration, Func<string, string?> addressOf)
+        IReadOnlyDictionary<string, long> prepared, long currentGeneration, Func<string, string?> addressOf,
+        long lastCommitted, Func<string, long> countsFrom)
     {
-        var alive = secondaries.Where(registered.ContainsKey).Select(s => registered[s])
+        var alive = secondaries.Where(registered.ContainsKey)
+            .Where(s => countsFrom(s) <= lastCommitted)
+            .Select(s => registered[s])
             .OrderByDescending(c => prepared.GetValueOrDefault(c.ReplicaId))
             .ThenBy(c => c.AgeRank ?? int.MaxValue)
             .ThenBy(c => c.RegistrationOrder)

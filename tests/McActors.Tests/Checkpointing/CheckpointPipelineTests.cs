@@ -113,12 +113,95 @@ public sealed class CheckpointPipelineTests
     {
         var p = Pipeline(4, "s1");
         p.Close(T0);
-        p.AddSecondary("s2", preparedUpTo: 0);
+        p.AddSecondary("s2", p.JoinEpoch(fromEpoch: 11));
         p.OnEpochClosed(new EpochClosed(Gen, 11, 0, 0));
-        Assert.Single(p.OnPrepared(new Prepared(Gen, 11, "s1")));
+        Assert.Equal(["s1"], Assert.IsType<CommitCheckpoint>(Assert.Single(p.OnPrepared(new Prepared(Gen, 11, "s1")))).PreparedBy);
         p.Close(T0);
         p.OnEpochClosed(new EpochClosed(Gen, 12, 0, 0));
         Assert.Empty(p.OnPrepared(new Prepared(Gen, 12, "s1")));
         Assert.Equal(["s2"], p.AwaitingPrepare(12));
+    }
+
+    [Fact]
+    public void A_secondary_that_joins_before_the_primary_closed_an_open_checkpoint_does_not_count_for_it()
+    {
+        // Degraded: no secondary. The primary reports "in sync from 11" before it has closed 11,
+        // which the coordinator had already opened (Prepare(11) went to nobody).
+        var p = new CheckpointPipeline(Gen, lastCommitted: 10, [], maxInFlight: 4, Timeout);
+        Assert.Equal(11, p.Close(T0));
+        Assert.Equal(12, p.JoinEpoch(fromEpoch: 11));
+        p.AddSecondary("j", p.JoinEpoch(fromEpoch: 11));
+        Assert.Empty(p.AwaitingPrepare(11));
+        Assert.Empty(p.TakingPart(11));
+
+        // 11 commits on the primary alone: j never prepared it and must not be counted (min-replicas, fsync).
+        var commit = Assert.IsType<CommitCheckpoint>(Assert.Single(p.OnEpochClosed(new EpochClosed(Gen, 11, 1, 4096))));
+        Assert.Equal(11, commit.Epoch);
+        Assert.Empty(commit.PreparedBy);
+
+        // From 12 on it takes part: 12 waits for it, and then counts it.
+        Assert.Equal(12, p.Close(T0));
+        Assert.Equal(["j"], p.TakingPart(12));
+        Assert.Empty(p.OnEpochClosed(new EpochClosed(Gen, 12, 1, 4096)));
+        Assert.Equal(["j"], p.AwaitingPrepare(12));
+        commit = Assert.IsType<CommitCheckpoint>(Assert.Single(p.OnPrepared(new Prepared(Gen, 12, "j"))));
+        Assert.Equal(12, commit.Epoch);
+        Assert.Equal(["j"], commit.PreparedBy);
+    }
+
+    [Fact]
+    public void Checkpoints_open_when_a_secondary_joins_commit_with_those_that_prepared_them_only()
+    {
+        var p = Pipeline(4, "s1");
+        p.Close(T0);
+        p.Close(T0);
+        p.OnEpochClosed(new EpochClosed(Gen, 11, 0, 0));
+        p.AddSecondary("j", p.JoinEpoch(fromEpoch: 11));
+        Assert.Equal(13, p.Close(T0));
+        p.OnEpochClosed(new EpochClosed(Gen, 12, 0, 0));
+        p.OnEpochClosed(new EpochClosed(Gen, 13, 0, 0));
+
+        var commits = p.OnPrepared(new Prepared(Gen, 13, "s1")).Cast<CommitCheckpoint>().ToList();
+        Assert.Equal([(11L, 1), (12L, 1)], commits.Select(c => (c.Epoch, c.PreparedBy.Count)));
+        Assert.All(commits, c => Assert.Equal(["s1"], c.PreparedBy));
+        var last = Assert.IsType<CommitCheckpoint>(Assert.Single(p.OnPrepared(new Prepared(Gen, 13, "j"))));
+        Assert.Equal(["j", "s1"], last.PreparedBy.Order());
+    }
+
+    [Fact]
+    public void JoinEpoch_is_the_first_checkpoint_opened_after_the_join_and_never_one_before_the_sync_point()
+    {
+        var p = Pipeline(4, "s1");
+        p.Close(T0);
+        p.Close(T0);
+        Assert.Equal(13, p.JoinEpoch(fromEpoch: 12)); // 11 and 12 are open: Prepare went out without it
+        Assert.Equal(15, p.JoinEpoch(fromEpoch: 15)); // a recovered coordinator re-drives older ones
+    }
+
+    [Fact]
+    public void A_rebuilt_pipeline_waits_for_a_joined_secondary_only_from_its_recorded_checkpoint()
+    {
+        // A recovered coordinator re-drives 11.. while j joined for 13 on.
+        var p = new CheckpointPipeline(Gen, lastCommitted: 10, ["s1", "j"], maxInFlight: 4, Timeout, [new SecondaryJoin("j", 13)]);
+        p.Close(T0);
+        Assert.Equal(["s1"], p.TakingPart(11));
+        p.OnEpochClosed(new EpochClosed(Gen, 11, 0, 0));
+        Assert.Equal(["s1"], Assert.IsType<CommitCheckpoint>(Assert.Single(p.OnPrepared(new Prepared(Gen, 11, "s1")))).PreparedBy);
+        p.Close(T0);
+        p.Close(T0);
+        Assert.Equal(["j", "s1"], p.TakingPart(13).Order());
+    }
+
+    [Fact]
+    public void A_clone_is_independent_and_describes_the_same_state()
+    {
+        var p = Pipeline(4, "s1");
+        p.Close(T0);
+        var copy = p.Clone();
+        Assert.Equal(p.ToString(), copy.ToString());
+        copy.OnEpochClosed(new EpochClosed(Gen, 11, 0, 0));
+        Assert.Single(copy.OnPrepared(new Prepared(Gen, 11, "s1")));
+        Assert.Equal((10L, 1), (p.LastCommitted, p.InFlight));
+        Assert.NotEqual(p.ToString(), copy.ToString());
     }
 }

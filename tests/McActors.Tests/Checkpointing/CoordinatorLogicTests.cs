@@ -86,6 +86,41 @@ public sealed class CoordinatorLogicTests
     }
 
     [Fact]
+    public void Commit_counts_and_joins_are_recorded_and_a_new_generation_forgets_the_joins()
+    {
+        var state = CoordinatorState.Empty
+            .Apply(new RolesAssigned(1, "a", ["b"]))
+            .Apply(new CheckpointCommitted(1, 1, 1, 1, Secondaries: 1))
+            .Apply(new SecondaryAdded(1, "c", Epoch: 2, CountsFrom: 3))
+            .Apply(new SecondaryAdded(1, "d", Epoch: 2)); // written before CountsFrom was recorded
+
+        Assert.Equal(new Commit(1, 1, 1), state.LastCommit()); // the count of commit 1, not today's 3
+        Assert.Equal((0L, 3L, 2L), (state.CountsFrom("b"), state.CountsFrom("c"), state.CountsFrom("d")));
+        Assert.Equal(5, state.Apply(new SecondaryDropped(1, "c", 2, "slow")).Apply(new SecondaryAdded(1, "c", 4, 5)).CountsFrom("c"));
+        Assert.Null(CoordinatorState.Empty.Apply(new RolesAssigned(1, "a", [])).LastCommit());
+
+        var next = state.Apply(new RolesAssigned(2, "b", ["c", "d"]));
+        Assert.Equal((0L, 0L), (next.CountsFrom("c"), next.CountsFrom("d")));
+        Assert.Equal(new Commit(2, 1, 1), next.LastCommit());
+    }
+
+    [Fact]
+    public void A_secondary_that_joined_after_the_last_committed_checkpoint_is_no_failover_target_however_much_it_prepared()
+    {
+        var registered = new Dictionary<string, ReplicaCandidate> { ["b"] = new("b", "h", 1, 1), ["j"] = new("j", "h", 2, 2) };
+        var prepared = new Dictionary<string, long> { ["b"] = 4, ["j"] = 6 };
+        long CountsFrom(string s) => s == "j" ? 6 : 0;
+
+        var roles = ReplicaSetPlanner.PlanFailover(["b", "j"], registered, prepared, 1, _ => null, lastCommitted: 4, CountsFrom)!;
+        Assert.Equal(("b", 2L), (roles.Primary, roles.Generation));
+        Assert.Empty(roles.Secondaries); // j cannot roll back to 4: it is resynced when it registers again
+
+        Assert.Null(ReplicaSetPlanner.PlanFailover(["j"], registered, prepared, 1, _ => null, lastCommitted: 4, CountsFrom));
+        // Once a checkpoint it took part in is committed, it can.
+        Assert.Equal("j", ReplicaSetPlanner.PlanFailover(["b", "j"], registered, prepared, 1, _ => null, lastCommitted: 6, CountsFrom)!.Primary);
+    }
+
+    [Fact]
     public void Endpoints_list_only_registered_secondaries()
     {
         var registered = new Dictionary<string, ReplicaCandidate> { ["b"] = new("b", "10.0.0.2", 7000, 1) };

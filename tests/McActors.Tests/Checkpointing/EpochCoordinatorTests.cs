@@ -289,6 +289,47 @@ public sealed class EpochCoordinatorTests : TestKit
     }
 
     [Fact]
+    public void A_secondary_whose_resync_completes_before_the_primary_closed_an_open_checkpoint_is_not_counted_for_it()
+    {
+        var coordinator = Start(Settings());
+        Sys.Stop(_r.S1.Ref);
+        Sys.Stop(_r.S2.Ref); // degraded: no secondary left
+        AwaitAssert(() => Assert.Empty(Status(coordinator).Secondaries));
+        var joiner = CreateTestProbe("s3");
+        Register(coordinator, joiner, 7003);
+        joiner.ExpectMsg<AssignSecondary>();
+        coordinator.Tell(new ResyncReady(Gen, "s3", 65536, null), joiner.Ref);
+        _r.Primary.FishForMessage<AddSecondary>(_ => true);
+
+        // Checkpoint 1 is opened (Prepare(1) goes to nobody); the primary, still in epoch 1, says
+        // "in sync from 1", and only then closes 1: ResyncCompleted is handled before EpochClosed(1).
+        coordinator.Tell(new CheckpointNow(Gen));
+        Assert.Equal(new CloseEpoch(Gen, 1), _r.Primary.FishForMessage<CloseEpoch>(_ => true));
+        coordinator.Tell(new ResyncCompleted(Gen, "s3", 1), _r.Primary.Ref);
+        _r.Closed(coordinator, 1);
+
+        // 1 committed on no secondary: the primary must fsync its image and min-replicas ≥ 1 must hold output.
+        Assert.Equal(new Commit(Gen, 1, 0), _r.Primary.FishForMessage<Commit>(_ => true));
+        Assert.Equal(["s3"], Status(coordinator).Secondaries);
+
+        // A replica that comes back hears the count of commit 1, not today's replica set.
+        var again = CreateTestProbe("s3-again");
+        coordinator.Tell(new RegisterReplica("s3", again.Ref, "127.0.0.1", 7003, null, 0, 0, ReplicaRole.Secondary, Gen), again.Ref);
+        again.ExpectMsg<ReplicaRegistered>();
+        again.ExpectMsg<AssignSecondary>();
+        Assert.Equal(new Commit(Gen, 1, 0), again.ExpectMsg<Commit>());
+
+        // Checkpoint 2 is the first it takes part in: it is asked, waited for, and counted.
+        coordinator.Tell(new CheckpointNow(Gen));
+        Assert.Equal(new CloseEpoch(Gen, 2), _r.Primary.FishForMessage<CloseEpoch>(_ => true));
+        Assert.Equal(new Prepare(Gen, 2), again.FishForMessage<Prepare>(_ => true));
+        _r.Closed(coordinator, 2);
+        _r.Primary.ExpectNoMsg(Quiet);
+        coordinator.Tell(new Prepared(Gen, 2, "s3"), again.Ref);
+        Assert.Equal(new Commit(Gen, 2, 1), _r.Primary.FishForMessage<Commit>(_ => true));
+    }
+
+    [Fact]
     public void A_replica_that_joins_a_full_set_stays_out()
     {
         var coordinator = Start(Settings());
