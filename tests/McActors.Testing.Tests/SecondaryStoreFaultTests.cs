@@ -90,7 +90,7 @@ public sealed class SecondaryStoreFaultTests : TestKit, IDisposable
         AwaitAssert(() =>
         {
             var store = StoreStatusOf(secondary);
-            Assert.Equal(2, store.Incarnation);
+            Assert.Equal(3, store.Incarnation); // the failure started incarnation 2 (closed), the reopen 3
             Assert.Equal(1, store.Prepared);
         }, Patience);
         Assert.True(_disk.Failures >= 1);
@@ -118,7 +118,7 @@ public sealed class SecondaryStoreFaultTests : TestKit, IDisposable
             AwaitAssert(() =>
             {
                 var store = StoreStatusOf(secondary);
-                Assert.Equal(round + 1, store.Incarnation);
+                Assert.Equal(2 * round + 1, store.Incarnation); // each restart: one closed incarnation, one reopened
                 Assert.Equal(1, store.Prepared);
             }, Patience);
             _coordinator.ExpectNoMsg(TimeSpan.Zero);
