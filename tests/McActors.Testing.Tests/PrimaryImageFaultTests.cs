@@ -85,6 +85,25 @@ public sealed class PrimaryImageFaultTests : TestKit, IDisposable
         client.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
     }
 
+    [Fact]
+    public void A_failed_write_to_the_primarys_image_fails_the_guests_write_and_the_primary()
+    {
+        var (primary, asGuest) = StartDegradedPrimary();
+        primary.Tell(new GuestWrite(0, Block(1), 1), asGuest);
+        _guest.ExpectMsg(new GuestWriteCompleted(1), Patience);
+
+        // A real EIO or ENOSPC may leave part of the write in the image, and none of it was streamed.
+        _disk.NoSpace();
+        // Sent as the probe itself: the guest child stops with the primary, before the reply would reach the probe through it.
+        primary.Tell(new GuestWrite(4096, Block(2), 2), _guest.Ref);
+
+        Assert.Contains("No space left on device", _guest.ExpectMsg<GuestWriteFailed>(Patience).Reason);
+        var failed = _coordinator.ExpectMsg<ReplicaFailed>(Patience);
+        Assert.Equal((1L, "p"), (failed.Generation, failed.ReplicaId));
+        Assert.Contains("write of 4096 B at 4096 failed", failed.Reason);
+        ExpectTerminated(primary, Patience);
+    }
+
     public new void Dispose()
     {
         base.Dispose();

@@ -299,8 +299,10 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         }
         catch (IOException e)
         {
-            _log.Error(e, "primary {0}: write of {1} B at {2} failed", _replicaId, m.Data.Length, m.Offset);
+            // Part of it may be in the image (EIO, ENOSPC mid-write), none of it in any secondary:
+            // the image no longer matches the stream, so this primary must not go on (ImageFailed).
             guest.Tell(new GuestWriteFailed(m.Tag, $"I/O error: {e.Message}"));
+            ImageFailed($"write of {m.Data.Length} B at {m.Offset} failed", e);
             return;
         }
         var ledger = Ledger;
