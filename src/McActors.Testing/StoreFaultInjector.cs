@@ -6,7 +6,9 @@ namespace McActors.Testing;
 /// A disk that fails or slows down on command, for a <see cref="Storage.Rollback.RollbackStore"/>
 /// (<c>RollbackStoreOptions.Faults</c>) or a node (<c>McActorsSettings.StoreFaults</c>). Switchable
 /// at any time from any thread; a switch applies from the next write on. A failed write throws
-/// before anything reaches the file, like a pwrite that returned an error.
+/// before anything reaches the file, like a pwrite that returned an error. fsyncs are failed apart
+/// from writes (<see cref="FailSync"/>): one fsync fails, the ones after it succeed, as on Linux,
+/// where a failed writeback is reported once and its pages are then clean but not on disk.
 /// </summary>
 public sealed class StoreFaultInjector : IStorageFaults
 {
@@ -20,15 +22,18 @@ public sealed class StoreFaultInjector : IStorageFaults
     private Mode _mode = Mode.Healthy;
     private long _writes;
     private long _failures;
+    private long _syncs;
+    private SyncFault? _syncFault;
 
     /// <summary>Writes that reached the hook (failed ones included) since this injector was made.</summary>
     public long Writes => Interlocked.Read(ref _writes);
 
-    /// <summary>Writes this injector made fail.</summary>
+    /// <summary>Writes and fsyncs this injector made fail.</summary>
     public long Failures => Interlocked.Read(ref _failures);
 
     /// <summary>What the disk does now, for logs and replies.</summary>
-    public string Description => Volatile.Read(ref _mode).Description;
+    public string Description => Volatile.Read(ref _mode).Description +
+        (Volatile.Read(ref _syncFault) is { } f && Interlocked.Read(ref f.Remaining) > 0 ? $"; {f.Description}" : "");
 
     /// <summary>The next <paramref name="writes"/> writes succeed; every one after fails with an EIO-like IOException until <see cref="Heal"/>.</summary>
     public void FailAfterWrites(int writes) =>
@@ -49,8 +54,37 @@ public sealed class StoreFaultInjector : IStorageFaults
         Volatile.Write(ref _mode, new Mode($"slow: {delay.TotalMilliseconds} ms per write", delay, 0, null));
     }
 
-    /// <summary>A healthy disk again.</summary>
-    public void Heal() => Volatile.Write(ref _mode, Mode.Healthy);
+    /// <summary>fsyncs that reached the hook (the failed one included) since this injector was made.</summary>
+    public long Syncs => Interlocked.Read(ref _syncs);
+
+    /// <summary>
+    /// The <paramref name="nth"/> fsync from now (1: the next one) of a file whose path ends with
+    /// <paramref name="pathEndsWith"/> (any file if null) fails with an EIO-like IOException; every
+    /// other succeeds. Independent of the write mode; <see cref="Heal"/> cancels it.
+    /// </summary>
+    public void FailSync(int nth = 1, string? pathEndsWith = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(nth);
+        Volatile.Write(ref _syncFault, new SyncFault(nth, pathEndsWith));
+    }
+
+    /// <summary>A healthy disk again (no write fails, no fsync is going to).</summary>
+    public void Heal()
+    {
+        Volatile.Write(ref _mode, Mode.Healthy);
+        Volatile.Write(ref _syncFault, null);
+    }
+
+    public void BeforeSync(string path)
+    {
+        Interlocked.Increment(ref _syncs);
+        if (Volatile.Read(ref _syncFault) is not { } fault || (fault.PathEndsWith is { } suffix && !path.EndsWith(suffix, StringComparison.Ordinal)))
+            return;
+        if (Interlocked.Decrement(ref fault.Remaining) != 0)
+            return;
+        Interlocked.Increment(ref _failures);
+        throw new IOException($"Input/output error (injected) on fsync of {path}", EIO);
+    }
 
     public void BeforeWrite(string path, long offset, int length)
     {
@@ -70,6 +104,15 @@ public sealed class StoreFaultInjector : IStorageFaults
     {
         ArgumentOutOfRangeException.ThrowIfNegative(afterWrites);
         Volatile.Write(ref _mode, new Mode($"{what} after {afterWrites} writes", TimeSpan.Zero, afterWrites, failure));
+    }
+
+    private sealed class SyncFault(int nth, string? pathEndsWith)
+    {
+        public string? PathEndsWith { get; } = pathEndsWith;
+        public string Description => $"fsync {nth} of {PathEndsWith ?? "any file"} fails";
+
+        // Matching fsyncs left until the one that fails; at or below zero once it failed.
+        public long Remaining = nth;
     }
 
     private sealed class Mode(string description, TimeSpan delay, long allowed, Func<string, long, IOException>? failure)

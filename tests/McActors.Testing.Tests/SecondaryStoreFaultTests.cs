@@ -90,10 +90,35 @@ public sealed class SecondaryStoreFaultTests : TestKit, IDisposable
         AwaitAssert(() =>
         {
             var store = StoreStatusOf(secondary);
-            Assert.Equal(2, store.Incarnation);
+            Assert.Equal(3, store.Incarnation); // the failure started incarnation 2 (closed), the reopen 3
             Assert.Equal(1, store.Prepared);
         }, Patience);
         Assert.True(_disk.Failures >= 1);
+        _coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(500)); // neither Prepared(2) nor ReplicaFailed
+        Assert.Equal(1, Status(secondary).LastPrepared);
+    }
+
+    [Fact]
+    public async Task A_failed_fsync_in_a_prepare_is_never_answered_prepared_the_store_restarts_from_disk()
+    {
+        var secondary = StartSecondary();
+        await using var primary = await PreparedCheckpointOne(secondary);
+        await primary.WriteAsync(2, 20);
+        await primary.CloseAsync(2);
+        var before = StoreStatusOf(secondary).Incarnation;
+
+        _disk.FailSync(1, pathEndsWith: "volume.img");
+        secondary.Tell(new Prepare(1, 2), _coordinator.Ref);
+
+        // The fsync failed once; the next would succeed, so no retry: a restart recovers checkpoint 1 from disk.
+        AwaitAssert(() =>
+        {
+            var store = StoreStatusOf(secondary);
+            Assert.True(store.Incarnation > before);
+            Assert.Equal(1, store.Prepared);
+            Assert.Equal([1L], store.LoggedEpochs);
+        }, Patience);
+        Assert.Equal(1, _disk.Failures);
         _coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(500)); // neither Prepared(2) nor ReplicaFailed
         Assert.Equal(1, Status(secondary).LastPrepared);
     }
@@ -118,7 +143,7 @@ public sealed class SecondaryStoreFaultTests : TestKit, IDisposable
             AwaitAssert(() =>
             {
                 var store = StoreStatusOf(secondary);
-                Assert.Equal(round + 1, store.Incarnation);
+                Assert.Equal(2 * round + 1, store.Incarnation); // each restart: one closed incarnation, one reopened
                 Assert.Equal(1, store.Prepared);
             }, Patience);
             _coordinator.ExpectNoMsg(TimeSpan.Zero);

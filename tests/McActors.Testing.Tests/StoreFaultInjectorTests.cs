@@ -87,6 +87,55 @@ public sealed class StoreFaultInjectorTests : IDisposable
     }
 
     [Fact]
+    public void FailSync_fails_exactly_the_nth_matching_fsync_once_as_linux_reports_a_failed_writeback()
+    {
+        _faults.FailSync(2, pathEndsWith: "volume.img");
+        _faults.BeforeSync("/s/store.state"); // not matching: does not count
+        _faults.BeforeSync("/s/volume.img");
+        Assert.Contains("fsync 2 of volume.img fails", _faults.Description);
+        var e = Assert.Throws<IOException>(() => _faults.BeforeSync("/s/volume.img"));
+        Assert.Equal(StoreFaultInjector.EIO, e.HResult);
+        Assert.Contains("fsync of /s/volume.img", e.Message);
+        _faults.BeforeSync("/s/volume.img"); // the retry "succeeds"
+        Assert.Equal((4L, 1L, "healthy"), (_faults.Syncs, _faults.Failures, _faults.Description));
+    }
+
+    [Fact]
+    public void A_failed_fsync_of_the_image_fails_the_prepare_and_the_store_never_prepares_again()
+    {
+        using var store = CreateStore();
+        store.Write(1, 0, Block(1));
+        store.Prepare(1);
+        store.Write(2, 0, Block(2));
+        _faults.FailSync(1, pathEndsWith: RollbackStore.ImageFileName);
+        Assert.Throws<IOException>(() => store.Prepare(2));
+        // The next fsync would succeed: the store must not be the one to try it.
+        var e = Assert.Throws<StorageException>(() => store.Prepare(2));
+        Assert.Contains("recover it from disk", e.Message);
+        Assert.Equal(1, store.PreparedEpoch);
+    }
+
+    [Fact]
+    public void A_failed_fsync_of_the_store_state_before_a_log_is_dropped_fails_the_store_and_keeps_the_log()
+    {
+        var dir = _dir.Sub("store");
+        using var store = CreateStore();
+        store.Write(1, 0, Block(1));
+        store.Prepare(1);
+        store.Write(2, 0, Block(2));
+        _faults.FailSync(1, pathEndsWith: "store.state");
+        store.Commit(1); // the deleter fsyncs the state (and fails) before it would unlink log 1
+        Assert.True(store.WaitForDeletes(TimeSpan.FromSeconds(10)));
+        Assert.Equal(1, _faults.Failures);
+
+        Assert.True(File.Exists(Path.Combine(dir, RollbackStore.LogDirectoryName, $"epoch-{1:D20}.rblog")));
+        // The state fsync of this prepare would succeed without the commit's lost page: it must not run.
+        var e = Assert.Throws<StorageException>(() => store.Prepare(2));
+        Assert.Contains("fsync of", e.Message);
+        Assert.Equal(1, store.PreparedEpoch);
+    }
+
+    [Fact]
     public void A_store_whose_disk_fails_refuses_to_prepare_and_recovers_to_its_last_prepared_checkpoint()
     {
         using (var store = CreateStore())

@@ -29,6 +29,15 @@ internal sealed class BackgroundDeleter : IDisposable
     /// <summary>The last error met while deleting, if any (surfaced by the store's status).</summary>
     public Exception? LastError { get; private set; }
 
+    /// <summary>
+    /// The fsync before a deletion failed: sticky. Nothing is deleted after it (a log may vanish only
+    /// after the commit that dropped it is durable, and a later fsync succeeding proves nothing on
+    /// Linux); the store fails at its next operation and is recovered from disk.
+    /// </summary>
+    public Exception? SyncFailure => Volatile.Read(ref _syncFailure);
+
+    private Exception? _syncFailure;
+
     public void Enqueue(string path)
     {
         Interlocked.Increment(ref _pending);
@@ -57,7 +66,18 @@ internal sealed class BackgroundDeleter : IDisposable
         {
             try
             {
-                _beforeDelete();
+                if (SyncFailure is not null)
+                    continue; // a leftover file is dropped again by the next Recover
+                try
+                {
+                    _beforeDelete();
+                }
+                catch (IOException e)
+                {
+                    Volatile.Write(ref _syncFailure, e);
+                    LastError = e;
+                    continue;
+                }
                 File.Delete(path);
                 var dir = Path.GetDirectoryName(path);
                 if (dir is not null && _queue.Count == 0)

@@ -77,7 +77,8 @@ public sealed class RollbackStore : IDisposable
         _blockSize = descriptor.BlockSize;
         _zeroBlock = new byte[_blockSize];
         _writebackBytes = options.WritebackBytes;
-        image.Faults = options.Faults; // every image write (direct, batched, rollback) passes the hook
+        image.Faults = options.Faults; // every image write (direct, batched, rollback) and fsync passes the hook
+        state.Faults = options.Faults;
         _writeAhead = new WriteAheadPipeline(image, options.WriteAheadBatchBytes, RollbackLogFormat.RecordSize(_blockSize, zero: false)) { Faults = options.Faults };
         _deleter = new BackgroundDeleter(state.Sync);
         _currentEpoch = state.State.Prepared;
@@ -555,7 +556,7 @@ public sealed class RollbackStore : IDisposable
             return;
         try
         {
-            if (_fault is null)
+            if (_fault is null && _deleter.SyncFailure is null)
                 Flush();
         }
         finally
@@ -754,6 +755,9 @@ public sealed class RollbackStore : IDisposable
     private void ThrowIfUnusable()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        // The deleter's fsync of the state file failed: that file's unsynced pages may be lost for
+        // good while a retry would succeed, so the store is as failed as if the caller's had.
+        _fault ??= _deleter.SyncFailure;
         if (_fault is not null)
             throw new StorageException($"the store at {Directory} failed earlier ({_fault.Message}); recover it from disk", _fault);
     }

@@ -125,7 +125,14 @@ internal sealed class StoreStateFile : IDisposable
     }
 
     /// <summary>fsync; safe to call from another thread than <see cref="Write"/> (the background deleter does).</summary>
-    public void Sync() => RandomAccess.FlushToDisk(_handle);
+    public void Sync()
+    {
+        Faults?.BeforeSync(Path);
+        RandomAccess.FlushToDisk(_handle);
+    }
+
+    /// <summary>Fault-injection hook called before each fsync; set by the rollback store.</summary>
+    internal IStorageFaults? Faults { get; set; }
 
     public void Dispose() => _handle.Dispose();
 }

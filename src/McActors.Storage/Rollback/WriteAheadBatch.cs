@@ -72,6 +72,7 @@ internal sealed class WriteAheadBatch(int capacity, int maxRecordSize)
             {
                 if (log.DurableLength == log.Length)
                     continue;
+                faults?.BeforeSync(log.Path);
                 log.Sync();
                 syncs++;
             }

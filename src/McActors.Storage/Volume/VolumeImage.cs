@@ -29,8 +29,8 @@ public sealed class VolumeImage : IDisposable
 
     internal SafeFileHandle Handle => _handle;
 
-    /// <summary>Fault-injection hook called before each write; set by the rollback store that owns the image.</summary>
-    internal IStorageFaults? Faults { get; set; }
+    /// <summary>Fault-injection hook called before each write and fsync; set by the rollback store or primary that owns the image.</summary>
+    public IStorageFaults? Faults { get; set; }
 
     /// <summary>Creates a new sparse image; fails if the file exists.</summary>
     public static VolumeImage Create(string path, long sizeBytes)
@@ -107,7 +107,11 @@ public sealed class VolumeImage : IDisposable
     public void StartWriteback() => Durability.StartWriteback(_handle);
 
     /// <summary>Makes every write so far durable (fsync).</summary>
-    public void Flush() => RandomAccess.FlushToDisk(_handle);
+    public void Flush()
+    {
+        Faults?.BeforeSync(Path);
+        RandomAccess.FlushToDisk(_handle);
+    }
 
     public void Dispose() => _handle.Dispose();
 }

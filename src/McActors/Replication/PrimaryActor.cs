@@ -146,7 +146,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         _gate = new PrimaryOutputGate(m.LastCommitted);
         _volume = m.Volume;
         _assignedBy = ReplyTarget;
-        _image = PrimaryVolumeFiles.OpenOrCreate(_directory, m.Volume);
+        _image = PrimaryVolumeFiles.OpenOrCreate(_directory, m.Volume, _settings.StoreFaults);
         _assignedSecondaries = m.Secondaries.Count;
         _pendingConnects = m.Secondaries.Count;
         _log.Info("primary {0}: generation {1}, volume {2} ({3} B), resuming after checkpoint {4}, connecting to {5} secondaries",
@@ -299,8 +299,10 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         }
         catch (IOException e)
         {
-            _log.Error(e, "primary {0}: write of {1} B at {2} failed", _replicaId, m.Data.Length, m.Offset);
+            // Part of it may be in the image (EIO, ENOSPC mid-write), none of it in any secondary:
+            // the image no longer matches the stream, so this primary must not go on (ImageFailed).
             guest.Tell(new GuestWriteFailed(m.Tag, $"I/O error: {e.Message}"));
+            ImageFailed($"write of {m.Data.Length} B at {m.Offset} failed", e);
             return;
         }
         var ledger = Ledger;
@@ -501,8 +503,8 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             }
             catch (IOException e)
             {
-                // Not durable anywhere: keep the output held; the next commit tries again.
-                _log.Error(e, "primary {0}: fsync of the image for checkpoint {1} failed; output stays held", _replicaId, m.Epoch);
+                // Never retried: a second fsync would succeed without the pages the failed one lost.
+                ImageFailed($"fsync of the image for checkpoint {m.Epoch} failed", e);
                 return;
             }
         }
@@ -516,6 +518,15 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         try
         {
             _image!.Flush();
+        }
+        catch (IOException e)
+        {
+            // Unlike the state file below, the image is the replication's: a later fsync must never vouch for it.
+            ImageFailed($"fsync of the image for the stopped checkpoint {epoch} failed", e);
+            return;
+        }
+        try
+        {
             var path = PrimaryVolumeFiles.SaveState(_directory, epoch, state);
             _stoppedStateSaved = true;
             _log.Info("primary {0}: checkpoint {1} committed with the guest stopped; state saved to {2}", _replicaId, epoch, path);
@@ -524,6 +535,21 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         {
             _log.Error(e, "primary {0}: cannot save the stopped guest's state of checkpoint {1}", _replicaId, epoch);
         }
+    }
+
+    /// <summary>
+    /// The image failed a write or an fsync: it may now hold bytes never streamed (a partial write) or
+    /// lack bytes it was believed to hold (a failed writeback's pages are marked clean, and the next
+    /// fsync succeeds without them). Fatal for this primary: it stops serving and vouches for
+    /// nothing more (held output is never released; the guest, a child, stops with it, and an NBD
+    /// client gets an error, not a success). The coordinator fails over to a secondary that holds
+    /// the last committed checkpoint, or the volume waits for one.
+    /// </summary>
+    private void ImageFailed(string what, Exception e)
+    {
+        _log.Error(e, "primary {0}: {1}; this image can no longer be trusted: stopping the primary", _replicaId, what);
+        _coordinator.Tell(new ReplicaFailed(Ledger.Generation, _replicaId, $"primary image failed: {what}: {e.Message}"));
+        Context.Stop(Self);
     }
 
     // ---- Re-protection (ResyncProtocol.cs) ----------------------------------------------------

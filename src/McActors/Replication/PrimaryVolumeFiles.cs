@@ -1,5 +1,6 @@
 using McActors.Protocol;
 using McActors.Storage;
+using McActors.Storage.Io;
 using McActors.Storage.Rollback;
 using McActors.Storage.Volume;
 
@@ -24,8 +25,16 @@ public static class PrimaryVolumeFiles
     /// <summary>
     /// Opens the image of <paramref name="volume"/>, creating it (sparse) with its descriptor if
     /// the directory has none; an existing one must be the same volume of the same size.
+    /// <paramref name="faults"/> (a fault injector, <c>McActorsSettings.StoreFaults</c>) sees every write and fsync of the image.
     /// </summary>
-    public static VolumeImage OpenOrCreate(string dataDirectory, VolumeSpec volume)
+    public static VolumeImage OpenOrCreate(string dataDirectory, VolumeSpec volume, IStorageFaults? faults = null)
+    {
+        var image = OpenOrCreateImage(dataDirectory, volume);
+        image.Faults = faults;
+        return image;
+    }
+
+    private static VolumeImage OpenOrCreateImage(string dataDirectory, VolumeSpec volume)
     {
         var directory = ImageDirectory(dataDirectory);
         Directory.CreateDirectory(directory);

@@ -121,18 +121,30 @@ public sealed class RollbackStoreActor : ReceiveActor
             // state before the prepare was asked). The image's fsync, the long part under load, runs
             // outside the gate: the next epoch's writes go on meanwhile instead of filling the
             // primary's window (they are protected by their own undo records, made durable first).
-            _gate.Run(s =>
+            // Each step checks, under the gate, that the store is still the incarnation the prepare
+            // is for: a store failed by the stream (a write error) or by its own fsync vouches for nothing.
+            var incarnation = m.Incarnation ?? _incarnation;
+            try
             {
-                s.DrainWriteAhead();
-                return s.PreparedEpoch;
-            });
-            _gate.FlushImageUnlocked();
-            _gate.Run(s =>
+                _gate.Run(incarnation, s =>
+                {
+                    s.DrainWriteAhead();
+                    return s.PreparedEpoch;
+                });
+                _gate.FlushImageUnlocked(incarnation);
+                _gate.Run(incarnation, s =>
+                {
+                    s.RecordPrepared(m.Epoch);
+                    return s.PreparedEpoch;
+                });
+            }
+            catch (StoreRewoundException e)
             {
-                s.RecordPrepared(m.Epoch);
-                return s.PreparedEpoch;
-            });
-            Sender.Tell(new StorePrepared(m.Epoch, _incarnation));
+                // The gate failed under this prepare (its store restarts: FailStore is on its way).
+                _log.Warning("dropping prepare of checkpoint {0} for store incarnation {1}: {2}", m.Epoch, incarnation, e.Message);
+                return;
+            }
+            Sender.Tell(new StorePrepared(m.Epoch, incarnation));
         });
         Receive<CommitStore>(m =>
         {

@@ -296,6 +296,12 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         {
             if (m.Generation != _generation)
                 return;
+            if (m.Incarnation != _storeIncarnation)
+            {
+                // Its writes went to a store since reopened or rolled back: the stream resends them.
+                _log.Debug("ignoring checkpoint {0} received in store incarnation {1}: the store is incarnation {2}", m.Epoch, m.Incarnation, _storeIncarnation);
+                return;
+            }
             _checkpoints.CheckpointReceived(m.Epoch);
             StartPrepare();
         });

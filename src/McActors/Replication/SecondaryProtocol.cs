@@ -25,8 +25,12 @@ public sealed record SecondaryStatus(
     long? ConnectedGeneration,
     int DataPlanePort);
 
-/// <summary>Stream applier → secondary: marker and guest state of checkpoint <see cref="Epoch"/> arrived, after these writes.</summary>
-public sealed record StreamCheckpointReceived(long Generation, long Epoch, long Writes, long Bytes);
+/// <summary>
+/// Stream applier → secondary: marker and guest state of checkpoint <see cref="Epoch"/> arrived, after
+/// these writes, all applied to store incarnation <see cref="Incarnation"/>. Of another incarnation it
+/// is stale: that store's recovery or rollback may have undone the writes, so it must never lead to a prepare.
+/// </summary>
+public sealed record StreamCheckpointReceived(long Generation, long Epoch, long Writes, long Bytes, long Incarnation);
 
 /// <summary>Stream applier → secondary: the stream of <see cref="Generation"/> cannot be trusted (counts disagree, bad state blob).</summary>
 public sealed record SecondaryStreamBroken(long Generation, long Epoch, string Reason);

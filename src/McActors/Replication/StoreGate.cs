@@ -1,3 +1,4 @@
+using McActors.Storage;
 using McActors.Storage.Rollback;
 
 namespace McActors.Replication;
@@ -16,8 +17,10 @@ public sealed class StoreRewoundException(StoreView current)
 }
 
 /// <summary>
-/// Which store the gate holds: <see cref="Incarnation"/> rises on every open and rollback;
-/// <see cref="Checkpoint"/> is the checkpoint the image was at when it did.
+/// Which store the gate holds: <see cref="Incarnation"/> rises on every open and rollback, and
+/// already when a store is withdrawn (a restart begins) or fails, so that nothing applied to the old
+/// store passes for the next one; <see cref="Checkpoint"/> is the checkpoint the image was at.
+/// <see cref="Open"/> is false while no usable store is published (closed, or failed and waiting for its restart).
 /// </summary>
 public readonly record struct StoreView(long Incarnation, long Checkpoint, bool Open);
 
@@ -34,14 +37,20 @@ public sealed class StoreGate
     private long _incarnation;
     private long _checkpoint;
 
+    // The published store failed (a write or fsync threw): it stays here only to be disposed by its
+    // actor's restart; the stream may not write to it, nor may a prepare vouch for it.
+    private bool _failed;
+
     public StoreView View
     {
         get
         {
             lock (_lock)
-                return new StoreView(_incarnation, _checkpoint, _store is not null);
+                return CurrentView();
         }
     }
+
+    private StoreView CurrentView() => new(_incarnation, _checkpoint, _store is not null && !_failed);
 
     /// <summary>
     /// Applies a write of <paramref name="epoch"/> if the store is still <paramref name="incarnation"/>;
@@ -51,23 +60,47 @@ public sealed class StoreGate
     {
         lock (_lock)
         {
-            var store = _store ?? throw new StoreClosedException();
+            var store = _store is { } s && !_failed ? s : throw new StoreClosedException();
             if (incarnation != _incarnation)
-                throw new StoreRewoundException(new StoreView(_incarnation, _checkpoint, true));
-            store.Write(epoch, offset, data);
+                throw new StoreRewoundException(CurrentView());
+            try
+            {
+                store.Write(epoch, offset, data);
+            }
+            catch (Exception e) when (e is not EpochOrderException)
+            {
+                // The store is unusable until reopened from disk (RollbackStore is sticky-faulted):
+                // a new incarnation now, before its actor even hears of it.
+                Fail();
+                throw;
+            }
         }
     }
 
     /// <summary>
     /// fsyncs the store's image without holding the gate, so the stream's writes go on meanwhile.
     /// Only for the store actor: the one that disposes and rolls the store back, so it stays open.
+    /// A failed fsync is fatal for the incarnation: on Linux the pages it did not write are marked
+    /// clean and a second fsync would succeed without them, so the gate fails at once (no write or
+    /// prepare reaches that store again) and the exception goes on to restart the store from disk.
     /// </summary>
-    internal void FlushImageUnlocked()
+    /// <param name="incarnation">The incarnation the prepare is for: a changed one throws <see cref="StoreRewoundException"/>.</param>
+    internal void FlushImageUnlocked(long incarnation)
     {
         RollbackStore store;
         lock (_lock)
-            store = _store ?? throw new StoreClosedException();
-        store.FlushImage();
+            store = Usable(incarnation);
+        try
+        {
+            store.FlushImage();
+        }
+        catch (Exception)
+        {
+            lock (_lock)
+                if (ReferenceEquals(store, _store))
+                    Fail();
+            throw;
+        }
     }
 
     /// <summary>Runs an operation on the open store under the lock (store actor only).</summary>
@@ -77,12 +110,51 @@ public sealed class StoreGate
             return operation(_store ?? throw new StoreClosedException());
     }
 
+    /// <summary>
+    /// Runs an operation of a prepare under the lock, only if the store is still the usable store of
+    /// <paramref name="incarnation"/>; else throws <see cref="StoreRewoundException"/> (or <see cref="StoreClosedException"/>).
+    /// </summary>
+    internal T Run<T>(long incarnation, Func<RollbackStore, T> operation)
+    {
+        lock (_lock)
+        {
+            var store = Usable(incarnation);
+            try
+            {
+                return operation(store);
+            }
+            catch (Exception e) when (e is not EpochOrderException)
+            {
+                Fail();
+                throw;
+            }
+        }
+    }
+
+    private RollbackStore Usable(long incarnation)
+    {
+        var store = _store ?? throw new StoreClosedException();
+        if (_failed || incarnation != _incarnation)
+            throw new StoreRewoundException(CurrentView());
+        return store;
+    }
+
+    /// <summary>The store failed: a new (closed) incarnation, so that nothing done to it counts for its successor.</summary>
+    private void Fail()
+    {
+        if (_failed)
+            return;
+        _failed = true;
+        _incarnation++;
+    }
+
     /// <summary>Publishes a newly opened store as a new incarnation; returns it.</summary>
     internal long Publish(RollbackStore store)
     {
         lock (_lock)
         {
             _store = store;
+            _failed = false;
             _checkpoint = store.PreparedEpoch;
             return ++_incarnation;
         }
@@ -107,13 +179,20 @@ public sealed class StoreGate
         }
     }
 
-    /// <summary>Takes the store out of the gate (if it is still the published one); returns it, for disposal.</summary>
+    /// <summary>
+    /// Takes the store out of the gate (if it is still the published one); returns it, for disposal.
+    /// The incarnation rises here, as the restart begins, not at the next publish: a frame applied
+    /// to the old store and checked while the gate is empty must not pass for the recovered one.
+    /// </summary>
     internal RollbackStore? Withdraw()
     {
         lock (_lock)
         {
             var store = _store;
+            if (store is not null && !_failed)
+                _incarnation++;
             _store = null;
+            _failed = false;
             return store;
         }
     }

@@ -278,6 +278,10 @@ public sealed class StreamApplier : IDataPlaneHandler
     private void CheckIncarnation()
     {
         var view = _gate.View;
+        // A closed gate is a store restarting (or failed): what this applier applied may be undone
+        // by its recovery, so nothing is counted until the new incarnation is there to compare with.
+        if (!view.Open)
+            throw new StoreClosedException();
         if (view.Incarnation != _incarnation)
         {
             Rewind(view);
@@ -324,7 +328,7 @@ public sealed class StreamApplier : IDataPlaneHandler
         if (progress.MarkerSequence > 0 && progress.State && !progress.Notified)
         {
             progress.Notified = true;
-            _secondary.Tell(new StreamCheckpointReceived(_generation, epoch, progress.Writes, progress.Bytes));
+            _secondary.Tell(new StreamCheckpointReceived(_generation, epoch, progress.Writes, progress.Bytes, _incarnation));
         }
     }
 

@@ -294,7 +294,7 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
         {
             Store(secondary).Tell(GetStoreStatus.Instance);
             var s = ExpectMsg<StoreStatus>();
-            Assert.Equal(2, s.Incarnation);
+            Assert.Equal(3, s.Incarnation); // 2 began with the crash (the gate emptied), 3 is the reopened store
             Assert.Equal([1L], s.LoggedEpochs); // epoch 2, never prepared, was rolled back
         }, TimeSpan.FromSeconds(5));
 
@@ -319,6 +319,71 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
         using var recovered = RollbackStore.Recover(StoreDirectory);
         var verification = GuestVerifier.Verify(GuestState.Parse(state2), recovered);
         Assert.True(verification.Ok, verification.ToString());
+    }
+
+    [Fact]
+    public async Task A_checkpoint_whose_writes_went_to_the_store_before_its_restart_is_not_prepared_on_the_recovered_store()
+    {
+        var secondary = StartSecondary();
+        var primary = await Connect(secondary);
+        await primary.WriteAsync(1, 10);
+        await primary.CloseAsync(1);
+        Prepare(secondary, 1);
+        ExpectPrepared(1);
+        var resumeAfter = primary.NextSequence - 1;
+        var replay = SyntheticWorkload.Restore(primary.Workload.Capture(1));
+        await primary.WriteAsync(2, 10);
+        await primary.MarkerAsync(2);
+        Prepare(secondary, 2); // waits for state 2
+        Assert.Equal(1, Status(secondary).LastPrepared);
+        var incarnation = StoreIncarnation(secondary);
+
+        // State 2 passes every check against the store that holds epoch 2's writes, then its file
+        // write stalls (a FIFO, and a blob larger than its buffer) while the store restarts.
+        var stalled = StalledFile.At(StatePath(2));
+        var writerIn = stalled.WaitForWriterAsync();
+        var state = new OpaqueGuestState("test", 2, new byte[1 << 20]).Serialize();
+        var sending = primary.Sender.SendGuestStateAsync(2, primary.NextSequence++, state).AsTask();
+        await writerIn.WaitAsync(TimeSpan.FromSeconds(10));
+        stalled.ReplaceWith(state);
+        Store(secondary).Tell(new CrashStoreForTest(new IOException("simulated EIO")));
+        // Recovery rolled epoch 2's writes back (never prepared); the secondary heard StoreReady before what follows.
+        AwaitAssert(() =>
+        {
+            Store(secondary).Tell(GetStoreStatus.Instance);
+            var reopened = ExpectMsg<StoreStatus>();
+            Assert.True(reopened.Incarnation > incarnation);
+            Assert.Equal([1L], reopened.LoggedEpochs);
+        }, TimeSpan.FromSeconds(5));
+        Assert.Equal(state, stalled.Release());
+        await sending;
+
+        // The applier now reports checkpoint 2, received in the store that is gone: no prepare of 2
+        // on the recovered image, which lacks epoch 2.
+        _coordinator.ExpectNoMsg(Quiet);
+        Assert.Equal(1, Status(secondary).LastPrepared);
+
+        // The reconnecting primary is told to resend epoch 2, and then checkpoint 2 is prepared for real.
+        await primary.DisposeAsync();
+        var sender = await DataPlaneSender.ConnectAsync("127.0.0.1", Status(secondary).DataPlanePort,
+            new DataPlaneVolume(_volume.VolumeId, BlockSize), 1, resumeAfter + 1);
+        Assert.Equal(resumeAfter, sender.PeerAppliedSequence);
+        await using var resumed = new TestPrimary(sender, replay, resumeAfter + 1);
+        await resumed.WriteAsync(2, 10);
+        var state2 = await resumed.CloseAsync(2);
+        ExpectPrepared(2);
+        CommitAndWait(secondary, 2);
+
+        StopAndWait(secondary);
+        using var recovered = RollbackStore.Recover(StoreDirectory);
+        var verification = GuestVerifier.Verify(GuestState.Parse(state2), recovered);
+        Assert.True(verification.Ok, verification.ToString());
+    }
+
+    private long StoreIncarnation(IActorRef secondary)
+    {
+        Store(secondary).Tell(GetStoreStatus.Instance);
+        return ExpectMsg<StoreStatus>().Incarnation;
     }
 
     [Fact]

@@ -69,7 +69,7 @@ public sealed class SecondaryStreamApplierTests : TestKit, IDisposable
         await State(1);
         _secondary.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         await Marker(1);
-        Assert.Equal(new StreamCheckpointReceived(1, 1, writes, bytes), _secondary.ExpectMsg<StreamCheckpointReceived>());
+        Assert.Equal(new StreamCheckpointReceived(1, 1, writes, bytes, Incarnation: 1), _secondary.ExpectMsg<StreamCheckpointReceived>());
         Assert.Equal(4, _applier.LastAppliedSequence);
         Assert.Equal(2, _applier.WritesApplied);
         Assert.True(File.Exists(Path.Combine(_dir, "states", "epoch-1.gstate")));
@@ -143,6 +143,32 @@ public sealed class SecondaryStreamApplierTests : TestKit, IDisposable
         await Assert.ThrowsAsync<StoreRewoundException>(() => Write(2));
         Assert.Equal(3, await _applier.OnConnectedAsync(Hello(1, 4), default));
         Assert.Equal(3, _applier.LastAppliedSequence);
+    }
+
+    [Fact]
+    public async Task A_marker_arriving_while_the_store_restarts_counts_for_nothing_and_the_reopened_store_rewinds_the_stream()
+    {
+        await Write(1);
+        await Marker(1);
+        await State(1); // sequences 1..3
+        _secondary.ExpectMsg<StreamCheckpointReceived>();
+        _gate.Run(s =>
+        {
+            s.Prepare(1);
+            return 0;
+        });
+        await Write(2); // sequence 4: in the store about to restart
+        var before = _gate.View.Incarnation;
+
+        // The store actor's restart begins: the gate is empty until the store is reopened from disk.
+        var store = _gate.Withdraw()!;
+        Assert.True(_gate.View.Incarnation > before);
+        await Assert.ThrowsAsync<StoreClosedException>(() => Marker(2));
+        _secondary.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+
+        // Reopened (here the same store; recovery would have undone epoch 2): resend from epoch 2.
+        _gate.Publish(store);
+        Assert.Equal(3, await _applier.OnConnectedAsync(Hello(1, 4), default));
     }
 
     [Fact]

@@ -1,0 +1,112 @@
+using Akka.Actor;
+using Akka.TestKit;
+using Akka.TestKit.Xunit2;
+using McActors.Configuration;
+using McActors.Guests;
+using McActors.Protocol;
+using McActors.Replication;
+using Xunit.Abstractions;
+
+namespace McActors.Testing.Tests;
+
+/// <summary>
+/// A real PrimaryActor whose image disk is a <see cref="StoreFaultInjector"/> (McActorsSettings.StoreFaults),
+/// a probe as the coordinator and a scripted guest: a failed write or fsync of the primary's image
+/// is fatal for that primary (it reports ReplicaFailed, stops, and never releases held output).
+/// </summary>
+public sealed class PrimaryImageFaultTests : TestKit, IDisposable
+{
+    private const long VolumeSize = 8 << 20;
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+
+    private readonly TempDirectory _dir = new("mcactors-primary-faults");
+    private readonly VolumeSpec _volume = new(Guid.NewGuid(), VolumeSize, 4096);
+    private readonly StoreFaultInjector _disk = new();
+    private readonly TestProbe _coordinator;
+    private readonly TestProbe _guest;
+
+    public PrimaryImageFaultTests(ITestOutputHelper output) : base(Config(), output: output)
+    {
+        _coordinator = CreateTestProbe("coordinator");
+        _guest = CreateTestProbe("guest");
+    }
+
+    // The shipped mcactors section: settings and the replica dispatcher the primary runs on.
+    private static Akka.Configuration.Config Config() => Akka.Configuration.ConfigurationFactory.ParseString(
+        File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "mcactors.conf")));
+
+    /// <summary>A degraded primary (no secondary, min-replicas 0: output released on local durability) with a scripted guest.</summary>
+    private (IActorRef Primary, IActorRef AsGuest) StartDegradedPrimary()
+    {
+        var settings = McActorsSettings.From(Sys.Settings.Config) with { MinReplicas = 0, StoreFaults = _disk };
+        var primary = Sys.ActorOf(PrimaryActor.Props("p", _dir.Path, _coordinator.Ref, settings,
+            _ => Akka.TestKit.TestActors.ForwardActor.Props(_guest.Ref)), "primary");
+        primary.Tell(new AssignPrimary(1, _volume, [], LastCommitted: 0), _coordinator.Ref);
+        Assert.Equal(new RoleAssumed(1, "p", ReplicaRole.Primary), _coordinator.ExpectMsg<RoleAssumed>(Patience));
+        _guest.ExpectMsg<ResumeGuest>(Patience);
+        var asGuest = Sys.ActorSelection(primary.Path / "guest").ResolveOne(Patience).Result;
+        Watch(primary);
+        return (primary, asGuest);
+    }
+
+    private static byte[] Block(byte value) => Enumerable.Repeat(value, 4096).ToArray();
+
+    private void CloseEpoch(IActorRef primary, IActorRef asGuest, long epoch)
+    {
+        primary.Tell(new CloseEpoch(1, epoch), _coordinator.Ref);
+        _guest.ExpectMsg(new PauseGuest(epoch), Patience);
+        primary.Tell(new GuestPaused(epoch), asGuest);
+        _guest.ExpectMsg(new CaptureGuestState(epoch), Patience);
+        primary.Tell(new GuestStateCaptured(epoch, [1, 2, 3]), asGuest);
+        _guest.ExpectMsg(new ResumeGuest(epoch + 1), Patience);
+        Assert.Equal(epoch, _coordinator.ExpectMsg<EpochClosed>(Patience).Epoch);
+    }
+
+    [Fact]
+    public void A_failed_fsync_of_a_degraded_primarys_image_is_fatal_and_the_output_it_would_have_vouched_for_is_never_released()
+    {
+        var (primary, asGuest) = StartDegradedPrimary();
+        primary.Tell(new GuestWrite(0, Block(1), 1), asGuest);
+        _guest.ExpectMsg(new GuestWriteCompleted(1), Patience);
+        var client = CreateTestProbe("client");
+        primary.Tell(new ReleaseWhenCommitted("flushed"), client.Ref);
+        _coordinator.ExpectMsg<CheckpointNow>(Patience);
+        CloseEpoch(primary, asGuest, 1);
+
+        // The commit's fsync fails once; on Linux the next one would succeed without the lost pages.
+        _disk.FailSync(1, pathEndsWith: "volume.img");
+        primary.Tell(new Commit(1, 1, 0), _coordinator.Ref);
+
+        var failed = _coordinator.ExpectMsg<ReplicaFailed>(Patience);
+        Assert.Equal((1L, "p"), (failed.Generation, failed.ReplicaId));
+        Assert.Contains("fsync of the image for checkpoint 1 failed", failed.Reason);
+        ExpectTerminated(primary, Patience);
+        Assert.Equal(1, _disk.Failures);
+        client.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public void A_failed_write_to_the_primarys_image_fails_the_guests_write_and_the_primary()
+    {
+        var (primary, asGuest) = StartDegradedPrimary();
+        primary.Tell(new GuestWrite(0, Block(1), 1), asGuest);
+        _guest.ExpectMsg(new GuestWriteCompleted(1), Patience);
+
+        // A real EIO or ENOSPC may leave part of the write in the image, and none of it was streamed.
+        _disk.NoSpace();
+        // Sent as the probe itself: the guest child stops with the primary, before the reply would reach the probe through it.
+        primary.Tell(new GuestWrite(4096, Block(2), 2), _guest.Ref);
+
+        Assert.Contains("No space left on device", _guest.ExpectMsg<GuestWriteFailed>(Patience).Reason);
+        var failed = _coordinator.ExpectMsg<ReplicaFailed>(Patience);
+        Assert.Equal((1L, "p"), (failed.Generation, failed.ReplicaId));
+        Assert.Contains("write of 4096 B at 4096 failed", failed.Reason);
+        ExpectTerminated(primary, Patience);
+    }
+
+    public new void Dispose()
+    {
+        base.Dispose();
+        _dir.Dispose();
+    }
+}
