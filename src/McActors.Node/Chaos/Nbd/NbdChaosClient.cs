@@ -26,14 +26,19 @@ public sealed class NbdChaosClient : IAsyncDisposable
     /// <summary>How long requests in flight at the stop get to be answered (resent to the primary as needed).</summary>
     public static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
 
+    /// <summary>The history of a run that broke a rule, in its data directory.</summary>
+    public const string HistoryFile = "nbd-history.txt";
+
     private readonly NbdWorkload _workload;
+    private readonly string _dataDirectory;
     private readonly CancellationTokenSource _stopIssuing = new();
     private readonly CancellationTokenSource _giveUp;
     private readonly Task _running;
 
-    private NbdChaosClient(NbdWorkload workload, CancellationToken cancel)
+    private NbdChaosClient(NbdWorkload workload, string dataDirectory, CancellationToken cancel)
     {
         _workload = workload;
+        _dataDirectory = dataDirectory;
         _giveUp = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         _running = Task.Run(() => workload.RunAsync(_stopIssuing.Token, _giveUp.Token), CancellationToken.None);
     }
@@ -42,7 +47,7 @@ public sealed class NbdChaosClient : IAsyncDisposable
 
     /// <summary>Starts the workload of <paramref name="plan"/> against the cluster whose cluster.json is in <paramref name="dataDirectory"/>.</summary>
     public static NbdChaosClient Start(ChaosPlan plan, string dataDirectory, CancellationToken cancel) =>
-        new(new NbdWorkload(NbdWorkloadPlan.From(plan.GuestSeed), plan.GuestSeed, "", () => Candidates(dataDirectory)), cancel);
+        new(new NbdWorkload(NbdWorkloadPlan.From(plan.GuestSeed), plan.GuestSeed, "", () => Candidates(dataDirectory)), dataDirectory, cancel);
 
     /// <summary>Replicas' NBD addresses from cluster.json, the primary's first; none while the file cannot be read.</summary>
     public static IReadOnlyList<string> Candidates(string dataDirectory)
@@ -76,8 +81,11 @@ public sealed class NbdChaosClient : IAsyncDisposable
         Stats = StatsOf(history);
         if (history.Reads.Any(r => r.Final && r.Result is null) && !seen.Problems.Any(p => p.StartsWith("(nbd)", StringComparison.Ordinal)))
             seen.Problems.Add($"(nbd) the final read failed: {history.Reads.First(r => r.Final && r.Result is null).Error}");
-        seen.Problems.AddRange(BlockHistoryChecker.Check(history, _workload.MultiConn));
+        var broken = BlockHistoryChecker.Check(history, _workload.MultiConn);
+        seen.Problems.AddRange(broken);
         seen.Notes.Add(Stats.ToString());
+        if (broken.Count > 0 || seen.Problems.Count > 0)
+            _workload.Recorder.WriteTo(Path.Combine(_dataDirectory, HistoryFile));
     }
 
     public async ValueTask DisposeAsync()

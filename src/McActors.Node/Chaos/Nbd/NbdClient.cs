@@ -11,9 +11,10 @@ namespace McActors.Node.Chaos.Nbd;
 public sealed class NbdConnectionLostException(string message, Exception? inner = null) : IOException(message, inner);
 
 /// <summary>The server answered the request with NBD error <see cref="Error"/> (an errno of <see cref="NbdProtocol"/>).</summary>
-public sealed class NbdCommandException(uint error, string request) : Exception($"{request}: NBD error {NbdClient.ErrorName(error)}")
+public sealed class NbdCommandException(uint error, string request, string server) : Exception($"{request}: NBD error {NbdClient.ErrorName(error)} from {server}")
 {
     public uint Error { get; } = error;
+    public string Server { get; } = server;
 }
 
 /// <summary>
@@ -46,7 +47,7 @@ public sealed class NbdClient : IAsyncDisposable
 {
     private const uint StructuredReplyMagic = 0x668e33ef;
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private NetworkStream? _stream; // once connected
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly Lock _lock = new();
     private readonly Dictionary<ulong, Pending> _pending = [];
@@ -58,11 +59,11 @@ public sealed class NbdClient : IAsyncDisposable
     private NbdClient(Socket socket, string address)
     {
         _socket = socket;
-        _stream = new NetworkStream(socket, ownsSocket: true);
         Address = address;
     }
 
     public string Address { get; }
+    private NetworkStream Stream => _stream ?? throw new NbdConnectionLostException($"nbd {Address}: not connected");
     public long SizeBytes { get; private set; }
     public ushort TransmissionFlags { get; private set; }
     public int MinBlockSize { get; private set; } = 1;
@@ -85,6 +86,7 @@ public sealed class NbdClient : IAsyncDisposable
         try
         {
             await socket.ConnectAsync(endpoint, limit.Token).ConfigureAwait(false);
+            client._stream = new NetworkStream(socket, ownsSocket: true);
             await client.HandshakeAsync(exportName, limit.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
@@ -155,7 +157,7 @@ public sealed class NbdClient : IAsyncDisposable
             throw new IOException($"nbd {Address}: the server does not speak fixed newstyle (flags 0x{serverFlags:x4})");
         var clientFlags = new byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(clientFlags, ClientFlagFixedNewstyle | ((serverFlags & FlagNoZeroes) != 0 ? ClientFlagNoZeroes : 0));
-        await _stream.WriteAsync(clientFlags, cancel).ConfigureAwait(false);
+        await Stream.WriteAsync(clientFlags, cancel).ConfigureAwait(false);
 
         var name = Encoding.UTF8.GetBytes(exportName);
         var go = new byte[16 + 4 + name.Length + 2 + 2];
@@ -166,7 +168,7 @@ public sealed class NbdClient : IAsyncDisposable
         name.CopyTo(go, 20);
         BinaryPrimitives.WriteUInt16BigEndian(go.AsSpan(20 + name.Length), 1);
         BinaryPrimitives.WriteUInt16BigEndian(go.AsSpan(22 + name.Length), InfoBlockSize);
-        await _stream.WriteAsync(go, cancel).ConfigureAwait(false);
+        await Stream.WriteAsync(go, cancel).ConfigureAwait(false);
 
         var sawExport = false;
         while (true)
@@ -181,7 +183,10 @@ public sealed class NbdClient : IAsyncDisposable
                 throw new IOException($"nbd {Address}: option reply for option {option} of {length} B to NBD_OPT_GO");
             var data = await ReadExactAsync((int)length, cancel).ConfigureAwait(false);
             if ((type & RepFlagError) != 0)
+            {
+                await AbortOptionsAsync(cancel).ConfigureAwait(false);
                 throw new NbdRefusedException(type, Encoding.UTF8.GetString(data));
+            }
             if (type == RepAck)
             {
                 if (!sawExport)
@@ -202,6 +207,21 @@ public sealed class NbdClient : IAsyncDisposable
                     MaxPayload = (int)Math.Min(int.MaxValue, BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(10)));
                     break;
             }
+        }
+    }
+
+    /// <summary>NBD_OPT_ABORT before closing a refused handshake: the polite end of a negotiation (best effort; no reply awaited).</summary>
+    private async Task AbortOptionsAsync(CancellationToken cancel)
+    {
+        var abort = new byte[16];
+        BinaryPrimitives.WriteUInt64BigEndian(abort, OptionMagic);
+        BinaryPrimitives.WriteUInt32BigEndian(abort.AsSpan(8), OptAbort);
+        try
+        {
+            await Stream.WriteAsync(abort, cancel).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException)
+        {
         }
     }
 
@@ -230,9 +250,9 @@ public sealed class NbdClient : IAsyncDisposable
             await _sendLock.WaitAsync().ConfigureAwait(false);
             try
             {
-                await _stream.WriteAsync(header).ConfigureAwait(false);
+                await Stream.WriteAsync(header).ConfigureAwait(false);
                 if (type == CmdWrite)
-                    await _stream.WriteAsync(payload).ConfigureAwait(false);
+                    await Stream.WriteAsync(payload).ConfigureAwait(false);
             }
             finally
             {
@@ -267,7 +287,7 @@ public sealed class NbdClient : IAsyncDisposable
                     throw new IOException($"nbd {Address}: a reply for handle {handle}, which no request has");
                 if (error != 0)
                 {
-                    pending.Done.TrySetException(new NbdCommandException(error, pending.What));
+                    pending.Done.TrySetException(new NbdCommandException(error, pending.What, Address));
                     continue;
                 }
                 var data = pending.ReadLength > 0 ? await ReadExactAsync(pending.ReadLength, CancellationToken.None).ConfigureAwait(false) : null;
@@ -296,7 +316,8 @@ public sealed class NbdClient : IAsyncDisposable
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
         }
-        _stream.Dispose();
+        _stream?.Dispose();
+        _socket.Dispose();
         foreach (var pending in failed)
             pending.Done.TrySetException(new NbdConnectionLostException($"{pending.What} unanswered: {_lostBecause.Message}", _lostBecause));
         _lost.TrySetResult();
@@ -308,7 +329,7 @@ public sealed class NbdClient : IAsyncDisposable
         var got = 0;
         while (got < count)
         {
-            var n = await _stream.ReadAsync(buffer.AsMemory(got), cancel).ConfigureAwait(false);
+            var n = await Stream.ReadAsync(buffer.AsMemory(got), cancel).ConfigureAwait(false);
             if (n == 0)
                 throw new NbdConnectionLostException($"nbd {Address}: the server closed the connection");
             got += n;

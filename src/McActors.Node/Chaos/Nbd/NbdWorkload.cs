@@ -130,17 +130,18 @@ public sealed class NbdWorkload : IAsyncDisposable
         var sends = 0;
         try
         {
-            (_, sends) = await session.CallAsync(async c =>
+            string server;
+            (_, sends, server) = await session.CallAsync(async c =>
             {
                 MultiConn |= c.CanMultiConn;
                 await c.WriteAsync(sector * SectorPattern.SectorSize, data, fua && c.CanFua).ConfigureAwait(false);
                 return true;
             }, giveUp).ConfigureAwait(false);
-            Recorder.Replied(write, null, sends);
+            Recorder.Replied(write, null, sends, server);
         }
         catch (NbdCommandException e)
         {
-            Recorder.Replied(write, e.Message, sends);
+            Recorder.Replied(write, e.Message, sends, e.Server);
         }
         catch (OperationCanceledException)
         {
@@ -155,16 +156,17 @@ public sealed class NbdWorkload : IAsyncDisposable
         var sends = 0;
         try
         {
-            (_, sends) = await session.CallAsync(async c =>
+            string server;
+            (_, sends, server) = await session.CallAsync(async c =>
             {
                 await c.FlushAsync().ConfigureAwait(false);
                 return true;
             }, giveUp).ConfigureAwait(false);
-            Recorder.Replied(flush, null, sends);
+            Recorder.Replied(flush, null, sends, server);
         }
         catch (NbdCommandException e)
         {
-            Recorder.Replied(flush, e.Message, sends);
+            Recorder.Replied(flush, e.Message, sends, e.Server);
         }
         catch (OperationCanceledException)
         {
@@ -178,13 +180,13 @@ public sealed class NbdWorkload : IAsyncDisposable
         var read = Recorder.Issue(new ReadRecord(Recorder.NextId(), session.Connection, sector, sectors, 0, null, null, null, final));
         try
         {
-            var (data, sends) = await session.CallAsync(c => c.ReadAsync(sector * SectorPattern.SectorSize, sectors * SectorPattern.SectorSize), giveUp)
+            var (data, sends, server) = await session.CallAsync(c => c.ReadAsync(sector * SectorPattern.SectorSize, sectors * SectorPattern.SectorSize), giveUp)
                 .ConfigureAwait(false);
-            Recorder.Replied(read, null, SectorPattern.DecodeAll(data, _tag, sector), sends);
+            Recorder.Replied(read, null, SectorPattern.DecodeAll(data, _tag, sector), sends, server);
         }
         catch (NbdCommandException e)
         {
-            Recorder.Replied(read, e.Message, null, 0);
+            Recorder.Replied(read, e.Message, null, 0, e.Server);
         }
     }
 }

@@ -31,11 +31,11 @@ public sealed class ReconnectingNbdSession(
 
     /// <summary>
     /// Runs <paramref name="request"/> on the current connection, again on the next one after a drop,
-    /// until it is answered; returns the result and how many times it was sent. Throws
+    /// until it is answered; returns the result, how many times it was sent, and the server that answered. Throws
     /// <see cref="NbdCommandException"/> for an error reply, <see cref="OperationCanceledException"/>
     /// when <paramref name="giveUp"/> fires first.
     /// </summary>
-    public async Task<(T Result, int Sends)> CallAsync<T>(Func<NbdClient, Task<T>> request, CancellationToken giveUp)
+    public async Task<(T Result, int Sends, string Server)> CallAsync<T>(Func<NbdClient, Task<T>> request, CancellationToken giveUp)
     {
         var sends = 0;
         while (true)
@@ -46,7 +46,7 @@ public sealed class ReconnectingNbdSession(
             var call = request(client);
             try
             {
-                return (await call.WaitAsync(requestTimeout, giveUp).ConfigureAwait(false), sends);
+                return (await call.WaitAsync(requestTimeout, giveUp).ConfigureAwait(false), sends, client.Address);
             }
             catch (NbdConnectionLostException)
             {
