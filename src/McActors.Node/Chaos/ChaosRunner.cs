@@ -220,11 +220,11 @@ public static class ChaosRunner
         }
         seen.Mark("shutdown", clock);
 
-        // The synthetic guest's state says what its image must hold; an NBD client's history was checked above.
-        seen.Verdict = nbd ? null
-            : seen.Final is { } final
-                ? DemoVerifier.Verify(dir, final, seen.StoppedAt)
-                : new DemoVerdict(false, "no primary at the end");
+        // The synthetic guest's state says what its image must hold; an NBD client's history was checked
+        // above, and the replicas' images must still be identical.
+        seen.Verdict = seen.Final is not { } final ? new DemoVerdict(false, "no primary at the end")
+            : nbd ? DemoVerifier.VerifyImages(dir, final, seen.StoppedAt)
+            : DemoVerifier.Verify(dir, final, seen.StoppedAt);
         seen.Mark("verify", clock);
         return seen.Result(clock.Elapsed);
     }

@@ -36,7 +36,8 @@ public static class BlockHistoryChecker
         {
             if (read.Result is not { } result)
                 continue;
-            var what = read.Final ? $"the final read (read {read.Id})" : $"read {read.Id} on connection {read.Connection}";
+            var what = (read.Final ? $"the final read (read {read.Id})" : $"read {read.Id} on connection {read.Connection}") +
+                (read.Server is null ? "" : $" from {read.Server}");
             // One line per (read, cause): a lost write shows in every sector it covered.
             var lost = new Dictionary<long, (long First, int Count, string Detail)>();
             var invented = new Dictionary<string, (long First, int Count)>();
@@ -75,7 +76,7 @@ public static class BlockHistoryChecker
             foreach (var (id, (first, count, detail)) in lost)
             {
                 var w = writes[id];
-                problems.Add($"(nbd-a) {w}, completed at t={w.RepliedAt}, durable since {durableAt[id].Because}; " +
+                problems.Add($"(nbd-a) {w}, completed at t={w.RepliedAt}{(w.Server is null ? "" : $" by {w.Server}")}, durable since {durableAt[id].Because}; " +
                     $"{what}, issued at t={read.IssuedAt}, found sector {first}{(count > 1 ? $" (and {count - 1} more of its sectors)" : "")}: {detail}");
             }
             foreach (var (detail, (first, count)) in invented)
@@ -103,7 +104,8 @@ public static class BlockHistoryChecker
             var nextError = index >= 0 ? errors[index] : ~index < errors.Length ? errors[~index] : long.MaxValue;
             var flush = flushes.FirstOrDefault(f => f.IssuedAt > completed && f.IssuedAt < nextError && (multiConn || f.Connection == w.Connection));
             if (flush is not null)
-                result[w.Id] = (flush.RepliedAt!.Value, $"flush {flush.Id} on connection {flush.Connection} (issued at t={flush.IssuedAt}, succeeded at t={flush.RepliedAt})");
+                result[w.Id] = (flush.RepliedAt!.Value, $"flush {flush.Id} on connection {flush.Connection} (issued at t={flush.IssuedAt}, succeeded at t={flush.RepliedAt}" +
+                    $"{(flush.Sends > 1 ? $" after {flush.Sends} sends" : "")}{(flush.Server is null ? "" : $" from {flush.Server}")})");
         }
         return result;
     }
