@@ -4,7 +4,8 @@ using McActors.Protocol;
 
 namespace McActors.Node.Tests;
 
-/// <summary>The chaos command's pure parts: seeds and plans, and the invariant checks over what a run saw.</summary>
+/// <summary>The chaos command's pure parts: seeds and plans, and the invariant checks over what a run saw; and one short <c>--client nbd</c> run end to end.</summary>
+[Collection(nameof(LocalClusterTests))] // the end-to-end run is a multi-process cluster: one at a time
 public sealed class ChaosTests
 {
     /// <summary>The CI series: its 10 runs cover every fault (kill, partition, store; primary, secondary, arbiter) and every phase.</summary>
@@ -50,6 +51,35 @@ public sealed class ChaosTests
         var unverified = Failover(target: 40, committedBefore: 40, stoppedAt: 90);
         unverified.Verdict = new Demo.DemoVerdict(false, "images differ at byte 4096");
         Assert.Contains(ChaosChecks.Check(unverified), p => p == "(1)(2) images differ at byte 4096");
+    }
+
+    [Fact]
+    public void Chaos_with_the_nbd_client_runs_a_real_nbd_workload_through_a_fault_and_checks_its_history()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"mcactors-chaos-nbd-test-{Guid.NewGuid():N}");
+        var passed = false;
+        try
+        {
+            // A secondary's crash: the client keeps writing and flushing on the primary throughout.
+            var (exit, output, error) = NodeProcess.Run(TimeSpan.FromMinutes(5),
+                "chaos", "--client", "nbd", "--runs", "1", "--seed", "7", "--fault", "kill-secondary", "--data-dir", dir);
+            var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            Assert.True(exit == 0, $"chaos exited {exit}\n{output}\n{error}");
+            Assert.Equal("1 passed, 0 failed", lines[^1]);
+            passed = true;
+            Assert.Contains(lines, l => l.StartsWith("chaos: 1 runs, seed 7, client nbd,", StringComparison.Ordinal));
+            var run = Assert.Single(lines, l => l.StartsWith("run 1/1 seed 7 fault=kill-secondary@", StringComparison.Ordinal));
+            // The workload did write, flush and read, and its history was checked.
+            var stats = System.Text.RegularExpressions.Regex.Match(run, @"nbd .*: (\d+)/(\d+) writes ok \(0 errors\), (\d+)/(\d+) flushes ok, (\d+) reads");
+            Assert.True(stats.Success, run);
+            Assert.True(int.Parse(stats.Groups[1].Value) > 0 && int.Parse(stats.Groups[3].Value) > 0, run);
+            Assert.Contains(" PASS (", run);
+        }
+        finally
+        {
+            if (passed && Directory.Exists(dir))
+                Directory.Delete(dir, recursive: true);
+        }
     }
 
     private static ChaosObservations Failover(long target, long committedBefore, long stoppedAt)

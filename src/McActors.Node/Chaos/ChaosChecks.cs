@@ -42,8 +42,11 @@ public sealed class ChaosObservations(ChaosPlan plan)
         new(Plan, $"{invariant} {what}", Summary(), elapsed);
 
     /// <summary>Checks invariants 1–5 as far as they are observable from outside, in order; the first broken one fails the run.</summary>
-    public ChaosResult Result(TimeSpan elapsed) =>
-        new(Plan, ChaosChecks.Check(this).FirstOrDefault(), Summary(), elapsed);
+    public ChaosResult Result(TimeSpan elapsed)
+    {
+        var problems = ChaosChecks.Check(this).ToList();
+        return new(Plan, problems.FirstOrDefault(), Summary(), elapsed, problems);
+    }
 
     public string Summary()
     {
@@ -60,6 +63,7 @@ public sealed class ChaosObservations(ChaosPlan plan)
             parts.Add(Reprotected ? "healed, in sync" : "healed, not in sync");
         if (StoppedAt > 0)
             parts.Add($"stopped at {StoppedAt}");
+        parts.AddRange(Notes.Where(n => n.StartsWith("nbd ", StringComparison.Ordinal)));
         if (Times.Count > 0)
             parts.Add($"[{string.Join(" ", Times.Select(t => $"{t.Phase} {t.Seconds:0.0}"))}]");
         return string.Join(", ", parts);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using McActors.Node.Chaos.Nbd;
 using McActors.Node.Demo;
 using McActors.Node.LocalCluster;
 using McActors.Protocol;
@@ -6,12 +7,24 @@ using McActors.Replication;
 
 namespace McActors.Node.Chaos;
 
+/// <summary>What writes to the volume during a chaos run.</summary>
+public enum ChaosClient
+{
+    /// <summary>The synthetic guest, checkpointed with the disk (it rolls back with it at a failover).</summary>
+    Synthetic,
+
+    /// <summary>A real NBD client outside the checkpoint that reconnects and resends (<see cref="NbdChaosClient"/>).</summary>
+    Nbd,
+}
+
 /// <summary>Options of <c>chaos</c>.</summary>
 /// <param name="Faults">The faults runs draw from (default: <see cref="NodeFaults.Available"/>); a seed replays only with the same list.</param>
-public sealed record ChaosOptions(int Runs, long Seed, string DataDirectory, IReadOnlyList<string> Overrides, IReadOnlyList<ChaosFault>? Faults = null);
+public sealed record ChaosOptions(int Runs, long Seed, string DataDirectory, IReadOnlyList<string> Overrides, IReadOnlyList<ChaosFault>? Faults = null,
+    ChaosClient Client = ChaosClient.Synthetic);
 
 /// <summary>The outcome of one run: <see cref="Failure"/> names the invariant and what was seen; null when it passed.</summary>
-public sealed record ChaosResult(ChaosPlan Plan, string? Failure, string Summary, TimeSpan Elapsed)
+/// <param name="Details">Every broken invariant the run found (the first is <see cref="Failure"/>).</param>
+public sealed record ChaosResult(ChaosPlan Plan, string? Failure, string Summary, TimeSpan Elapsed, IReadOnlyList<string>? Details = null)
 {
     public bool Passed => Failure is null;
 }
@@ -51,11 +64,12 @@ public static class ChaosRunner
     private static readonly TimeSpan ReprotectNotStarted = TimeSpan.FromSeconds(4);
     private static readonly TimeSpan ReprotectTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
+    private const int MaxDetails = 9;
 
     public static async Task<int> RunAsync(ChaosOptions options, TextWriter output, CancellationToken cancel)
     {
         var faults = options.Faults is { Count: > 0 } chosen ? chosen : NodeFaults.Available;
-        await output.WriteLineAsync($"chaos: {options.Runs} runs, seed {options.Seed}, faults: {string.Join(", ", faults.Select(ChaosPlan.NameOf))}" +
+        await output.WriteLineAsync($"chaos: {options.Runs} runs, seed {options.Seed}, client {options.Client.ToString().ToLowerInvariant()}, faults: {string.Join(", ", faults.Select(ChaosPlan.NameOf))}" +
             $"; data in {options.DataDirectory}");
         Directory.CreateDirectory(options.DataDirectory);
         int passed = 0, failed = 0;
@@ -69,7 +83,7 @@ public static class ChaosRunner
             ChaosResult result;
             try
             {
-                result = await RunOneAsync(plan, dir, options.Overrides, cancel);
+                result = await RunOneAsync(plan, dir, options.Overrides, cancel, options.Client);
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancel.IsCancellationRequested)
             {
@@ -85,6 +99,10 @@ public static class ChaosRunner
             {
                 failed++;
                 await output.WriteLineAsync($"{head} {result.Summary} FAIL: {result.Failure} (logs in {dir})");
+                foreach (var detail in (result.Details ?? []).Skip(1).Take(MaxDetails))
+                    await output.WriteLineAsync($"  also: {detail}");
+                if (result.Details is { Count: > MaxDetails + 1 } many)
+                    await output.WriteLineAsync($"  ... and {many.Count - MaxDetails - 1} more");
             }
         }
         await output.WriteLineAsync($"({total.Elapsed.TotalSeconds:0} s, {total.Elapsed.TotalSeconds / Math.Max(1, options.Runs):0.0} s per run)");
@@ -94,17 +112,25 @@ public static class ChaosRunner
         return failed == 0 ? 0 : 1;
     }
 
-    /// <summary>One run: start, warm up, one fault, recover, stop the guest, stop the nodes, check.</summary>
-    public static async Task<ChaosResult> RunOneAsync(ChaosPlan plan, string dir, IReadOnlyList<string> overrides, CancellationToken cancel)
+    /// <summary>
+    /// One run: start, warm up, one fault, recover, stop the guest, stop the nodes, check. With
+    /// <paramref name="client"/> NBD the nodes serve NBD (no synthetic guest), the NBD workload runs
+    /// from the roles' assignment until a while after recovery, and its history is checked.
+    /// </summary>
+    public static async Task<ChaosResult> RunOneAsync(ChaosPlan plan, string dir, IReadOnlyList<string> overrides, CancellationToken cancel,
+        ChaosClient client = ChaosClient.Synthetic)
     {
         var clock = Stopwatch.StartNew();
         var seen = new ChaosObservations(plan);
-        await using (var cluster = LocalCluster.LocalCluster.Start(new LocalClusterOptions(dir, plan.Replicas, [.. ClusterOverrides(plan), .. overrides])))
+        var nbd = client == ChaosClient.Nbd;
+        await using (var cluster = LocalCluster.LocalCluster.Start(new LocalClusterOptions(dir, plan.Replicas, [.. ClusterOverrides(plan), .. overrides], Nbd: nbd)))
         {
             var tracker = new StatusTracker(cluster.Observer);
             seen.Tracker = tracker;
             var start = tracker.Record(await cluster.WaitForRolesAsync(RolesTimeout, cancel));
             seen.StartupMs = clock.Elapsed.TotalMilliseconds;
+            cluster.UpdateTopology(start);
+            await using var workload = nbd ? NbdChaosClient.Start(plan, dir, cancel) : null;
             seen.Mark("start", clock);
             seen.GenerationBefore = start.Generation;
             seen.PrimaryBefore = start.Primary!;
@@ -156,6 +182,7 @@ public static class ChaosRunner
 
             if (await RecoverAsync(plan, cluster, tracker, seen, node, clock, cancel) is { } early)
                 return early;
+            cluster.UpdateTopology(tracker.Last);
 
             // The volume makes progress after the fault: a checkpoint beyond everything seen so far commits.
             var mark = tracker.MaxCommitted;
@@ -169,6 +196,14 @@ public static class ChaosRunner
                 seen.Problems.Add($"(5) {target}{(seen.Restarted ? ", restarted with its data directory," : ", after its store fault,")} exited with code {cluster.Node(target).ExitCode}; see {cluster.Node(target).LogPath}");
 
             seen.Mark("progress", clock);
+            if (workload is not null)
+            {
+                // The client goes on for a while on the new primary, then stops, drains and reads back.
+                await tracker.UntilAsync(_ => false, NbdChaosClient.AfterRecovery, Poll, cancel);
+                cluster.UpdateTopology(tracker.Last);
+                await workload.FinishAsync(seen);
+                seen.Mark("nbd", clock);
+            }
             var stopped = await cluster.Observer.StopGuestAsync(TimeSpan.FromSeconds(30));
             seen.StoppedAt = stopped.Epoch;
             seen.Final = tracker.Record(await cluster.Observer.StatusAsync(TimeSpan.FromSeconds(5)));
@@ -185,9 +220,11 @@ public static class ChaosRunner
         }
         seen.Mark("shutdown", clock);
 
-        seen.Verdict = seen.Final is { } final
-            ? DemoVerifier.Verify(dir, final, seen.StoppedAt)
-            : new DemoVerdict(false, "no primary at the end");
+        // The synthetic guest's state says what its image must hold; an NBD client's history was checked
+        // above, and the replicas' images must still be identical.
+        seen.Verdict = seen.Final is not { } final ? new DemoVerdict(false, "no primary at the end")
+            : nbd ? DemoVerifier.VerifyImages(dir, final, seen.StoppedAt)
+            : DemoVerifier.Verify(dir, final, seen.StoppedAt);
         seen.Mark("verify", clock);
         return seen.Result(clock.Elapsed);
     }

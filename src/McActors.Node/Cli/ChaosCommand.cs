@@ -25,17 +25,25 @@ internal static class ChaosCommand
             AllowMultipleArgumentsPerToken = true,
         };
         faults.AcceptOnlyFromAmong([.. names.Keys]);
+        var client = new Option<string>("--client")
+        {
+            Description = "What writes to the volume: synthetic (the built-in guest, checkpointed with the disk) or nbd (a real NBD client on 1-4 " +
+                          "connections that reconnects to the new primary and resends, its history checked for lost flushed writes and invented data).",
+            DefaultValueFactory = _ => "synthetic",
+        };
+        client.AcceptOnlyFromAmong("synthetic", "nbd");
         var command = new Command("chaos",
             "Seeded runs of one fault each (kill -9 or partition of the primary or a secondary, store faults, kill -9 of the arbiter) in fresh local clusters, checking the DESIGN.md invariants after each.")
         {
-            runs, seed, dataDir, set, faults,
+            runs, seed, dataDir, set, faults, client,
         };
         command.SetAction(async (parse, cancel) =>
         {
             var s = parse.GetValue(seed) ?? Random.Shared.NextInt64(1, long.MaxValue);
             var dir = parse.GetValue(dataDir)?.FullName ?? Path.Combine(Path.GetTempPath(), $"mcactors-chaos-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
             var chosen = (parse.GetValue(faults) ?? []).Distinct().Select(n => names[n]).ToList();
-            return await ChaosRunner.RunAsync(new ChaosOptions(parse.GetValue(runs), s, dir, parse.GetValue(set) ?? [], chosen),
+            var writer = parse.GetValue(client) == "nbd" ? ChaosClient.Nbd : ChaosClient.Synthetic;
+            return await ChaosRunner.RunAsync(new ChaosOptions(parse.GetValue(runs), s, dir, parse.GetValue(set) ?? [], chosen, writer),
                 parse.InvocationConfiguration.Output, cancel);
         });
         return command;

@@ -85,6 +85,37 @@ public static class DemoVerifier
             (joinedLater.Count == 0 ? "" : $"; {string.Join(", ", joinedLater)} re-protected after checkpoint {epoch}: image only (no state {epoch} there)"));
     }
 
+    /// <summary>
+    /// Invariant (2) for a guest whose state lives outside the checkpoint (an NBD client): every
+    /// in-sync secondary's store, rolled back to checkpoint <paramref name="epoch"/>, holds the final
+    /// primary's image byte for byte (nothing was written after <paramref name="epoch"/>, the guest stopped there).
+    /// </summary>
+    public static DemoVerdict VerifyImages(string dataDirectory, CoordinatorStatus final, long epoch)
+    {
+        if (final.Primary is not { } primaryName)
+            return new DemoVerdict(false, "no primary at the end");
+        var primaryDirectory = Path.Combine(dataDirectory, primaryName);
+        var descriptor = VolumeDescriptor.Load(PrimaryVolumeFiles.ImageDirectory(primaryDirectory));
+        using var primary = VolumeImage.Open(PrimaryVolumeFiles.ImagePath(primaryDirectory), descriptor.SizeBytes, writable: false);
+        foreach (var name in final.Secondaries)
+        {
+            using var store = RollbackStore.Recover(Path.Combine(dataDirectory, name, SecondaryActor.StoreName));
+            if (store.Descriptor.VolumeId != descriptor.VolumeId || store.Descriptor.SizeBytes != descriptor.SizeBytes)
+                return new DemoVerdict(false, $"{name} holds volume {store.Descriptor.VolumeId}, the primary {descriptor.VolumeId}");
+            try
+            {
+                store.RollbackTo(epoch);
+            }
+            catch (ResyncIncompleteException e) when (e.SyncedFrom > epoch)
+            {
+                // Re-protected after checkpoint N: its image is the primary's from a later checkpoint, N's content.
+            }
+            if (FirstDifference(primary, store, descriptor.SizeBytes) is { } offset)
+                return new DemoVerdict(false, $"images of the primary and {name} differ at byte {offset} (checkpoint {epoch})");
+        }
+        return new DemoVerdict(true, $"checkpoint {epoch}: the primary's image and {final.Secondaries.Count} secondaries' identical ({descriptor.SizeBytes >> 20} MiB)");
+    }
+
     private static long? FirstDifference(VolumeImage primary, RollbackStore store, long size)
     {
         var a = new byte[CompareChunk];
