@@ -9,7 +9,7 @@ public sealed class NetnsClusterTests
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(200);
 
     [Fact]
-    public async Task A_primary_cut_from_the_network_is_failed_over_and_exits_downed_once_the_cut_heals()
+    public async Task A_primary_cut_from_the_network_but_not_from_its_clients_is_failed_over_and_exits_downed_once_the_cut_heals()
     {
         var dir = Path.Combine(Path.GetTempPath(), $"mcactors-netns-test-{Guid.NewGuid():N}");
         string? tag = null;
@@ -17,7 +17,7 @@ public sealed class NetnsClusterTests
         try
         {
             await using (var cluster = LocalCluster.LocalCluster.Start(new LocalClusterOptions(dir, 2,
-                ["mcactors.checkpoint.epoch-interval = 50ms", "mcactors.volume.size = 16MiB"], Netns: true)))
+                ["mcactors.checkpoint.epoch-interval = 50ms", "mcactors.volume.size = 16MiB"], Nbd: true, Netns: true)))
             {
                 var net = cluster.Network!;
                 tag = net.Tag;
@@ -29,7 +29,11 @@ public sealed class NetnsClusterTests
                 var committed = await UntilAsync(async () => await cluster.Observer.StatusAsync(TimeSpan.FromSeconds(5)) is { LastCommitted: > 5 } s ? s : null,
                     TimeSpan.FromSeconds(60), "checkpoints committing before the cut");
 
-                net.Isolate(primary.Options.Name);
+                // Cut from the cluster and the observer; its NBD port stays open to the host, as for a client.
+                var nbdPort = int.Parse(primary.Options.Nbd!.Split(':')[1]);
+                net.Isolate(primary.Options.Name, hostPorts: [nbdPort]);
+                Assert.True(await net.ReachesAsync(null, primary.Options.Host, nbdPort, TimeSpan.FromSeconds(3)), "the host lost the cut primary's NBD port");
+                Assert.False(await net.ReachesAsync(null, primary.Options.Host, primary.Options.Port, TimeSpan.FromSeconds(3)), "the host still reaches the cut primary's cluster port");
                 var after = await UntilAsync(async () =>
                 {
                     var s = await cluster.Observer.StatusAsync(TimeSpan.FromSeconds(5));
