@@ -106,8 +106,13 @@ public static class NetworkFaults
         };
         if (TargetsPrimary(plan.Fault))
         {
+            // A new generation with another primary. Its report comes from the coordinator that failed
+            // over; when the decision was persisted by the minority's coordinator before it stopped, the
+            // majority's recovers it from the journal and reports none (checked below as fencing).
             var done = await tracker.UntilAsync(
-                s => s.LastFailover is { ResumedAt: not null } f && f.Generation > seen.GenerationBefore && s.Primary != target, FailoverTimeout, Poll, cancel);
+                s => s.Generation > seen.GenerationBefore && s.Primary is not null && s.Primary != target
+                     && (s.LastFailover is { ResumedAt: not null } || s.LastFailover is null && s.LastCommitted > seen.CommittedBeforeFault),
+                FailoverTimeout, Poll, cancel);
             if (done is null)
             {
                 net.HealAll();
@@ -115,7 +120,10 @@ public static class NetworkFaults
                     $"(last: generation {tracker.Last?.Generation}, primary {tracker.Last?.Primary ?? "none"})", clock.Elapsed);
             }
             var node = cluster.Node(target);
-            seen.Failover = FailoverTimeline.From(seen.FaultAt, done.LastFailover!, cluster.Observer.Membership.Of(node.Options.Host, node.Options.Port));
+            if (done.LastFailover is { } report)
+                seen.Failover = FailoverTimeline.From(seen.FaultAt, report, cluster.Observer.Membership.Of(node.Options.Host, node.Options.Port));
+            else
+                seen.Notes.Add($"generation {done.Generation} (primary {done.Primary}) recovered from the journal, not reported as a failover");
         }
         // The majority must down every victim before the cut heals: a node let back undowned would be a
         // member again with a stale view.
@@ -140,6 +148,7 @@ public static class NetworkFaults
             else if (node.ExitCode != 3)
                 seen.Problems.Add($"(4) {name}, downed while cut off, exited with code {node.ExitCode}, not 3 (downed)");
         }
+        seen.Problems.AddRange(DecidedAfterDowned(cluster, victims));
         // A flapping link may get nodes downed too (both ends, as indirectly connected): any exit must be a downing.
         foreach (var node in cluster.Nodes.Where(n => n.HasExited && !victims.Contains(n.Options.Name)))
         {
@@ -175,6 +184,31 @@ public static class NetworkFaults
             seen.Notes.Add($"restarted [{string.Join(", ", restarted)}]");
         seen.Mark("rejoin", clock);
         return null;
+    }
+
+    /// <summary>
+    /// Fencing, as the node logs show it: a coordinator on a downed node must decide nothing, yet
+    /// the minority's coordinator, stopping after "Self downed", may still persist a failover to the
+    /// shared journal (issue 10, section 2), which the majority's coordinator then recovers.
+    /// </summary>
+    private static IEnumerable<string> DecidedAfterDowned(LocalCluster.LocalCluster cluster, IEnumerable<string> victims)
+    {
+        foreach (var name in victims)
+        {
+            var node = cluster.Node(name);
+            if (!File.Exists(node.LogPath))
+                continue;
+            var downed = false;
+            foreach (var line in File.ReadLines(node.LogPath))
+            {
+                downed |= line.Contains("/user/coordinator] Self downed", StringComparison.Ordinal);
+                if (downed && line.Contains("/user/coordinator/singleton]", StringComparison.Ordinal) && line.Contains("failing over to", StringComparison.Ordinal))
+                {
+                    yield return $"(fencing) the coordinator on {name} persisted a failover after its node was downed: {line[(line.IndexOf("primary ", StringComparison.Ordinal))..]}; see {node.LogPath}";
+                    break;
+                }
+            }
+        }
     }
 
     /// <summary>
