@@ -226,6 +226,13 @@ public static class NetworkFaults
         await cluster.RestartAsync(target);
         var resyncing = await tracker.UntilAsync(s => s.Resyncing.Any(r => r.Replica == target) || s.Secondaries.Contains(target),
             ResyncStartTimeout, TimeSpan.FromMilliseconds(20), cancel);
+        // On a loaded machine the fresh incarnation may have been downed already (late heartbeats):
+        // then there is no resync to cut, and its downing is not the cut's.
+        var fresh = cluster.Node(target);
+        var member = Akka.Cluster.Cluster.Get(cluster.Observer.System).State.Members
+            .FirstOrDefault(m => m.Address.Host == fresh.Options.Host && m.Address.Port == fresh.Options.Port);
+        if (fresh.HasExited || member?.Status != Akka.Cluster.MemberStatus.Up)
+            throw new InvalidOperationException($"setup: restarted {target} is {(fresh.HasExited ? $"gone (exit code {fresh.ExitCode})" : $"not an Up member ({member?.Status.ToString() ?? "not a member"})")} before the cut; see {fresh.LogPath}");
         NetworkOf(cluster).Isolate(target, CutDirection.Both);
         var at = DateTime.UtcNow;
         seen.Notes.Add(resyncing switch
