@@ -20,6 +20,9 @@ public sealed class ChaosObservations(ChaosPlan plan)
 
     public FailoverTimeline? Failover { get; set; }
     public bool Restarted { get; set; }
+
+    /// <summary>The nodes a network fault cut off beside <see cref="Target"/> (the coordinator-minority side).</summary>
+    public List<string> Victims { get; } = [];
     public bool Reprotected { get; set; }
     public long StoppedAt { get; set; }
     public CoordinatorStatus? Final { get; set; }
@@ -61,6 +64,8 @@ public sealed class ChaosObservations(ChaosPlan plan)
             parts.Add(Reprotected ? "restarted, re-protected" : "restarted, not re-protected");
         else if (Plan.Fault is ChaosFault.DiskErrorSecondary or ChaosFault.SlowSecondary)
             parts.Add(Reprotected ? "healed, in sync" : "healed, not in sync");
+        if (NetworkFaults.Is(Plan.Fault) && Notes.Count > 0)
+            parts.Add(string.Join("; ", Notes));
         if (StoppedAt > 0)
             parts.Add($"stopped at {StoppedAt}");
         parts.AddRange(Notes.Where(n => n.StartsWith("nbd ", StringComparison.Ordinal)));
@@ -101,7 +106,7 @@ public static class ChaosChecks
         foreach (var (generation, primaries) in tracker.PrimariesByGeneration)
             if (primaries.Count > 1)
                 yield return $"(4) generation {generation} had {primaries.Count} primaries: {string.Join(", ", primaries)}";
-        if (seen.Plan.Fault is ChaosFault.KillSecondary or ChaosFault.PartitionSecondary or ChaosFault.DiskErrorSecondary)
+        if (seen.Plan.Fault is ChaosFault.KillSecondary or ChaosFault.PartitionSecondary or ChaosFault.DiskErrorSecondary or ChaosFault.CutDuringResync)
         {
             if (tracker.PrimariesByGeneration.Any(g => g.Key > seen.GenerationBefore && g.Value.Contains(seen.Target)))
                 yield return $"(5) {seen.Target}, the failed secondary, became primary";

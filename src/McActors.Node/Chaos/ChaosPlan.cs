@@ -12,6 +12,26 @@ public enum ChaosFault
 
     /// <summary>SIGKILL of the arbiter, the oldest node: the coordinator singleton moves to a replica's node and recovers from the journal.</summary>
     KillArbiter,
+
+    // Real network partitions (NetworkFaults: nodes in network namespaces, iptables; root only).
+
+    /// <summary>The primary cut from every other node and the observer; its NBD clients on the host still reach it.</summary>
+    PartitionPrimaryNet,
+
+    /// <summary>The coordinator's node (the oldest, the arbiter) and the primary cut together from the majority (3 replicas).</summary>
+    PartitionCoordinatorMinority,
+
+    /// <summary>The primary receives nothing from the cluster, and still sends.</summary>
+    OneWayPrimaryInbound,
+
+    /// <summary>The primary sends nothing to the cluster, and still receives.</summary>
+    OneWayPrimaryOutbound,
+
+    /// <summary>The link between the primary and a secondary cut and healed on a seeded schedule.</summary>
+    FlappingPrimaryLink,
+
+    /// <summary>A secondary killed and restarted, then cut from everything while it is being resynced.</summary>
+    CutDuringResync,
 }
 
 /// <summary>
@@ -52,6 +72,8 @@ public sealed record ChaosPlan(
         ChaosFault.DiskErrorSecondary => "disk-error-secondary",
         ChaosFault.SlowSecondary => "slow-secondary",
         ChaosFault.KillArbiter => $"kill-arbiter@{Phase.ToString().ToLowerInvariant()}",
+        _ when NetworkFaults.TargetsPrimary(Fault) => $"{NameOf(Fault)}@{Phase.ToString().ToLowerInvariant()}",
+        _ when NetworkFaults.Is(Fault) => NameOf(Fault),
         _ => Fault.ToString(),
     };
 
@@ -67,7 +89,7 @@ public sealed record ChaosPlan(
         var random = new Random(unchecked((int)(seed ^ (seed >> 32))));
         var fault = faults[random.Next(faults.Count)];
         var phase = (ChaosPhase)random.Next(3);
-        var replicas = random.Next(2, 4); // arbiter + 2 or 3 replicas
+        var replicas = NetworkFaults.Replicas(fault, random.Next(2, 4)); // arbiter + 2 or 3 replicas
         return new ChaosPlan(
             seed,
             fault,

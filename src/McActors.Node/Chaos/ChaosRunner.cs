@@ -123,7 +123,8 @@ public static class ChaosRunner
         var clock = Stopwatch.StartNew();
         var seen = new ChaosObservations(plan);
         var nbd = client == ChaosClient.Nbd;
-        await using (var cluster = LocalCluster.LocalCluster.Start(new LocalClusterOptions(dir, plan.Replicas, [.. ClusterOverrides(plan), .. overrides], Nbd: nbd)))
+        await using (var cluster = LocalCluster.LocalCluster.Start(new LocalClusterOptions(dir, plan.Replicas, [.. ClusterOverrides(plan), .. overrides],
+            Nbd: nbd, Netns: NetworkFaults.Is(plan.Fault))))
         {
             var tracker = new StatusTracker(cluster.Observer);
             seen.Tracker = tracker;
@@ -136,7 +137,7 @@ public static class ChaosRunner
             seen.PrimaryBefore = start.Primary!;
             var target = plan.Fault switch
             {
-                ChaosFault.KillPrimary or ChaosFault.PartitionPrimary => start.Primary!,
+                var f when f is ChaosFault.KillPrimary or ChaosFault.PartitionPrimary || NetworkFaults.TargetsPrimary(f) => start.Primary!,
                 ChaosFault.KillArbiter => cluster.Nodes.First(n => n.Options.Kind == Hosting.NodeKind.Arbiter).Options.Name,
                 _ => start.Secondaries[plan.SecondaryIndex % start.Secondaries.Count],
             };
@@ -177,6 +178,9 @@ public static class ChaosRunner
                 case ChaosFault.SlowSecondary:
                     seen.FaultAt = DateTime.UtcNow;
                     seen.Notes.Add(await NodeFaults.InjectStoreFaultAsync(cluster.Observer, node, plan.Fault, 0, TimeSpan.FromMilliseconds(5)));
+                    break;
+                case var f when NetworkFaults.Is(f):
+                    seen.FaultAt = await NetworkFaults.InjectAsync(plan, cluster, tracker, seen, target, cancel);
                     break;
             }
 
@@ -252,6 +256,8 @@ public static class ChaosRunner
     private static async Task<ChaosResult?> RecoverAsync(ChaosPlan plan, LocalCluster.LocalCluster cluster, StatusTracker tracker,
         ChaosObservations seen, LocalNodeProcess node, System.Diagnostics.Stopwatch clock, CancellationToken cancel)
     {
+        if (NetworkFaults.Is(plan.Fault))
+            return await NetworkFaults.RecoverAsync(plan, cluster, tracker, seen, clock, cancel);
         var target = node.Options.Name;
         var primaryFault = plan.Fault is ChaosFault.KillPrimary or ChaosFault.PartitionPrimary;
         var partition = plan.Fault is ChaosFault.PartitionPrimary or ChaosFault.PartitionSecondary;

@@ -18,8 +18,8 @@ public static class NodeFaults
 
     public static bool StoreFaultsAvailable => true;
 
-    /// <summary>The faults a run may draw from.</summary>
-    public static IReadOnlyList<ChaosFault> Available => Enum.GetValues<ChaosFault>();
+    /// <summary>The faults a run draws from by default: all but the network partitions, which need root (<c>chaos --netns</c> or <c>--fault</c> adds them).</summary>
+    public static IReadOnlyList<ChaosFault> Available { get; } = [.. Enum.GetValues<ChaosFault>().Where(f => !NetworkFaults.Is(f))];
 
     public static bool IsStoreFault(ChaosFault fault) => fault is ChaosFault.DiskErrorSecondary or ChaosFault.SlowSecondary;
 

@@ -28,10 +28,11 @@ public sealed class ClusterObserver : IAsyncDisposable
     /// <summary>The actor system the observer is a member with (to reach nodes' actors).</summary>
     public ActorSystem System => _system;
 
-    public static ClusterObserver Join(IReadOnlyList<string> seeds, string dataDirectory, IReadOnlyList<string> overrides)
+    /// <summary>Joins through <paramref name="seeds"/>, bound to <paramref name="host"/> (the bridge's address when the nodes run in namespaces).</summary>
+    public static ClusterObserver Join(IReadOnlyList<string> seeds, string dataDirectory, IReadOnlyList<string> overrides, string host = "127.0.0.1")
     {
         var port = FreePorts.Take(1)[0];
-        var options = new NodeOptions(NodeKind.Observer, "observer", "127.0.0.1", port, seeds, dataDirectory,
+        var options = new NodeOptions(NodeKind.Observer, "observer", host, port, seeds, dataDirectory,
             Path.Combine(dataDirectory, "coordinator.db"), 0,
             // Off: the observer's own remoting errors (a node it watched was killed) are expected noise on the console.
             // Terminate without a leave (AbandonAsync) must not wait for the cluster: a leave is asked for

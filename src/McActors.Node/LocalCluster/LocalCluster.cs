@@ -3,13 +3,17 @@ using McActors.Protocol;
 
 namespace McActors.Node.LocalCluster;
 
-/// <summary>What a local cluster is made of; with <see cref="Nbd"/>, every replica serves the volume over NBD (on a free port) while primary.</summary>
-public sealed record LocalClusterOptions(string DataDirectory, int Replicas, IReadOnlyList<string> Overrides, bool Nbd = false);
+/// <summary>
+/// What a local cluster is made of; with <see cref="Nbd"/>, every replica serves the volume over NBD (on a free port) while primary;
+/// with <see cref="Netns"/>, every node runs in a network namespace of its own (<see cref="NetworkNamespaces"/>; root only), so that partitions can be real.
+/// </summary>
+public sealed record LocalClusterOptions(string DataDirectory, int Replicas, IReadOnlyList<string> Overrides, bool Nbd = false, bool Netns = false);
 
 /// <summary>
-/// A cluster of OS processes on 127.0.0.1, one per node: an arbiter and N replicas, all sharing
-/// DATA/coordinator.db as the coordinator's journal. Keeps DATA/cluster.json current and stops
-/// every process it started.
+/// A cluster of OS processes on 127.0.0.1 (or each in its own network namespace, at its own
+/// address), one per node: an arbiter and N replicas, all sharing DATA/coordinator.db as the
+/// coordinator's journal. Keeps DATA/cluster.json current and stops every process it started
+/// (and tears its namespaces down).
 /// </summary>
 public sealed class LocalCluster : IAsyncDisposable
 {
@@ -24,6 +28,9 @@ public sealed class LocalCluster : IAsyncDisposable
     public ClusterObserver Observer { get; private set; } = null!;
     public string DataDirectory => _options.DataDirectory;
 
+    /// <summary>The nodes' private network when they run in namespaces, else null.</summary>
+    public NetworkNamespaces? Network { get; private set; }
+
     public static LocalCluster Start(LocalClusterOptions options)
     {
         if (options.Replicas < 1)
@@ -31,7 +38,10 @@ public sealed class LocalCluster : IAsyncDisposable
         Directory.CreateDirectory(options.DataDirectory);
         var count = options.Replicas + 1;
         var ports = FreePorts.Take(3 * count);
-        var seeds = Enumerable.Range(0, count).Select(i => $"127.0.0.1:{ports[i]}").ToList();
+        var names = Enumerable.Range(0, count).Select(i => i == 0 ? "arbiter" : $"replica-{i}").ToList();
+        var network = options.Netns ? NetworkNamespaces.Create(names) : null;
+        string HostOf(int i) => network?.AddressOf(names[i]) ?? "127.0.0.1";
+        var seeds = Enumerable.Range(0, count).Select(i => $"{HostOf(i)}:{ports[i]}").ToList();
         var journal = Path.Combine(options.DataDirectory, "coordinator.db");
         // The coordinator assigns roles once this many replicas registered. Every node is a seed, so the
         // first one (the arbiter) forms the cluster only after seed-node-timeout without an answer
@@ -40,26 +50,27 @@ public sealed class LocalCluster : IAsyncDisposable
         {
             Overrides = [$"mcactors.cluster.replicas = {options.Replicas}", "akka.cluster.seed-node-timeout = 1s", .. options.Overrides],
         };
-        var cluster = new LocalCluster(options);
+        var cluster = new LocalCluster(options) { Network = network };
         try
         {
             for (var i = 0; i < count; i++)
             {
                 // The arbiter comes first: it is the first seed and forms the cluster.
-                var (kind, name) = i == 0 ? (NodeKind.Arbiter, "arbiter") : (NodeKind.Replica, $"replica-{i}");
+                var (kind, name) = (i == 0 ? NodeKind.Arbiter : NodeKind.Replica, names[i]);
                 // The arbiter votes only beside an even number of replicas: the voters stay odd, so
                 // no partition or double failure is a tie for the Split Brain Resolver.
-                var node = new NodeOptions(kind, name, "127.0.0.1", ports[i], seeds,
+                var node = new NodeOptions(kind, name, HostOf(i), ports[i], seeds,
                     Path.Combine(options.DataDirectory, name), journal, ports[count + i], options.Overrides,
-                    options.Nbd && kind == NodeKind.Replica ? $"127.0.0.1:{ports[2 * count + i]}" : null,
+                    options.Nbd && kind == NodeKind.Replica ? $"{HostOf(i)}:{ports[2 * count + i]}" : null,
                     Votes: kind == NodeKind.Replica || options.Replicas % 2 == 0);
-                cluster._nodes.Add(LocalNodeProcess.Start(node));
+                cluster._nodes.Add(LocalNodeProcess.Start(node, network));
             }
-            cluster.Observer = ClusterObserver.Join(seeds, options.DataDirectory, options.Overrides);
+            cluster.Observer = ClusterObserver.Join(seeds, options.DataDirectory, options.Overrides, network?.HostAddress ?? "127.0.0.1");
         }
         catch
         {
             cluster._nodes.ForEach(n => n.Dispose());
+            network?.Dispose();
             throw;
         }
         return cluster;
@@ -116,7 +127,7 @@ public sealed class LocalCluster : IAsyncDisposable
         old.Kill();
         await old.WaitForExitAsync(StopGrace);
         old.Dispose();
-        var fresh = LocalNodeProcess.Start(old.Options);
+        var fresh = LocalNodeProcess.Start(old.Options, old.Network);
         _nodes[_nodes.IndexOf(old)] = fresh;
         return fresh;
     }
@@ -135,6 +146,8 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>The observer leaves, then replicas and the arbiter get SIGTERM (SIGKILL after a grace period).</summary>
     public async ValueTask DisposeAsync()
     {
+        // A leave needs the network: whatever a fault left cut is healed first.
+        Network?.HealAll();
         if (Observer is not null)
         {
             try
@@ -149,6 +162,8 @@ public sealed class LocalCluster : IAsyncDisposable
         if (_nodes.Count > 0)
             await _nodes[0].StopAsync(StopGrace);
         _nodes.ForEach(n => n.Dispose());
+        // After the processes: a namespace deleted under a running node would leave it cut from everything.
+        Network?.Dispose();
     }
 
     private static string RoleOf(LocalNodeProcess node, CoordinatorStatus? status) =>

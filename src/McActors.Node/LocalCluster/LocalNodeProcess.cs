@@ -9,14 +9,18 @@ public sealed class LocalNodeProcess : IDisposable
     private readonly Process _process;
     private readonly StreamWriter _log;
 
-    private LocalNodeProcess(NodeOptions options, Process process, StreamWriter log)
+    private LocalNodeProcess(NodeOptions options, Process process, StreamWriter log, NetworkNamespaces? network)
     {
         Options = options;
+        Network = network;
         _process = process;
         _log = log;
     }
 
     public NodeOptions Options { get; }
+
+    /// <summary>The private network whose namespace the node runs in (its own <see cref="NodeOptions.Host"/>), or null: the host's.</summary>
+    public NetworkNamespaces? Network { get; }
     public int Pid => _process.Id;
     public bool HasExited => _process.HasExited;
 
@@ -27,12 +31,16 @@ public sealed class LocalNodeProcess : IDisposable
     public bool IsPaused { get; private set; }
     public string LogPath => Path.Combine(Options.DataDirectory, "node.log");
 
-    public static LocalNodeProcess Start(NodeOptions options)
+    /// <summary>Starts the node; with <paramref name="network"/>, inside the namespace named after it.</summary>
+    public static LocalNodeProcess Start(NodeOptions options, NetworkNamespaces? network = null)
     {
         Directory.CreateDirectory(options.DataDirectory);
         var (file, prefix) = SelfCommand();
-        var (process, log) = LoggedProcess.Start(file, prefix.Concat(Arguments(options)), Path.Combine(options.DataDirectory, "node.log"));
-        return new LocalNodeProcess(options, process, log);
+        IEnumerable<string> args = prefix.Concat(Arguments(options));
+        if (network is not null)
+            (file, args) = network.Command(options.Name, file, args);
+        var (process, log) = LoggedProcess.Start(file, args, Path.Combine(options.DataDirectory, "node.log"));
+        return new LocalNodeProcess(options, process, log, network);
     }
 
     /// <summary>SIGTERM (a graceful leave), then SIGKILL if the node has not exited within <paramref name="grace"/>.</summary>
