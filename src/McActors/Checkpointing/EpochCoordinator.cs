@@ -228,8 +228,13 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
                 return;
             if (r.Role == ReplicaRole.Primary && r.RoleGeneration == _state.Generation)
                 Become(Running); // it runs: go on with its epochs
-            else if (r.Role is not null)
-                Become(AssigningRoles); // mid role change (a promotion): finish the assignment first
+            else if (r.Role is not null || IsPromotingToCurrentGeneration(r))
+            {
+                // Mid role change (a promotion): finish the assignment first.
+                _log.Info("primary {0} of generation {1} registered mid role change (running {2}, becoming {3}): finishing its assignment",
+                    r.ReplicaId, _state.Generation, r.Role?.ToString() ?? "nothing", r.Assuming?.ToString() ?? "nothing");
+                Become(AssigningRoles);
+            }
         });
         Command<AssignRetryTick>(_ =>
         {
@@ -491,7 +496,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
 
         if (!_state.HasRoles)
             return false;
-        if (r.ReplicaId == _state.Primary && newRef && r.Role is null && _primaryRunning)
+        if (r.ReplicaId == _state.Primary && newRef && r.Role is null && _primaryRunning && !IsPromotingToCurrentGeneration(r))
         {
             // The primary restarted: its image holds writes that no checkpoint covers, so it cannot
             // go on from the last committed one. Fail over to a secondary; it rejoins later (resync).
@@ -502,6 +507,15 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             return false;
         return newRef;
     }
+
+    /// <summary>
+    /// The replica runs no role because it is being promoted into this generation's primary (its
+    /// store rolls back to the last committed checkpoint): it never ran as this primary, so its
+    /// image holds nothing uncovered, and failing it over would make a needless generation whose
+    /// primary runs beside it until it hears of that generation.
+    /// </summary>
+    private bool IsPromotingToCurrentGeneration(RegisterReplica r) =>
+        r.Role is null && r.Assuming == ReplicaRole.Primary && r.AssumingGeneration == _state.Generation && r.ReplicaId == _state.Primary;
 
     /// <summary>
     /// A member came back (new ref): it may have missed its assignment and the last decision, so

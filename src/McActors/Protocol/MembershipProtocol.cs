@@ -18,7 +18,11 @@ public sealed record SecondaryEndpoint(string ReplicaId, string Host, int Port);
 /// replica set that registers with no role has restarted: if it was the primary, its image holds
 /// writes no checkpoint covers, so the coordinator fails over. <see cref="VolumeId"/> is null for
 /// a replica with no image yet. <see cref="Nbd"/> is where the replica serves the volume over NBD
-/// while it is primary (host:port), null if it does not.
+/// while it is primary (host:port), null if it does not. <see cref="Assuming"/> of
+/// <see cref="AssumingGeneration"/> is the role it is changing into while no role runs (an
+/// assignment taken, the old role stopping or the store rolling back for a promotion), null when
+/// no change is under way: a primary that registers with no role but Assuming = Primary of the
+/// current generation is mid-promotion, not restarted.
 /// </summary>
 public sealed record RegisterReplica(
     string ReplicaId,
@@ -30,7 +34,9 @@ public sealed record RegisterReplica(
     long Prepared,
     ReplicaRole? Role = null,
     long RoleGeneration = 0,
-    string? Nbd = null) : IControlMessage;
+    string? Nbd = null,
+    ReplicaRole? Assuming = null,
+    long AssumingGeneration = 0) : IControlMessage;
 
 /// <summary>
 /// Coordinator → replica: registered; a role assignment follows when there is one for it.

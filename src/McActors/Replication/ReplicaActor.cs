@@ -93,8 +93,11 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     {
         _volumeId ??= ReadVolumeId();
         var running = _role is not null && !_changing ? _roleKind : null;
+        // Mid role change the coordinator must tell "changing into" from "restarted with no role".
+        var assuming = _changing && _next is { } next ? next.Assignment is AssignPrimary ? ReplicaRole.Primary : ReplicaRole.Secondary : (ReplicaRole?)null;
         _coordinator.Tell(new RegisterReplica(_replica.ReplicaId, Self, _replica.DataPlaneHost, _replica.DataPlanePort,
-            _volumeId, Committed: 0, Prepared: 0, running, running is null ? 0 : _generation, _replica.Nbd));
+            _volumeId, Committed: 0, Prepared: 0, running, running is null ? 0 : _generation, _replica.Nbd,
+            assuming, assuming is null ? 0 : GenerationOf(_next!.Value.Assignment)));
     }
 
     /// <summary>The volume this node holds an image of (both roles keep it in the store directory), if any.</summary>

@@ -125,6 +125,66 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
         restarted.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // no AssignPrimary for it
     }
 
+    [Fact]
+    public void A_primary_registering_mid_promotion_after_the_coordinator_moved_is_not_failed_over()
+    {
+        var settings = Settings();
+        var first = Sys.ActorOf(EpochCoordinator.Props(settings));
+        first.Tell(GetCoordinatorStatus.Instance);
+        ExpectMsg<CoordinatorStatus>(Startup);
+        _r.StartRunning(first);
+        _r.CommitCheckpoint(first, 1);
+        // p dies: s1 (registered first, both prepared 1) becomes primary of generation 2; s2 follows it.
+        Sys.Stop(_r.Primary.Ref);
+        Assert.Equal("s1", _r.S2.FishForMessage<AssignSecondary>(a => a.Generation == 2, Startup).PrimaryId);
+        first.Tell(new RoleAssumed(2, "s2", ReplicaRole.Secondary), _r.S2.Ref);
+        Assert.Equal(2, _r.S1.FishForMessage<AssignPrimary>(a => a.Generation == 2, Startup).Generation);
+        // The coordinator moves while s1 rolls its store back for the promotion.
+        Watch(first);
+        Sys.Stop(first);
+        ExpectTerminated(first);
+
+        var second = Sys.ActorOf(EpochCoordinator.Props(settings));
+        second.Tell(new RegisterReplica("s2", _r.S2.Ref, "127.0.0.1", 7002, null, 1, 1, ReplicaRole.Secondary, 2), _r.S2.Ref);
+        // s1 runs no role yet: it is becoming primary of generation 2, which is not a restart.
+        second.Tell(new RegisterReplica("s1", _r.S1.Ref, "127.0.0.1", 7001, null, 1, 1, Assuming: ReplicaRole.Primary, AssumingGeneration: 2), _r.S1.Ref);
+        // The assignment of generation 2 is finished (s2 hears its own again), not replaced.
+        Assert.Equal("s1", _r.S2.FishForMessage<AssignSecondary>(a => a.Generation == 2, Startup).PrimaryId);
+        second.Tell(new RoleAssumed(2, "s2", ReplicaRole.Secondary), _r.S2.Ref);
+        Assert.Equal(2, _r.S1.FishForMessage<AssignPrimary>(a => a.Generation == 2, Startup).Generation);
+        second.Tell(new RoleAssumed(2, "s1", ReplicaRole.Primary), _r.S1.Ref);
+        second.Tell(new CheckpointNow(2));
+        Assert.Equal(new CloseEpoch(2, 2), _r.S1.FishForMessage<CloseEpoch>(_ => true, Startup));
+        Assert.Equal(new Prepare(2, 2), _r.S2.FishForMessage<Prepare>(_ => true, Startup));
+        second.Tell(GetCoordinatorStatus.Instance);
+        var status = ExpectMsg<CoordinatorStatus>();
+        Assert.Equal((2L, "s1", 1L), (status.Generation, status.Primary, status.Failovers)); // no needless generation 3
+    }
+
+    [Fact]
+    public void A_primary_registering_with_no_role_and_no_role_change_after_the_coordinator_moved_is_failed_over()
+    {
+        var settings = Settings();
+        var first = Sys.ActorOf(EpochCoordinator.Props(settings));
+        first.Tell(GetCoordinatorStatus.Instance);
+        ExpectMsg<CoordinatorStatus>(Startup);
+        _r.StartRunning(first);
+        _r.CommitCheckpoint(first, 1);
+        Watch(first);
+        Sys.Stop(first);
+        ExpectTerminated(first);
+
+        var second = Sys.ActorOf(EpochCoordinator.Props(settings));
+        foreach (var probe in _r.Secondaries)
+            second.Tell(new RegisterReplica(Id(probe), probe.Ref, "127.0.0.1", 7000, null, 1, 1, ReplicaRole.Secondary, Gen), probe.Ref);
+        // Becoming a secondary of this generation is no promotion: p restarted and lost its role.
+        var restarted = CreateTestProbe("p-restarted");
+        second.Tell(new RegisterReplica("p", restarted.Ref, "127.0.0.1", 7000, null, 0, 0, Assuming: ReplicaRole.Secondary, AssumingGeneration: Gen), restarted.Ref);
+        Assert.Equal("s1", _r.S2.FishForMessage<AssignSecondary>(a => a.Generation == 2, Startup).PrimaryId);
+        restarted.FishForMessage<ReplicaRegistered>(_ => true);
+        restarted.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // out of the replica set: no assignment
+    }
+
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
