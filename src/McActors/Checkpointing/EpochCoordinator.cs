@@ -836,6 +836,12 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         ApplyEvent(e);
         _log.Warning("secondary {0} dropped from generation {1} at epoch {2}: {3}", e.Replica, e.Generation, e.Epoch, e.Reason);
+        // Untold, a dropped secondary that still runs keeps taking the stream (and holding the
+        // primary's window). A primary not yet running is told nothing: its assignment leaves it out.
+        var left = new LeftReplicaSet(e.Generation, e.Replica, e.Reason);
+        _refs.GetValueOrDefault(e.Replica)?.Tell(left);
+        if (_primaryRunning)
+            Primary()?.Tell(left);
     }
 
     private void OnCommitted(CheckpointCommitted e)

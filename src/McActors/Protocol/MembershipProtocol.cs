@@ -81,6 +81,14 @@ public sealed record Promoted(
     double RollbackMs,
     DateTime At) : IFencedMessage;
 
+/// <summary>
+/// Coordinator → the dropped secondary and the primary: <see cref="Replica"/> is out of the replica
+/// set of <see cref="Generation"/> (<see cref="Reason"/>). The primary stops streaming to it (its
+/// window must not hold the guest back, nor its logs and states pile up there); the secondary
+/// stops its role and, registering with none, is resynced when the set has room.
+/// </summary>
+public sealed record LeftReplicaSet(long Generation, string Replica, string Reason) : IFencedMessage;
+
 /// <summary>Replica → coordinator: my role's actor stopped for good (its supervisor decided); drop me.</summary>
 public sealed record ReplicaFailed(long Generation, string ReplicaId, string Reason) : IFencedMessage;
 

@@ -270,6 +270,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             }
         });
         Receive<SecondaryLost>(m => Drop(m.Id, m.Sender, m.Error ?? new DataPlaneConnectionException("the data-plane connection closed")));
+        Receive<LeftReplicaSet>(LeaveOut);
         Receive<SyncAcknowledged>(OnSyncAcknowledged);
         Receive<SyncNotAcknowledged>(m => _coordinator.Tell(new ResyncFailed(Ledger.Generation, m.Copy.ReplicaId,
             $"sync-complete was not acknowledged: {m.Error.Message}")));
@@ -766,6 +767,8 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
                 Drop(id, sender, new TimeoutException($"its window stayed full for {_settings.PrepareTimeout.TotalMilliseconds} ms"));
         });
         Receive<SendStalled>(_ => { });
+        // A secondary left out while its full window holds sends: disposing it settles the wait.
+        Receive<LeftReplicaSet>(LeaveOut);
         Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
         // StopGuest waits too: during a close it belongs to the next close (see Closing), and the
         // coordinator's last checkpoint is the one after the close under way.
@@ -777,6 +780,17 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
                 t => new SecondaryLost(id, sender, t.Exception?.GetBaseException()),
                 CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default)
             .PipeTo(Self);
+
+    /// <summary>The coordinator dropped a secondary from the replica set: stop streaming to it.</summary>
+    private void LeaveOut(LeftReplicaSet m)
+    {
+        if (Ledger.Fence(m.Generation) == FenceVerdict.Stale)
+            Sender.Tell(new StaleGeneration(Ledger.Generation, m.Generation, nameof(LeftReplicaSet)));
+        if (Ledger.Fence(m.Generation) != FenceVerdict.Current)
+            return;
+        foreach (var (id, sender) in _senders.Where(s => s.Id == m.Replica).ToList())
+            Drop(id, sender, new InvalidOperationException($"the coordinator left it out of the replica set ({m.Reason})"));
+    }
 
     private void Drop(string id, DataPlaneSender sender, Exception error)
     {

@@ -140,6 +140,23 @@ public sealed class EpochCoordinatorTests : TestKit
     }
 
     [Fact]
+    public void A_secondary_dropped_for_a_slow_prepare_is_told_and_so_is_the_primary_that_streams_to_it()
+    {
+        var coordinator = Start(Settings("mcactors.checkpoint.prepare-timeout = 300ms"));
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(1);
+        _r.Closed(coordinator, 1);
+        Prepared(coordinator, _r.S1, 1);
+
+        var left = _r.S2.FishForMessage<LeftReplicaSet>(_ => true, TimeSpan.FromSeconds(3));
+        Assert.Equal((Gen, "s2"), (left.Generation, left.Replica));
+        Assert.Contains("Prepared", left.Reason);
+        Assert.Equal(left, _r.Primary.FishForMessage<LeftReplicaSet>(_ => true, TimeSpan.FromSeconds(3)));
+        // Only the dropped one and the primary hear of it.
+        Assert.DoesNotContain(_r.S1.ReceiveWhile<object>(Quiet, m => m), m => m is LeftReplicaSet);
+    }
+
+    [Fact]
     public void A_lost_Prepared_is_recovered_by_the_resent_Prepare()
     {
         var coordinator = Start(Settings());
