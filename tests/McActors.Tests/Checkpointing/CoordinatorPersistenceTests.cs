@@ -185,6 +185,47 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
         restarted.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // out of the replica set: no assignment
     }
 
+    [Fact]
+    public void Of_two_coordinators_on_one_journal_only_one_appends_and_the_one_refused_restarts_and_recovers_the_other_s_decisions()
+    {
+        var settings = Settings("mcactors.coordinator.restart-backoff.min = 200ms", "mcactors.coordinator.restart-backoff.max = 1s");
+        var a = Sys.ActorOf(CoordinatorSingleton.SupervisedProps(settings), "a");
+        a.Tell(GetCoordinatorStatus.Instance);
+        ExpectMsg<CoordinatorStatus>(Startup);
+        _r.StartRunning(a);
+        _r.CommitCheckpoint(a, 1);
+
+        // A second coordinator on the same journal (a singleton that moved while the old one still
+        // runs): it resumes generation 1 and commits checkpoint 2 first.
+        var b = Sys.ActorOf(EpochCoordinator.Props(settings), "b");
+        b.Tell(GetCoordinatorStatus.Instance);
+        Assert.Equal(1, ExpectMsg<CoordinatorStatus>(Startup).LastCommitted);
+        foreach (var probe in _r.Secondaries)
+            b.Tell(new RegisterReplica(Id(probe), probe.Ref, "127.0.0.1", 7000, null, 1, 1, ReplicaRole.Secondary, Gen), probe.Ref);
+        b.Tell(new RegisterReplica("p", _r.Primary.Ref, "127.0.0.1", 7000, null, 1, 1, ReplicaRole.Primary, Gen), _r.Primary.Ref);
+        b.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(2);
+        _r.Closed(b, 2, writes: 7);
+        Prepared(b, _r.S1, 2);
+        Prepared(b, _r.S2, 2);
+        ExpectCommit(2, _r.All);
+
+        // The first one decides checkpoint 2 too: the journal refuses its append, it stops, and
+        // its supervisor starts it again; recovered, it holds the other's decision, not its own.
+        a.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(2);
+        _r.Closed(a, 2, writes: 5);
+        Prepared(a, _r.S1, 2);
+        EventFilter.Error(contains: "Failed to persist").ExpectOne(Startup, () => Prepared(a, _r.S2, 2));
+        AwaitAssert(() =>
+        {
+            // Asked through the supervisor: while the coordinator is stopped the question is lost, so ask again.
+            a.Tell(GetCoordinatorStatus.Instance);
+            var status = ExpectMsg<CoordinatorStatus>(TimeSpan.FromSeconds(1));
+            Assert.Equal((2L, 1L + 7L), (status.LastCommitted, status.WritesCommitted));
+        }, Startup, TimeSpan.FromMilliseconds(200));
+    }
+
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
