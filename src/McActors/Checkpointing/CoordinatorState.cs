@@ -27,6 +27,14 @@ public sealed record CheckpointCommitted(long Generation, long Epoch, long Write
 /// <summary>A replica joined the replica set as a secondary (a resync finished) for the checkpoints after <see cref="Epoch"/>.</summary>
 public sealed record SecondaryAdded(long Generation, string Replica, long Epoch) : ICoordinatorEvent;
 
+/// <summary>
+/// Coordinator incarnation <see cref="Incarnation"/> recovered the journal and appended this first,
+/// before any decision. The journal refuses a second append of a sequence number (unique
+/// persistence id and sequence number), so once this is written every older incarnation, whose
+/// next sequence number is at most this one's, can append nothing more: it is fenced.
+/// </summary>
+public sealed record CoordinatorTookOver(long Incarnation, string? Node) : ICoordinatorEvent;
+
 /// <summary>A secondary left the replica set at <see cref="Epoch"/> (slow, terminated or failed).</summary>
 public sealed record SecondaryDropped(long Generation, string Replica, long Epoch, string Reason) : ICoordinatorEvent;
 
@@ -52,6 +60,9 @@ public sealed record CoordinatorState(
     /// <summary>Generations that began by replacing a primary.</summary>
     public long Failovers { get; init; }
 
+    /// <summary>How many coordinators have taken over the journal (the last one's <see cref="CoordinatorTookOver.Incarnation"/>).</summary>
+    public long Incarnation { get; init; }
+
     public bool HasRoles => Primary is not null;
 
     public bool IsMember(string replica) => replica == Primary || Secondaries.Contains(replica);
@@ -59,6 +70,7 @@ public sealed record CoordinatorState(
     public CoordinatorState Apply(ICoordinatorEvent e) => e switch
     {
         VolumeCreated v => this with { Volume = v.Volume },
+        CoordinatorTookOver t => this with { Incarnation = Math.Max(Incarnation, t.Incarnation) },
         RolesAssigned r => this with
         {
             Generation = r.Generation,

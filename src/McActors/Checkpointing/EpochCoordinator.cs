@@ -95,7 +95,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         if (IsCluster)
             Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                 typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.ReachableMember), typeof(ClusterEvent.MemberDowned),
-                typeof(ClusterEvent.MemberRemoved));
+                typeof(ClusterEvent.MemberExited), typeof(ClusterEvent.MemberRemoved));
     }
 
     protected override void PostStop()
@@ -109,6 +109,17 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
 
     private void OnRecovered()
     {
+        // Before any decision: take the next sequence number, so that an older incarnation still
+        // running (a singleton that moved while its old node had not stopped yet) can append nothing
+        // more. Should that one append first, this write is refused: this coordinator stops, and
+        // started again by its supervisor it recovers that decision too.
+        var incarnation = _state.Incarnation + 1;
+        Persist(new CoordinatorTookOver(incarnation, IsCluster ? Cluster.Get(Context.System).SelfAddress.ToString() : null), e =>
+        {
+            ApplyEvent(e);
+            _log.Info("coordinator incarnation {0} took over the journal at sequence number {1}: older incarnations can append nothing more",
+                e.Incarnation, LastSequenceNr);
+        });
         if (_state.Volume is null)
         {
             var volume = new VolumeSpec(Guid.NewGuid(), _settings.VolumeSize, _settings.BlockSize);
@@ -424,13 +435,28 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         Command<ClusterEvent.MemberDowned>(e =>
         {
             _downedAt.TryAdd(e.Member.Address, DateTime.UtcNow);
+            if (IsSelf(e.Member))
+            {
+                Fence("its node was downed");
+                return;
+            }
             // A downed node never comes back, and the generation fences it even while it still runs:
             // fail over now rather than when the node is removed (a second or two later).
             if (_state.HasRoles && _state.PrimaryAddress == e.Member.Address.ToString() && !_guestStopped && _pipeline is not null)
                 StartFailover("its node was downed");
         });
+        Command<ClusterEvent.MemberExited>(e =>
+        {
+            if (IsSelf(e.Member))
+                Fence("its node is leaving the cluster");
+        });
         Command<ClusterEvent.MemberRemoved>(e =>
         {
+            if (IsSelf(e.Member))
+            {
+                Fence("its node was removed from the cluster");
+                return;
+            }
             _downedAt.TryAdd(e.Member.Address, DateTime.UtcNow);
             // A node removed never becomes reachable again; a new one may come back at its address.
             _unreachableAt.Remove(e.Member.Address);
@@ -441,6 +467,39 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         Command<SaveSnapshotFailure>(f => _log.Warning("snapshot at {0} failed: {1}", f.Metadata.SequenceNr, f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(f => _log.Warning("deleting old snapshots failed: {0}", f.Cause.Message));
+    }
+
+    // ---- fencing of this coordinator ----
+
+    private bool IsSelf(Member member) => IsCluster && member.Address.Equals(Cluster.Get(Context.System).SelfAddress);
+
+    /// <summary>
+    /// True once this node is down or on its way out, as far as the cluster's view says: another
+    /// coordinator may be (or soon be) running from the same journal, so this one decides nothing.
+    /// </summary>
+    private bool SelfGone() =>
+        IsCluster && Cluster.Get(Context.System) is var cluster
+        && (cluster.IsTerminated || cluster.SelfMember.Status is MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Removed);
+
+    /// <summary>
+    /// This coordinator's node was downed or is leaving: from now on it persists nothing and answers
+    /// nothing but status (the node stops it soon, or the singleton hands over). A persist already
+    /// under way when this is learnt still completes: the journal's own fencing (see
+    /// <see cref="CoordinatorTookOver"/>) makes sure that it lands before the next coordinator's
+    /// recovery, or is refused.
+    /// </summary>
+    private void Fence(string reason)
+    {
+        _log.Warning("coordinator of generation {0} fenced: {1}; it persists no more decisions and waits to be stopped", _state.Generation, reason);
+        Timers.CancelAll();
+        Become(Fenced);
+    }
+
+    private void Fenced()
+    {
+        Command<GetCoordinatorStatus>(_ => Sender.Tell(Status()));
+        Command<CoordinatorSingleton.HandOver>(_ => Context.Stop(Self));
+        CommandAny(m => _log.Debug("fenced coordinator: {0} dropped", m.GetType().Name));
     }
 
     /// <summary>Last in every state: fenced messages not expected there get StaleGeneration if stale, else are dropped.</summary>
@@ -603,6 +662,13 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     /// </summary>
     private void StartFailover(string reason)
     {
+        if (SelfGone())
+        {
+            // The primary's node and this one may have been downed in one decision (a minority side):
+            // whichever event came first, a coordinator on its way out must not pick the next primary.
+            Fence($"its node is down or leaving (primary {_state.Primary} lost: {reason})");
+            return;
+        }
         var old = _state.Primary!;
         var oldAddress = _state.PrimaryAddress;
         var roles = ReplicaSetPlanner.PlanFailover(_state.Secondaries, RegisteredMembers(), _preparedBy, _state.Generation, AddressOf);

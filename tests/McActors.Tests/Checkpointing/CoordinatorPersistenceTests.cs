@@ -226,6 +226,38 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
         }, Startup, TimeSpan.FromMilliseconds(200));
     }
 
+    [Fact]
+    public void A_coordinator_superseded_by_a_newer_incarnation_on_the_journal_can_append_nothing_more()
+    {
+        var settings = Settings();
+        var old = Sys.ActorOf(EpochCoordinator.Props(settings), "old");
+        old.Tell(GetCoordinatorStatus.Instance);
+        ExpectMsg<CoordinatorStatus>(Startup);
+        _r.StartRunning(old);
+        _r.CommitCheckpoint(old, 1);
+
+        // The singleton moved while the old coordinator still runs: the new one only recovers.
+        var newer = Sys.ActorOf(EpochCoordinator.Props(settings), "newer");
+        newer.Tell(GetCoordinatorStatus.Instance);
+        Assert.Equal(1, ExpectMsg<CoordinatorStatus>(Startup).LastCommitted);
+
+        // The old one decides checkpoint 2 afterwards: its append is refused, and it stops.
+        Watch(old);
+        old.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(2);
+        _r.Closed(old, 2);
+        Prepared(old, _r.S1, 2);
+        EventFilter.Error(contains: "Failed to persist").ExpectOne(Startup, () => Prepared(old, _r.S2, 2));
+        ExpectTerminated(old, Startup);
+        Assert.DoesNotContain(_r.Primary.ReceiveWhile<object>(TimeSpan.FromMilliseconds(300), m => m), m => m is Commit { Epoch: 2 });
+
+        // The journal holds no decision of the old coordinator after the new one took over.
+        var third = Sys.ActorOf(EpochCoordinator.Props(settings), "third");
+        third.Tell(GetCoordinatorStatus.Instance);
+        var status = ExpectMsg<CoordinatorStatus>(Startup);
+        Assert.Equal((Gen, 1L, 1L), (status.Generation, status.LastCommitted, status.CheckpointsCommitted));
+    }
+
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
