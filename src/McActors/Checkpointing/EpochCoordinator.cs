@@ -49,6 +49,9 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private FailoverReport? _lastFailover;
     // Replicas being resynced: their last progress, and when it was heard (for the stall timeout).
     private readonly Dictionary<string, (ResyncProgress Progress, DateTime HeardAt)> _resyncs = [];
+    // The attempt id of each replica's resync (in every message of it), so that a forgotten attempt's answers change nothing.
+    private readonly Dictionary<string, long> _resyncAttempts = [];
+    private long _resyncAttemptsStarted;
     private bool _primaryRunning;
     private DateTime _assigningSince;
     private DateTime _resumingSince;
@@ -331,21 +334,21 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         });
         Command<ResyncReady>(r =>
         {
-            if (IsStale(r) || !_resyncs.ContainsKey(r.ReplicaId) || !_registered.TryGetValue(r.ReplicaId, out var joiner))
+            if (IsStale(r) || !IsCurrentResync(r.ReplicaId, r.Attempt, nameof(ResyncReady)) || !_registered.TryGetValue(r.ReplicaId, out var joiner))
                 return;
             _log.Info("{0} is ready to resync ({1}); the primary copies what differs", r.ReplicaId,
                 r.Digest is null ? "empty image: everything written is copied" : $"{r.Digest.Length / 16} chunks of {r.ChunkBytes} B hashed");
-            Primary()?.Tell(new AddSecondary(_state.Generation, new SecondaryEndpoint(r.ReplicaId, joiner.Host, joiner.Port), r.ChunkBytes, r.Digest));
+            Primary()?.Tell(new AddSecondary(_state.Generation, new SecondaryEndpoint(r.ReplicaId, joiner.Host, joiner.Port), r.ChunkBytes, r.Digest, r.Attempt));
         });
         Command<ResyncStatus>(r =>
         {
-            if (IsStale(r) || !_resyncs.ContainsKey(r.Progress.Replica))
+            if (IsStale(r) || !IsCurrentResync(r.Progress.Replica, r.Attempt, nameof(ResyncStatus)))
                 return;
             _resyncs[r.Progress.Replica] = (r.Progress, DateTime.UtcNow);
         });
         Command<ResyncCompleted>(r =>
         {
-            if (IsStale(r) || !_resyncs.Remove(r.ReplicaId))
+            if (IsStale(r) || !IsCurrentResync(r.ReplicaId, r.Attempt, nameof(ResyncCompleted)) || !_resyncs.Remove(r.ReplicaId))
                 return;
             Persist(new SecondaryAdded(_state.Generation, r.ReplicaId, r.FromEpoch), e =>
             {
@@ -358,7 +361,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         });
         Command<ResyncFailed>(r =>
         {
-            if (!IsStale(r) && _resyncs.Remove(r.ReplicaId))
+            if (!IsStale(r) && IsCurrentResync(r.ReplicaId, r.Attempt, nameof(ResyncFailed)) && _resyncs.Remove(r.ReplicaId))
                 _log.Warning("resync of {0} failed: {1}; it is tried again when it registers", r.ReplicaId, r.Reason);
         });
         Command<Terminated>(t =>
@@ -634,9 +637,24 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             return;
         }
         _resyncs[r.ReplicaId] = (new ResyncProgress(r.ReplicaId, 0, _state.Volume.SizeBytes, 0, false), DateTime.UtcNow);
+        // Unique across coordinator incarnations too: a moved coordinator must not take an old attempt's answer for its own.
+        var attempt = (_state.Incarnation << 32) + ++_resyncAttemptsStarted;
+        _resyncAttempts[r.ReplicaId] = attempt;
         _log.Info("{0} joins generation {1}: resyncing it from primary {2}{3}", r.ReplicaId, _state.Generation, _state.Primary,
             r.VolumeId == _state.Volume.VolumeId ? " (it holds an image of this volume: only what differs is copied)" : "");
-        r.Replica.Tell(new AssignSecondary(_state.Generation, _state.Volume, _state.Primary, _state.LastCommitted, Resync: true));
+        r.Replica.Tell(new AssignSecondary(_state.Generation, _state.Volume, _state.Primary, _state.LastCommitted, Resync: true, ResyncAttempt: attempt));
+    }
+
+    /// <summary>True when <paramref name="attempt"/> is the resync of <paramref name="replica"/> under way; else logs what is ignored.</summary>
+    private bool IsCurrentResync(string replica, long attempt, string messageType)
+    {
+        if (!_resyncs.ContainsKey(replica))
+            return false;
+        if (_resyncAttempts.GetValueOrDefault(replica) == attempt)
+            return true;
+        _log.Warning("{0} of resync attempt {1} of {2} ignored: attempt {3} is the one under way (the other was forgotten)",
+            messageType, attempt, replica, _resyncAttempts.GetValueOrDefault(replica));
+        return false;
     }
 
     /// <summary>

@@ -59,9 +59,11 @@ public sealed record AssignPrimary(
 /// <summary>
 /// Coordinator → replica: be a secondary of <see cref="Generation"/>, following <see cref="PrimaryId"/>.
 /// With <see cref="Resync"/>, the replica is joining a running generation: it keeps its image only
-/// as a source of chunks that need no copy, and is brought in sync by the primary (ResyncProtocol.cs).
+/// as a source of chunks that need no copy, and is brought in sync by the primary (ResyncProtocol.cs);
+/// <see cref="ResyncAttempt"/> names this attempt in every message of it.
 /// </summary>
-public sealed record AssignSecondary(long Generation, VolumeSpec Volume, string PrimaryId, long LastCommitted, bool Resync = false) : IFencedMessage;
+public sealed record AssignSecondary(long Generation, VolumeSpec Volume, string PrimaryId, long LastCommitted, bool Resync = false,
+    long ResyncAttempt = 0) : IFencedMessage;
 
 /// <summary>Replica → coordinator: the assigned role runs (the primary's guest runs, the secondary listens).</summary>
 public sealed record RoleAssumed(long Generation, string ReplicaId, ReplicaRole Role) : IFencedMessage;

@@ -281,16 +281,16 @@ public sealed class EpochCoordinatorTests : TestKit
         Assert.Equal((Gen, "p", true), (assign.Generation, assign.PrimaryId, assign.Resync));
 
         byte[] digest = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
-        coordinator.Tell(new ResyncReady(Gen, "s3", 65536, digest), joiner.Ref);
+        coordinator.Tell(new ResyncReady(Gen, "s3", 65536, digest, assign.ResyncAttempt), joiner.Ref);
         var add = _r.Primary.FishForMessage<AddSecondary>(_ => true);
-        Assert.Equal((Gen, "s3", 7003, 65536), (add.Generation, add.Endpoint.ReplicaId, add.Endpoint.Port, add.ChunkBytes));
+        Assert.Equal((Gen, "s3", 7003, 65536, assign.ResyncAttempt), (add.Generation, add.Endpoint.ReplicaId, add.Endpoint.Port, add.ChunkBytes, add.Attempt));
         Assert.Equal(digest, add.Digest);
 
-        coordinator.Tell(new ResyncStatus(Gen, new ResyncProgress("s3", 1 << 20, 1 << 20, 4096, false)), _r.Primary.Ref);
+        coordinator.Tell(new ResyncStatus(Gen, new ResyncProgress("s3", 1 << 20, 1 << 20, 4096, false), add.Attempt), _r.Primary.Ref);
         Assert.Equal(4096, Status(coordinator).Resyncing.Single().CopiedBytes);
         Assert.Equal(["s1"], Status(coordinator).Secondaries); // not protecting anything yet
 
-        coordinator.Tell(new ResyncCompleted(Gen, "s3", 1), _r.Primary.Ref);
+        coordinator.Tell(new ResyncCompleted(Gen, "s3", 1, add.Attempt), _r.Primary.Ref);
         AwaitAssert(() => Assert.Equal(["s1", "s3"], Status(coordinator).Secondaries));
         Assert.Empty(Status(coordinator).Resyncing);
 
@@ -303,6 +303,34 @@ public sealed class EpochCoordinatorTests : TestKit
         _r.Primary.ExpectNoMsg(Quiet);
         coordinator.Tell(new Prepared(Gen, 1, "s3"), joiner.Ref);
         ExpectCommit(1, _r.Primary, _r.S1, joiner);
+    }
+
+    [Fact]
+    public void The_completion_of_a_forgotten_resync_attempt_is_ignored_and_only_the_current_attempt_s_adds_the_replica()
+    {
+        var coordinator = Start(Settings("mcactors.resync.stall-timeout = 300ms"));
+        Sys.Stop(_r.S2.Ref);
+        AwaitAssert(() => Assert.Equal(["s1"], Status(coordinator).Secondaries));
+        var joiner = CreateTestProbe("s3");
+        Register(coordinator, joiner, 7003);
+        var first = joiner.FishForMessage<AssignSecondary>(a => a.Resync);
+        coordinator.Tell(new ResyncReady(Gen, "s3", 65536, null, first.ResyncAttempt), joiner.Ref);
+        _r.Primary.FishForMessage<AddSecondary>(a => a.Attempt == first.ResyncAttempt);
+
+        // The first attempt reports nothing: it is forgotten, and the next registration starts another.
+        AwaitAssert(() => Assert.Empty(Status(coordinator).Resyncing), TimeSpan.FromSeconds(5));
+        Register(coordinator, joiner, 7003);
+        var second = joiner.FishForMessage<AssignSecondary>(a => a.Resync);
+        Assert.NotEqual(first.ResyncAttempt, second.ResyncAttempt);
+
+        // The first attempt's copy ends late (its joiner never took the second one's data): ignored.
+        EventFilter.Warning(contains: "ignored").ExpectOne(() =>
+            coordinator.Tell(new ResyncCompleted(Gen, "s3", 1, first.ResyncAttempt), _r.Primary.Ref));
+        Assert.Equal(["s1"], Status(coordinator).Secondaries);
+        Assert.Equal("s3", Status(coordinator).Resyncing.Single().Replica);
+
+        coordinator.Tell(new ResyncCompleted(Gen, "s3", 1, second.ResyncAttempt), _r.Primary.Ref);
+        AwaitAssert(() => Assert.Equal(["s1", "s3"], Status(coordinator).Secondaries));
     }
 
     [Fact]
