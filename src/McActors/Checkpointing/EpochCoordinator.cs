@@ -191,21 +191,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             }
             StartRunningIfAllAssumed();
         });
-        Command<Promoted>(p =>
-        {
-            if (IsStale(p) || p.ReplicaId != _state.Primary || _lastFailover is not { } f || f.Generation != p.Generation)
-                return;
-            _lastFailover = f with
-            {
-                RolledBackAt = p.At,
-                RolledBackEpochs = p.RolledBackEpochs,
-                RolledBackBlocks = p.RolledBackBlocks,
-                RolledBackBytes = p.RolledBackBytes,
-                RollbackMs = p.RollbackMs,
-            };
-            _log.Info($"failover to generation {p.Generation}: {p.ReplicaId} rolled back {p.RolledBackEpochs} epochs " +
-                $"({p.RolledBackBlocks} blocks, {p.RolledBackBytes / 1048576.0:0.0} MiB) to checkpoint {p.Checkpoint} in {p.RollbackMs:0.0} ms");
-        });
+        Command<Promoted>(OnPromoted);
         Command<AssignRetryTick>(_ =>
         {
             LeaveOutSlowSecondaries();
@@ -291,6 +277,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             else
                 _log.Debug("{0} checkpoints in flight: epoch tick skipped (back-pressure)", _pipeline.InFlight);
         });
+        Command<Promoted>(OnPromoted);
         Command<CheckpointNow>(c =>
         {
             if (!IsStale(c) && _pipeline.CanClose && !_stopRequested)
@@ -713,6 +700,26 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             ResetCheckpointing();
             Become(AssigningRoles);
         });
+    }
+
+    /// <summary>
+    /// The new primary's rollback report, for the failover timeline. Handled while running too: it
+    /// comes through the proxy while RoleAssumed comes straight back, and may arrive after it.
+    /// </summary>
+    private void OnPromoted(Promoted p)
+    {
+        if (IsStale(p) || p.ReplicaId != _state.Primary || _lastFailover is not { } f || f.Generation != p.Generation)
+            return;
+        _lastFailover = f with
+        {
+            RolledBackAt = p.At,
+            RolledBackEpochs = p.RolledBackEpochs,
+            RolledBackBlocks = p.RolledBackBlocks,
+            RolledBackBytes = p.RolledBackBytes,
+            RollbackMs = p.RollbackMs,
+        };
+        _log.Info($"failover to generation {p.Generation}: {p.ReplicaId} rolled back {p.RolledBackEpochs} epochs " +
+            $"({p.RolledBackBlocks} blocks, {p.RolledBackBytes / 1048576.0:0.0} MiB) to checkpoint {p.Checkpoint} in {p.RollbackMs:0.0} ms");
     }
 
     /// <summary>A new generation starts its checkpoints afresh from the last committed one.</summary>

@@ -390,6 +390,23 @@ public sealed class EpochCoordinatorTests : TestKit
     }
 
     [Fact]
+    public void A_Promoted_report_that_arrives_after_the_new_primary_s_RoleAssumed_still_completes_the_failover_timeline()
+    {
+        var coordinator = Start(Settings());
+        CommitOneThenS2PreparesTwo(coordinator);
+        Sys.Stop(_r.Primary.Ref);
+        _r.S1.FishForMessage<AssignSecondary>(a => a.Generation == 2);
+        coordinator.Tell(new RoleAssumed(2, "s1", ReplicaRole.Secondary), _r.S1.Ref);
+        _r.S2.FishForMessage<AssignPrimary>(a => a.Generation == 2);
+        // RoleAssumed comes straight back; Promoted comes through the proxy (and the singleton's supervisor) and is overtaken.
+        coordinator.Tell(new RoleAssumed(2, "s2", ReplicaRole.Primary), _r.S2.Ref);
+        var promotedAt = DateTime.UtcNow;
+        coordinator.Tell(new Promoted(2, "s2", 1, 1, 10, 40960, 1.5, promotedAt), _r.S2.Ref);
+        AwaitAssert(() => Assert.Equal(promotedAt, Status(coordinator).LastFailover?.RolledBackAt));
+        Assert.Equal(10, Status(coordinator).LastFailover!.RolledBackBlocks);
+    }
+
+    [Fact]
     public void After_a_failover_the_old_generation_changes_nothing()
     {
         var coordinator = Start(Settings());
