@@ -25,6 +25,9 @@ namespace McActors.Checkpointing;
 /// epochs continue from the last committed one + 1 as soon as the primary is back. The primary
 /// answers CloseEpoch(n) for an epoch it already closed with EpochClosed(n) again, and a
 /// secondary answers a repeated Prepare(n) with Prepared again, so re-driving them is safe.
+/// Fencing of the coordinator itself: a recovered one first appends CoordinatorTookOver (the
+/// journal refuses a repeated sequence number, so no older incarnation appends after it), and one
+/// whose node is downed or leaving becomes Fenced and persists nothing more.
 /// </summary>
 public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
 {
