@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Tools.Singleton;
+using Akka.Pattern;
 using McActors.Configuration;
 
 namespace McActors.Checkpointing;
@@ -25,13 +26,30 @@ public static class CoordinatorSingleton
         {
             system.ActorOf(
                 ClusterSingletonManager.Props(
-                    EpochCoordinator.Props(settings),
+                    SupervisedProps(settings),
                     terminationMessage: HandOver.Instance,
                     settings: ClusterSingletonManagerSettings.Create(system).WithRole(Role)),
                 ManagerName);
         }
         return StartProxy(system);
     }
+
+    /// <summary>The child's name under the restart supervisor (the singleton is /user/coordinator/singleton/coordinator).</summary>
+    public const string CoordinatorName = "coordinator";
+
+    /// <summary>
+    /// The coordinator under a backoff supervisor (mcactors.coordinator.restart-backoff): a
+    /// persistent actor stops when a journal write fails, and a singleton that stopped would leave
+    /// the cluster with no coordinator until the node left. Started again, it recovers from the
+    /// journal. HandOver is final: the coordinator stops on it and the supervisor with it, so that
+    /// the singleton can move.
+    /// </summary>
+    public static Props SupervisedProps(McActorsSettings settings, string persistenceId = EpochCoordinator.DefaultPersistenceId) =>
+        BackoffSupervisor.Props(
+            Backoff.OnStop(EpochCoordinator.Props(settings, persistenceId), CoordinatorName,
+                    settings.CoordinatorRestartMin, settings.CoordinatorRestartMax, settings.CoordinatorRestartRandomFactor,
+                    maxNrOfRetries: -1) // never give up: a cluster without its coordinator only waits
+                .WithFinalStopMessage(m => m is HandOver));
 
     /// <summary>Only the proxy, for nodes that talk to the coordinator but never host it.</summary>
     public static IActorRef StartProxy(ActorSystem system) =>

@@ -39,6 +39,14 @@ public sealed record SecondaryAdded(long Generation, string Replica, long Epoch,
 /// <summary>A secondary that joined the running generation takes part in its checkpoints from <see cref="CountsFrom"/> on.</summary>
 public sealed record SecondaryJoin(string Replica, long CountsFrom);
 
+/// <summary>
+/// Coordinator incarnation <see cref="Incarnation"/> recovered the journal and appended this first,
+/// before any decision. The journal refuses a second append of a sequence number (unique
+/// persistence id and sequence number), so once this is written every older incarnation, whose
+/// next sequence number is at most this one's, can append nothing more: it is fenced.
+/// </summary>
+public sealed record CoordinatorTookOver(long Incarnation, string? Node) : ICoordinatorEvent;
+
 /// <summary>A secondary left the replica set at <see cref="Epoch"/> (slow, terminated or failed).</summary>
 public sealed record SecondaryDropped(long Generation, string Replica, long Epoch, string Reason) : ICoordinatorEvent;
 
@@ -81,6 +89,9 @@ public sealed record CoordinatorState(
     /// </summary>
     public long CountsFrom(string secondary) => Joined.FirstOrDefault(j => j.Replica == secondary)?.CountsFrom ?? 0;
 
+    /// <summary>How many coordinators have taken over the journal (the last one's <see cref="CoordinatorTookOver.Incarnation"/>).</summary>
+    public long Incarnation { get; init; }
+
     public bool HasRoles => Primary is not null;
 
     public bool IsMember(string replica) => replica == Primary || Secondaries.Contains(replica);
@@ -88,6 +99,7 @@ public sealed record CoordinatorState(
     public CoordinatorState Apply(ICoordinatorEvent e) => e switch
     {
         VolumeCreated v => this with { Volume = v.Volume },
+        CoordinatorTookOver t => this with { Incarnation = Math.Max(Incarnation, t.Incarnation) },
         RolesAssigned r => this with
         {
             Generation = r.Generation,

@@ -25,6 +25,9 @@ namespace McActors.Checkpointing;
 /// epochs continue from the last committed one + 1 as soon as the primary is back. The primary
 /// answers CloseEpoch(n) for an epoch it already closed with EpochClosed(n) again, and a
 /// secondary answers a repeated Prepare(n) with Prepared again, so re-driving them is safe.
+/// Fencing of the coordinator itself: a recovered one first appends CoordinatorTookOver (the
+/// journal refuses a repeated sequence number, so no older incarnation appends after it), and one
+/// whose node is downed or leaving becomes Fenced and persists nothing more.
 /// </summary>
 public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
 {
@@ -49,6 +52,9 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private FailoverReport? _lastFailover;
     // Replicas being resynced: their last progress, and when it was heard (for the stall timeout).
     private readonly Dictionary<string, (ResyncProgress Progress, DateTime HeardAt)> _resyncs = [];
+    // The attempt id of each replica's resync (in every message of it), so that a forgotten attempt's answers change nothing.
+    private readonly Dictionary<string, long> _resyncAttempts = [];
+    private long _resyncAttemptsStarted;
     private bool _primaryRunning;
     private DateTime _assigningSince;
     private DateTime _resumingSince;
@@ -95,7 +101,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         if (IsCluster)
             Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                 typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.ReachableMember), typeof(ClusterEvent.MemberDowned),
-                typeof(ClusterEvent.MemberRemoved));
+                typeof(ClusterEvent.MemberExited), typeof(ClusterEvent.MemberRemoved));
     }
 
     protected override void PostStop()
@@ -109,6 +115,17 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
 
     private void OnRecovered()
     {
+        // Before any decision: take the next sequence number, so that an older incarnation still
+        // running (a singleton that moved while its old node had not stopped yet) can append nothing
+        // more. Should that one append first, this write is refused: this coordinator stops, and
+        // started again by its supervisor it recovers that decision too.
+        var incarnation = _state.Incarnation + 1;
+        Persist(new CoordinatorTookOver(incarnation, IsCluster ? Cluster.Get(Context.System).SelfAddress.ToString() : null), e =>
+        {
+            ApplyEvent(e);
+            _log.Info("coordinator incarnation {0} took over the journal at sequence number {1}: older incarnations can append nothing more",
+                e.Incarnation, LastSequenceNr);
+        });
         if (_state.Volume is null)
         {
             var volume = new VolumeSpec(Guid.NewGuid(), _settings.VolumeSize, _settings.BlockSize);
@@ -177,21 +194,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             }
             StartRunningIfAllAssumed();
         });
-        Command<Promoted>(p =>
-        {
-            if (IsStale(p) || p.ReplicaId != _state.Primary || _lastFailover is not { } f || f.Generation != p.Generation)
-                return;
-            _lastFailover = f with
-            {
-                RolledBackAt = p.At,
-                RolledBackEpochs = p.RolledBackEpochs,
-                RolledBackBlocks = p.RolledBackBlocks,
-                RolledBackBytes = p.RolledBackBytes,
-                RollbackMs = p.RollbackMs,
-            };
-            _log.Info($"failover to generation {p.Generation}: {p.ReplicaId} rolled back {p.RolledBackEpochs} epochs " +
-                $"({p.RolledBackBlocks} blocks, {p.RolledBackBytes / 1048576.0:0.0} MiB) to checkpoint {p.Checkpoint} in {p.RollbackMs:0.0} ms");
-        });
+        Command<Promoted>(OnPromoted);
         Command<AssignRetryTick>(_ =>
         {
             LeaveOutSlowSecondaries();
@@ -228,8 +231,13 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
                 return;
             if (r.Role == ReplicaRole.Primary && r.RoleGeneration == _state.Generation)
                 Become(Running); // it runs: go on with its epochs
-            else if (r.Role is not null)
-                Become(AssigningRoles); // mid role change (a promotion): finish the assignment first
+            else if (r.Role is not null || IsPromotingToCurrentGeneration(r))
+            {
+                // Mid role change (a promotion): finish the assignment first.
+                _log.Info("primary {0} of generation {1} registered mid role change (running {2}, becoming {3}): finishing its assignment",
+                    r.ReplicaId, _state.Generation, r.Role?.ToString() ?? "nothing", r.Assuming?.ToString() ?? "nothing");
+                Become(AssigningRoles);
+            }
         });
         Command<AssignRetryTick>(_ =>
         {
@@ -272,6 +280,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             else
                 _log.Debug("{0} checkpoints in flight: epoch tick skipped (back-pressure)", _pipeline.InFlight);
         });
+        Command<Promoted>(OnPromoted);
         Command<CheckpointNow>(c =>
         {
             if (!IsStale(c) && _pipeline.CanClose && !_stopRequested)
@@ -315,21 +324,21 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         });
         Command<ResyncReady>(r =>
         {
-            if (IsStale(r) || !_resyncs.ContainsKey(r.ReplicaId) || !_registered.TryGetValue(r.ReplicaId, out var joiner))
+            if (IsStale(r) || !IsCurrentResync(r.ReplicaId, r.Attempt, nameof(ResyncReady)) || !_registered.TryGetValue(r.ReplicaId, out var joiner))
                 return;
             _log.Info("{0} is ready to resync ({1}); the primary copies what differs", r.ReplicaId,
                 r.Digest is null ? "empty image: everything written is copied" : $"{r.Digest.Length / 16} chunks of {r.ChunkBytes} B hashed");
-            Primary()?.Tell(new AddSecondary(_state.Generation, new SecondaryEndpoint(r.ReplicaId, joiner.Host, joiner.Port), r.ChunkBytes, r.Digest));
+            Primary()?.Tell(new AddSecondary(_state.Generation, new SecondaryEndpoint(r.ReplicaId, joiner.Host, joiner.Port), r.ChunkBytes, r.Digest, r.Attempt));
         });
         Command<ResyncStatus>(r =>
         {
-            if (IsStale(r) || !_resyncs.ContainsKey(r.Progress.Replica))
+            if (IsStale(r) || !IsCurrentResync(r.Progress.Replica, r.Attempt, nameof(ResyncStatus)))
                 return;
             _resyncs[r.Progress.Replica] = (r.Progress, DateTime.UtcNow);
         });
         Command<ResyncCompleted>(r =>
         {
-            if (IsStale(r) || !_resyncs.Remove(r.ReplicaId))
+            if (IsStale(r) || !IsCurrentResync(r.ReplicaId, r.Attempt, nameof(ResyncCompleted)) || !_resyncs.Remove(r.ReplicaId))
                 return;
             // It takes part in the checkpoints opened from now on: those already open (the primary may
             // not even have closed the one it is in sync from) were never asked of it.
@@ -343,7 +352,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         });
         Command<ResyncFailed>(r =>
         {
-            if (!IsStale(r) && _resyncs.Remove(r.ReplicaId))
+            if (!IsStale(r) && IsCurrentResync(r.ReplicaId, r.Attempt, nameof(ResyncFailed)) && _resyncs.Remove(r.ReplicaId))
                 _log.Warning("resync of {0} failed: {1}; it is tried again when it registers", r.ReplicaId, r.Reason);
         });
         Command<Terminated>(t =>
@@ -420,13 +429,28 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         Command<ClusterEvent.MemberDowned>(e =>
         {
             _downedAt.TryAdd(e.Member.Address, DateTime.UtcNow);
+            if (IsSelf(e.Member))
+            {
+                Fence("its node was downed");
+                return;
+            }
             // A downed node never comes back, and the generation fences it even while it still runs:
             // fail over now rather than when the node is removed (a second or two later).
             if (_state.HasRoles && _state.PrimaryAddress == e.Member.Address.ToString() && !_guestStopped && _pipeline is not null)
                 StartFailover("its node was downed");
         });
+        Command<ClusterEvent.MemberExited>(e =>
+        {
+            if (IsSelf(e.Member))
+                Fence("its node is leaving the cluster");
+        });
         Command<ClusterEvent.MemberRemoved>(e =>
         {
+            if (IsSelf(e.Member))
+            {
+                Fence("its node was removed from the cluster");
+                return;
+            }
             _downedAt.TryAdd(e.Member.Address, DateTime.UtcNow);
             // A node removed never becomes reachable again; a new one may come back at its address.
             _unreachableAt.Remove(e.Member.Address);
@@ -437,6 +461,39 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         Command<SaveSnapshotFailure>(f => _log.Warning("snapshot at {0} failed: {1}", f.Metadata.SequenceNr, f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(f => _log.Warning("deleting old snapshots failed: {0}", f.Cause.Message));
+    }
+
+    // ---- fencing of this coordinator ----
+
+    private bool IsSelf(Member member) => IsCluster && member.Address.Equals(Cluster.Get(Context.System).SelfAddress);
+
+    /// <summary>
+    /// True once this node is down or on its way out, as far as the cluster's view says: another
+    /// coordinator may be (or soon be) running from the same journal, so this one decides nothing.
+    /// </summary>
+    private bool SelfGone() =>
+        IsCluster && Cluster.Get(Context.System) is var cluster
+        && (cluster.IsTerminated || cluster.SelfMember.Status is MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Removed);
+
+    /// <summary>
+    /// This coordinator's node was downed or is leaving: from now on it persists nothing and answers
+    /// nothing but status (the node stops it soon, or the singleton hands over). A persist already
+    /// under way when this is learnt still completes: the journal's own fencing (see
+    /// <see cref="CoordinatorTookOver"/>) makes sure that it lands before the next coordinator's
+    /// recovery, or is refused.
+    /// </summary>
+    private void Fence(string reason)
+    {
+        _log.Warning("coordinator of generation {0} fenced: {1}; it persists no more decisions and waits to be stopped", _state.Generation, reason);
+        Timers.CancelAll();
+        Become(Fenced);
+    }
+
+    private void Fenced()
+    {
+        Command<GetCoordinatorStatus>(_ => Sender.Tell(Status()));
+        Command<CoordinatorSingleton.HandOver>(_ => Context.Stop(Self));
+        CommandAny(m => _log.Debug("fenced coordinator: {0} dropped", m.GetType().Name));
     }
 
     /// <summary>Last in every state: fenced messages not expected there get StaleGeneration if stale, else are dropped.</summary>
@@ -492,7 +549,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
 
         if (!_state.HasRoles)
             return false;
-        if (r.ReplicaId == _state.Primary && newRef && r.Role is null && _primaryRunning)
+        if (r.ReplicaId == _state.Primary && newRef && r.Role is null && _primaryRunning && !IsPromotingToCurrentGeneration(r))
         {
             // The primary restarted: its image holds writes that no checkpoint covers, so it cannot
             // go on from the last committed one. Fail over to a secondary; it rejoins later (resync).
@@ -503,6 +560,15 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             return false;
         return newRef;
     }
+
+    /// <summary>
+    /// The replica runs no role because it is being promoted into this generation's primary (its
+    /// store rolls back to the last committed checkpoint): it never ran as this primary, so its
+    /// image holds nothing uncovered, and failing it over would make a needless generation whose
+    /// primary runs beside it until it hears of that generation.
+    /// </summary>
+    private bool IsPromotingToCurrentGeneration(RegisterReplica r) =>
+        r.Role is null && r.Assuming == ReplicaRole.Primary && r.AssumingGeneration == _state.Generation && r.ReplicaId == _state.Primary;
 
     /// <summary>
     /// A member came back (new ref): it may have missed its assignment and the last decision, so
@@ -563,9 +629,24 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             return;
         }
         _resyncs[r.ReplicaId] = (new ResyncProgress(r.ReplicaId, 0, _state.Volume.SizeBytes, 0, false), DateTime.UtcNow);
+        // Unique across coordinator incarnations too: a moved coordinator must not take an old attempt's answer for its own.
+        var attempt = (_state.Incarnation << 32) + ++_resyncAttemptsStarted;
+        _resyncAttempts[r.ReplicaId] = attempt;
         _log.Info("{0} joins generation {1}: resyncing it from primary {2}{3}", r.ReplicaId, _state.Generation, _state.Primary,
             r.VolumeId == _state.Volume.VolumeId ? " (it holds an image of this volume: only what differs is copied)" : "");
-        r.Replica.Tell(new AssignSecondary(_state.Generation, _state.Volume, _state.Primary, _state.LastCommitted, Resync: true));
+        r.Replica.Tell(new AssignSecondary(_state.Generation, _state.Volume, _state.Primary, _state.LastCommitted, Resync: true, ResyncAttempt: attempt));
+    }
+
+    /// <summary>True when <paramref name="attempt"/> is the resync of <paramref name="replica"/> under way; else logs what is ignored.</summary>
+    private bool IsCurrentResync(string replica, long attempt, string messageType)
+    {
+        if (!_resyncs.ContainsKey(replica))
+            return false;
+        if (_resyncAttempts.GetValueOrDefault(replica) == attempt)
+            return true;
+        _log.Warning("{0} of resync attempt {1} of {2} ignored: attempt {3} is the one under way (the other was forgotten)",
+            messageType, attempt, replica, _resyncAttempts.GetValueOrDefault(replica));
+        return false;
     }
 
     /// <summary>
@@ -591,6 +672,13 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     /// </summary>
     private void StartFailover(string reason)
     {
+        if (SelfGone())
+        {
+            // The primary's node and this one may have been downed in one decision (a minority side):
+            // whichever event came first, a coordinator on its way out must not pick the next primary.
+            Fence($"its node is down or leaving (primary {_state.Primary} lost: {reason})");
+            return;
+        }
         var old = _state.Primary!;
         var oldAddress = _state.PrimaryAddress;
         var roles = ReplicaSetPlanner.PlanFailover(_state.Secondaries, RegisteredMembers(), _preparedBy, _state.Generation, AddressOf,
@@ -618,6 +706,26 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             ResetCheckpointing();
             Become(AssigningRoles);
         });
+    }
+
+    /// <summary>
+    /// The new primary's rollback report, for the failover timeline. Handled while running too: it
+    /// comes through the proxy while RoleAssumed comes straight back, and may arrive after it.
+    /// </summary>
+    private void OnPromoted(Promoted p)
+    {
+        if (IsStale(p) || p.ReplicaId != _state.Primary || _lastFailover is not { } f || f.Generation != p.Generation)
+            return;
+        _lastFailover = f with
+        {
+            RolledBackAt = p.At,
+            RolledBackEpochs = p.RolledBackEpochs,
+            RolledBackBlocks = p.RolledBackBlocks,
+            RolledBackBytes = p.RolledBackBytes,
+            RollbackMs = p.RollbackMs,
+        };
+        _log.Info($"failover to generation {p.Generation}: {p.ReplicaId} rolled back {p.RolledBackEpochs} epochs " +
+            $"({p.RolledBackBlocks} blocks, {p.RolledBackBytes / 1048576.0:0.0} MiB) to checkpoint {p.Checkpoint} in {p.RollbackMs:0.0} ms");
     }
 
     /// <summary>A new generation starts its checkpoints afresh from the last committed one.</summary>
@@ -825,6 +933,12 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         ApplyEvent(e);
         _log.Warning("secondary {0} dropped from generation {1} at epoch {2}: {3}", e.Replica, e.Generation, e.Epoch, e.Reason);
+        // Untold, a dropped secondary that still runs keeps taking the stream (and holding the
+        // primary's window). A primary not yet running is told nothing: its assignment leaves it out.
+        var left = new LeftReplicaSet(e.Generation, e.Replica, e.Reason);
+        _refs.GetValueOrDefault(e.Replica)?.Tell(left);
+        if (_primaryRunning)
+            Primary()?.Tell(left);
     }
 
     private void OnCommitted(CheckpointCommitted e)

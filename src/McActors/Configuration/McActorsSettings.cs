@@ -45,6 +45,15 @@ public sealed record McActorsSettings(
     /// <summary>The coordinator saves a snapshot of its state after this many persisted events.</summary>
     public int SnapshotEvery { get; init; } = 1000;
 
+    /// <summary>A stopped coordinator (a journal write failed) starts again after this, doubling up to <see cref="CoordinatorRestartMax"/>.</summary>
+    public TimeSpan CoordinatorRestartMin { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>The longest wait before a stopped coordinator starts again (mcactors.coordinator.restart-backoff.max).</summary>
+    public TimeSpan CoordinatorRestartMax { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Random part added to each restart wait, as a fraction of it (mcactors.coordinator.restart-backoff.random-factor).</summary>
+    public double CoordinatorRestartRandomFactor { get; init; } = 0.2;
+
     /// <summary>The built-in synthetic guest (mcactors.guest): seed, write window, and an optional cap on its writes.</summary>
     public long GuestSeed { get; init; } = 1;
 
@@ -84,6 +93,9 @@ public sealed record McActorsSettings(
             PauseLimit = Duration(c, "node.pause-limit"),
             PrimaryRejoinTimeout = Duration(c, "coordinator.primary-rejoin-timeout"),
             SnapshotEvery = Read(c, "coordinator.snapshot-every", () => c.GetInt("coordinator.snapshot-every")),
+            CoordinatorRestartMin = Duration(c, "coordinator.restart-backoff.min"),
+            CoordinatorRestartMax = Duration(c, "coordinator.restart-backoff.max"),
+            CoordinatorRestartRandomFactor = Read(c, "coordinator.restart-backoff.random-factor", () => c.GetDouble("coordinator.restart-backoff.random-factor")),
         };
         settings.Validate();
         return settings;
@@ -121,6 +133,11 @@ public sealed record McActorsSettings(
         Require(AssignTimeout > TimeSpan.Zero, "mcactors.coordinator.assign-timeout", $"{AssignTimeout} is not positive");
         Require(PrimaryRejoinTimeout > TimeSpan.Zero, "mcactors.coordinator.primary-rejoin-timeout", $"{PrimaryRejoinTimeout} is not positive");
         Require(SnapshotEvery >= 1, "mcactors.coordinator.snapshot-every", $"{SnapshotEvery} is under 1");
+        Require(CoordinatorRestartMin > TimeSpan.Zero, "mcactors.coordinator.restart-backoff.min", $"{CoordinatorRestartMin} is not positive");
+        Require(CoordinatorRestartMax >= CoordinatorRestartMin, "mcactors.coordinator.restart-backoff.max",
+            $"{CoordinatorRestartMax} is under restart-backoff.min ({CoordinatorRestartMin})");
+        Require(CoordinatorRestartRandomFactor is >= 0 and <= 1, "mcactors.coordinator.restart-backoff.random-factor",
+            $"{CoordinatorRestartRandomFactor} is not within 0..1");
         try
         {
             DataPlane.Validate();

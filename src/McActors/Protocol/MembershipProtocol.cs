@@ -18,7 +18,11 @@ public sealed record SecondaryEndpoint(string ReplicaId, string Host, int Port);
 /// replica set that registers with no role has restarted: if it was the primary, its image holds
 /// writes no checkpoint covers, so the coordinator fails over. <see cref="VolumeId"/> is null for
 /// a replica with no image yet. <see cref="Nbd"/> is where the replica serves the volume over NBD
-/// while it is primary (host:port), null if it does not.
+/// while it is primary (host:port), null if it does not. <see cref="Assuming"/> of
+/// <see cref="AssumingGeneration"/> is the role it is changing into while no role runs (an
+/// assignment taken, the old role stopping or the store rolling back for a promotion), null when
+/// no change is under way: a primary that registers with no role but Assuming = Primary of the
+/// current generation is mid-promotion, not restarted.
 /// </summary>
 public sealed record RegisterReplica(
     string ReplicaId,
@@ -30,7 +34,9 @@ public sealed record RegisterReplica(
     long Prepared,
     ReplicaRole? Role = null,
     long RoleGeneration = 0,
-    string? Nbd = null) : IControlMessage;
+    string? Nbd = null,
+    ReplicaRole? Assuming = null,
+    long AssumingGeneration = 0) : IControlMessage;
 
 /// <summary>
 /// Coordinator → replica: registered; a role assignment follows when there is one for it.
@@ -53,9 +59,11 @@ public sealed record AssignPrimary(
 /// <summary>
 /// Coordinator → replica: be a secondary of <see cref="Generation"/>, following <see cref="PrimaryId"/>.
 /// With <see cref="Resync"/>, the replica is joining a running generation: it keeps its image only
-/// as a source of chunks that need no copy, and is brought in sync by the primary (ResyncProtocol.cs).
+/// as a source of chunks that need no copy, and is brought in sync by the primary (ResyncProtocol.cs);
+/// <see cref="ResyncAttempt"/> names this attempt in every message of it.
 /// </summary>
-public sealed record AssignSecondary(long Generation, VolumeSpec Volume, string PrimaryId, long LastCommitted, bool Resync = false) : IFencedMessage;
+public sealed record AssignSecondary(long Generation, VolumeSpec Volume, string PrimaryId, long LastCommitted, bool Resync = false,
+    long ResyncAttempt = 0) : IFencedMessage;
 
 /// <summary>Replica → coordinator: the assigned role runs (the primary's guest runs, the secondary listens).</summary>
 public sealed record RoleAssumed(long Generation, string ReplicaId, ReplicaRole Role) : IFencedMessage;
@@ -74,6 +82,14 @@ public sealed record Promoted(
     long RolledBackBytes,
     double RollbackMs,
     DateTime At) : IFencedMessage;
+
+/// <summary>
+/// Coordinator → the dropped secondary and the primary: <see cref="Replica"/> is out of the replica
+/// set of <see cref="Generation"/> (<see cref="Reason"/>). The primary stops streaming to it (its
+/// window must not hold the guest back, nor its logs and states pile up there); the secondary
+/// stops its role and, registering with none, is resynced when the set has room.
+/// </summary>
+public sealed record LeftReplicaSet(long Generation, string Replica, string Reason) : IFencedMessage;
 
 /// <summary>Replica → coordinator: my role's actor stopped for good (its supervisor decided); drop me.</summary>
 public sealed record ReplicaFailed(long Generation, string ReplicaId, string Reason) : IFencedMessage;

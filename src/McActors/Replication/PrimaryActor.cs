@@ -270,9 +270,10 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             }
         });
         Receive<SecondaryLost>(m => Drop(m.Id, m.Sender, m.Error ?? new DataPlaneConnectionException("the data-plane connection closed")));
+        Receive<LeftReplicaSet>(LeaveOut);
         Receive<SyncAcknowledged>(OnSyncAcknowledged);
         Receive<SyncNotAcknowledged>(m => _coordinator.Tell(new ResyncFailed(Ledger.Generation, m.Copy.ReplicaId,
-            $"sync-complete was not acknowledged: {m.Error.Message}")));
+            $"sync-complete was not acknowledged: {m.Error.Message}", m.Copy.Attempt)));
         Receive<GuestResumed>(_ => { });
         Receive<GuestRestored>(_ => { });
         Receive<GuestCommandRefused>(m => GuestFailed($"guest refused {m.Command.GetType().Name}: {m.Reason}"));
@@ -566,14 +567,14 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         var id = m.Endpoint.ReplicaId;
         if (_copy is not null)
         {
-            _coordinator.Tell(new ResyncFailed(Ledger.Generation, id, $"the primary is resyncing {_copy.ReplicaId}; one at a time"));
+            _coordinator.Tell(new ResyncFailed(Ledger.Generation, id, $"the primary is resyncing {_copy.ReplicaId}; one at a time", m.Attempt));
             return;
         }
         if (DigestProblem(m) is { } problem)
         {
             // A joiner's bad digest is its problem, never a reason for the primary to fail.
             _log.Error("primary {0}: resync of {1} refused: {2}", _replicaId, id, problem);
-            _coordinator.Tell(new ResyncFailed(Ledger.Generation, id, problem));
+            _coordinator.Tell(new ResyncFailed(Ledger.Generation, id, problem, m.Attempt));
             return;
         }
         foreach (var (oldId, oldSender) in _senders.Where(s => s.Id == id).ToList())
@@ -594,7 +595,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             var id = m.Join.Endpoint.ReplicaId;
             _senders.Add((id, m.Sender));
             WatchCompletion(id, m.Sender);
-            _copy = new ResyncCopy(id, m.Sender, _volume!.SizeBytes, m.Join.ChunkBytes, m.Join.Digest);
+            _copy = new ResyncCopy(id, m.Sender, _volume!.SizeBytes, m.Join.ChunkBytes, m.Join.Digest) { Attempt = m.Join.Attempt };
             _copyReportedAt = Environment.TickCount64;
             Enter(Running, "Running");
             Stash.UnstashAll();
@@ -603,7 +604,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         Receive<JoinerConnectFailed>(m =>
         {
             _log.Error(m.Error, "primary {0}: cannot connect to joiner {1}", _replicaId, m.Join.Endpoint.ReplicaId);
-            _coordinator.Tell(new ResyncFailed(Ledger.Generation, m.Join.Endpoint.ReplicaId, $"cannot connect: {m.Error.Message}"));
+            _coordinator.Tell(new ResyncFailed(Ledger.Generation, m.Join.Endpoint.ReplicaId, $"cannot connect: {m.Error.Message}", m.Join.Attempt));
             Enter(Running, "Running");
             Stash.UnstashAll();
         });
@@ -620,7 +621,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         {
             _copy = null;
             _log.Warning("primary {0}: resync of {1} abandoned: its connection is gone", _replicaId, copy.ReplicaId);
-            _coordinator.Tell(new ResyncFailed(Ledger.Generation, copy.ReplicaId, "the data-plane connection closed during the copy"));
+            _coordinator.Tell(new ResyncFailed(Ledger.Generation, copy.ReplicaId, "the data-plane connection closed during the copy", copy.Attempt));
             return;
         }
         // Up to one scan step per turn: differing chunks go out back to back while the window has
@@ -662,7 +663,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             _copy = null;
             if (!_senders.Any(s => ReferenceEquals(s.Sender, copy.Sender)))
             {
-                _coordinator.Tell(new ResyncFailed(Ledger.Generation, copy.ReplicaId, "the connection closed as the copy ended"));
+                _coordinator.Tell(new ResyncFailed(Ledger.Generation, copy.ReplicaId, "the connection closed as the copy ended", copy.Attempt));
                 return;
             }
             // "Sent" is only "written to the socket": the coordinator hears of it once the joiner acknowledged it.
@@ -679,7 +680,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         _assignedSecondaries++;
         _log.Info("primary {0}: {1} is in sync from checkpoint {2} ({3:0.0} of {4:0.0} MiB differed and were copied)",
             _replicaId, copy.ReplicaId, m.From, copy.CopiedBytes / 1048576.0, copy.ScannedBytes / 1048576.0);
-        _coordinator.Tell(new ResyncCompleted(Ledger.Generation, copy.ReplicaId, m.From));
+        _coordinator.Tell(new ResyncCompleted(Ledger.Generation, copy.ReplicaId, m.From, copy.Attempt));
     }
 
     private string? DigestProblem(AddSecondary m)
@@ -699,7 +700,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         if (!force && now - _copyReportedAt < 250)
             return;
         _copyReportedAt = now;
-        _coordinator.Tell(new ResyncStatus(Ledger.Generation, copy.Progress));
+        _coordinator.Tell(new ResyncStatus(Ledger.Generation, copy.Progress, copy.Attempt));
         _log.Info("primary {0}: resync of {1}: {2:0}% scanned, {3:0.0} MiB copied", _replicaId, copy.ReplicaId,
             100.0 * copy.ScannedBytes / _volume!.SizeBytes, copy.CopiedBytes / 1048576.0);
     }
@@ -792,6 +793,8 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
                 Drop(id, sender, new TimeoutException($"its window stayed full for {_settings.PrepareTimeout.TotalMilliseconds} ms"));
         });
         Receive<SendStalled>(_ => { });
+        // A secondary left out while its full window holds sends: disposing it settles the wait.
+        Receive<LeftReplicaSet>(LeaveOut);
         Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
         // StopGuest waits too: during a close it belongs to the next close (see Closing), and the
         // coordinator's last checkpoint is the one after the close under way.
@@ -803,6 +806,17 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
                 t => new SecondaryLost(id, sender, t.Exception?.GetBaseException()),
                 CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default)
             .PipeTo(Self);
+
+    /// <summary>The coordinator dropped a secondary from the replica set: stop streaming to it.</summary>
+    private void LeaveOut(LeftReplicaSet m)
+    {
+        if (Ledger.Fence(m.Generation) == FenceVerdict.Stale)
+            Sender.Tell(new StaleGeneration(Ledger.Generation, m.Generation, nameof(LeftReplicaSet)));
+        if (Ledger.Fence(m.Generation) != FenceVerdict.Current)
+            return;
+        foreach (var (id, sender) in _senders.Where(s => s.Id == m.Replica).ToList())
+            Drop(id, sender, new InvalidOperationException($"the coordinator left it out of the replica set ({m.Reason})"));
+    }
 
     private void Drop(string id, DataPlaneSender sender, Exception error)
     {

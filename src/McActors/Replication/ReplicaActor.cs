@@ -62,6 +62,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         Receive<AssignPrimary>(a => Assume(ReplicaRole.Primary, a.Generation, a));
         Receive<AssignSecondary>(a => Assume(ReplicaRole.Secondary, a.Generation, a));
         Receive<PromotionReady>(OnPromotionReady);
+        Receive<LeftReplicaSet>(m => m.Replica == _replica.ReplicaId, OnLeftReplicaSet);
         Receive<Terminated>(t => t.ActorRef.Equals(_role), t => RoleStopped());
         // Everything else (CloseEpoch, Prepare, Commit, StopGuest, status queries) is the role's business.
         ReceiveAny(m =>
@@ -93,8 +94,11 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     {
         _volumeId ??= ReadVolumeId();
         var running = _role is not null && !_changing ? _roleKind : null;
+        // Mid role change the coordinator must tell "changing into" from "restarted with no role".
+        var assuming = _changing && _next is { } next ? next.Assignment is AssignPrimary ? ReplicaRole.Primary : ReplicaRole.Secondary : (ReplicaRole?)null;
         _coordinator.Tell(new RegisterReplica(_replica.ReplicaId, Self, _replica.DataPlaneHost, _replica.DataPlanePort,
-            _volumeId, Committed: 0, Prepared: 0, running, running is null ? 0 : _generation, _replica.Nbd));
+            _volumeId, Committed: 0, Prepared: 0, running, running is null ? 0 : _generation, _replica.Nbd,
+            assuming, assuming is null ? 0 : GenerationOf(_next!.Value.Assignment)));
     }
 
     /// <summary>The volume this node holds an image of (both roles keep it in the store directory), if any.</summary>
@@ -122,6 +126,24 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             _log.Warning("replica {0}: generation {1} has begun, this primary of generation {2} stops", _replica.ReplicaId, r.Generation, _generation);
             StopRole(next: null);
         }
+    }
+
+    /// <summary>
+    /// The coordinator dropped this secondary: stop taking the stream (a planned stop, not a
+    /// failure); registering with no role, it is resynced when the replica set has room.
+    /// </summary>
+    private void OnLeftReplicaSet(LeftReplicaSet m)
+    {
+        if (m.Generation < _generation)
+        {
+            Sender.Tell(new StaleGeneration(_generation, m.Generation, nameof(LeftReplicaSet)));
+            return;
+        }
+        if (m.Generation != _generation || _roleKind != ReplicaRole.Secondary || _changing)
+            return;
+        _log.Warning("replica {0}: dropped from the replica set of generation {1} ({2}); stopping its secondary until it is resynced",
+            _replica.ReplicaId, m.Generation, m.Reason);
+        StopRole(next: null);
     }
 
     private void Assume(ReplicaRole kind, long generation, object assignment)

@@ -34,6 +34,9 @@ public sealed class ResyncCopy
     }
 
     public string ReplicaId { get; }
+
+    /// <summary>The coordinator's id of this resync attempt, echoed in every report of it.</summary>
+    public long Attempt { get; init; }
     public DataPlaneSender Sender { get; }
     public int ChunkBytes { get; }
     public long ScannedBytes { get; private set; }

@@ -256,7 +256,7 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         _log.Info("secondary {0} of generation {1} (primary {2}) listening on {3}, store at checkpoint {4} (committed {5})",
             _replicaId, m.Generation, m.PrimaryId, _listener.LocalEndPoint, _checkpoints.Prepared, _checkpoints.Committed);
         if (joining is not null)
-            _coordinator.Tell(new ResyncReady(m.Generation, _replicaId, joining.ChunkBytes, joining.Hashes));
+            _coordinator.Tell(new ResyncReady(m.Generation, _replicaId, joining.ChunkBytes, joining.Hashes, m.ResyncAttempt));
         else
             _assigner.Tell(new RoleAssumed(m.Generation, _replicaId, ReplicaRole.Secondary));
         Become(Active);

@@ -125,6 +125,139 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
         restarted.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // no AssignPrimary for it
     }
 
+    [Fact]
+    public void A_primary_registering_mid_promotion_after_the_coordinator_moved_is_not_failed_over()
+    {
+        var settings = Settings();
+        var first = Sys.ActorOf(EpochCoordinator.Props(settings));
+        first.Tell(GetCoordinatorStatus.Instance);
+        ExpectMsg<CoordinatorStatus>(Startup);
+        _r.StartRunning(first);
+        _r.CommitCheckpoint(first, 1);
+        // p dies: s1 (registered first, both prepared 1) becomes primary of generation 2; s2 follows it.
+        Sys.Stop(_r.Primary.Ref);
+        Assert.Equal("s1", _r.S2.FishForMessage<AssignSecondary>(a => a.Generation == 2, Startup).PrimaryId);
+        first.Tell(new RoleAssumed(2, "s2", ReplicaRole.Secondary), _r.S2.Ref);
+        Assert.Equal(2, _r.S1.FishForMessage<AssignPrimary>(a => a.Generation == 2, Startup).Generation);
+        // The coordinator moves while s1 rolls its store back for the promotion.
+        Watch(first);
+        Sys.Stop(first);
+        ExpectTerminated(first);
+
+        var second = Sys.ActorOf(EpochCoordinator.Props(settings));
+        second.Tell(new RegisterReplica("s2", _r.S2.Ref, "127.0.0.1", 7002, null, 1, 1, ReplicaRole.Secondary, 2), _r.S2.Ref);
+        // s1 runs no role yet: it is becoming primary of generation 2, which is not a restart.
+        second.Tell(new RegisterReplica("s1", _r.S1.Ref, "127.0.0.1", 7001, null, 1, 1, Assuming: ReplicaRole.Primary, AssumingGeneration: 2), _r.S1.Ref);
+        // The assignment of generation 2 is finished (s2 hears its own again), not replaced.
+        Assert.Equal("s1", _r.S2.FishForMessage<AssignSecondary>(a => a.Generation == 2, Startup).PrimaryId);
+        second.Tell(new RoleAssumed(2, "s2", ReplicaRole.Secondary), _r.S2.Ref);
+        Assert.Equal(2, _r.S1.FishForMessage<AssignPrimary>(a => a.Generation == 2, Startup).Generation);
+        second.Tell(new RoleAssumed(2, "s1", ReplicaRole.Primary), _r.S1.Ref);
+        second.Tell(new CheckpointNow(2));
+        Assert.Equal(new CloseEpoch(2, 2), _r.S1.FishForMessage<CloseEpoch>(_ => true, Startup));
+        Assert.Equal(new Prepare(2, 2), _r.S2.FishForMessage<Prepare>(_ => true, Startup));
+        second.Tell(GetCoordinatorStatus.Instance);
+        var status = ExpectMsg<CoordinatorStatus>();
+        Assert.Equal((2L, "s1", 1L), (status.Generation, status.Primary, status.Failovers)); // no needless generation 3
+    }
+
+    [Fact]
+    public void A_primary_registering_with_no_role_and_no_role_change_after_the_coordinator_moved_is_failed_over()
+    {
+        var settings = Settings();
+        var first = Sys.ActorOf(EpochCoordinator.Props(settings));
+        first.Tell(GetCoordinatorStatus.Instance);
+        ExpectMsg<CoordinatorStatus>(Startup);
+        _r.StartRunning(first);
+        _r.CommitCheckpoint(first, 1);
+        Watch(first);
+        Sys.Stop(first);
+        ExpectTerminated(first);
+
+        var second = Sys.ActorOf(EpochCoordinator.Props(settings));
+        foreach (var probe in _r.Secondaries)
+            second.Tell(new RegisterReplica(Id(probe), probe.Ref, "127.0.0.1", 7000, null, 1, 1, ReplicaRole.Secondary, Gen), probe.Ref);
+        // Becoming a secondary of this generation is no promotion: p restarted and lost its role.
+        var restarted = CreateTestProbe("p-restarted");
+        second.Tell(new RegisterReplica("p", restarted.Ref, "127.0.0.1", 7000, null, 0, 0, Assuming: ReplicaRole.Secondary, AssumingGeneration: Gen), restarted.Ref);
+        Assert.Equal("s1", _r.S2.FishForMessage<AssignSecondary>(a => a.Generation == 2, Startup).PrimaryId);
+        restarted.FishForMessage<ReplicaRegistered>(_ => true);
+        restarted.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // out of the replica set: no assignment
+    }
+
+    [Fact]
+    public void Of_two_coordinators_on_one_journal_only_one_appends_and_the_one_refused_restarts_and_recovers_the_other_s_decisions()
+    {
+        var settings = Settings("mcactors.coordinator.restart-backoff.min = 200ms", "mcactors.coordinator.restart-backoff.max = 1s");
+        var a = Sys.ActorOf(CoordinatorSingleton.SupervisedProps(settings), "a");
+        a.Tell(GetCoordinatorStatus.Instance);
+        ExpectMsg<CoordinatorStatus>(Startup);
+        _r.StartRunning(a);
+        _r.CommitCheckpoint(a, 1);
+
+        // A second coordinator on the same journal (a singleton that moved while the old one still
+        // runs): it resumes generation 1 and commits checkpoint 2 first.
+        var b = Sys.ActorOf(EpochCoordinator.Props(settings), "b");
+        b.Tell(GetCoordinatorStatus.Instance);
+        Assert.Equal(1, ExpectMsg<CoordinatorStatus>(Startup).LastCommitted);
+        foreach (var probe in _r.Secondaries)
+            b.Tell(new RegisterReplica(Id(probe), probe.Ref, "127.0.0.1", 7000, null, 1, 1, ReplicaRole.Secondary, Gen), probe.Ref);
+        b.Tell(new RegisterReplica("p", _r.Primary.Ref, "127.0.0.1", 7000, null, 1, 1, ReplicaRole.Primary, Gen), _r.Primary.Ref);
+        b.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(2);
+        _r.Closed(b, 2, writes: 7);
+        Prepared(b, _r.S1, 2);
+        Prepared(b, _r.S2, 2);
+        ExpectCommit(2, _r.All);
+
+        // The first one decides checkpoint 2 too: the journal refuses its append, it stops, and
+        // its supervisor starts it again; recovered, it holds the other's decision, not its own.
+        a.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(2);
+        _r.Closed(a, 2, writes: 5);
+        Prepared(a, _r.S1, 2);
+        EventFilter.Error(contains: "Failed to persist").ExpectOne(Startup, () => Prepared(a, _r.S2, 2));
+        AwaitAssert(() =>
+        {
+            // Asked through the supervisor: while the coordinator is stopped the question is lost, so ask again.
+            a.Tell(GetCoordinatorStatus.Instance);
+            var status = ExpectMsg<CoordinatorStatus>(TimeSpan.FromSeconds(1));
+            Assert.Equal((2L, 1L + 7L), (status.LastCommitted, status.WritesCommitted));
+        }, Startup, TimeSpan.FromMilliseconds(200));
+    }
+
+    [Fact]
+    public void A_coordinator_superseded_by_a_newer_incarnation_on_the_journal_can_append_nothing_more()
+    {
+        var settings = Settings();
+        var old = Sys.ActorOf(EpochCoordinator.Props(settings), "old");
+        old.Tell(GetCoordinatorStatus.Instance);
+        ExpectMsg<CoordinatorStatus>(Startup);
+        _r.StartRunning(old);
+        _r.CommitCheckpoint(old, 1);
+
+        // The singleton moved while the old coordinator still runs: the new one only recovers.
+        var newer = Sys.ActorOf(EpochCoordinator.Props(settings), "newer");
+        newer.Tell(GetCoordinatorStatus.Instance);
+        Assert.Equal(1, ExpectMsg<CoordinatorStatus>(Startup).LastCommitted);
+
+        // The old one decides checkpoint 2 afterwards: its append is refused, and it stops.
+        Watch(old);
+        old.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(2);
+        _r.Closed(old, 2);
+        Prepared(old, _r.S1, 2);
+        EventFilter.Error(contains: "Failed to persist").ExpectOne(Startup, () => Prepared(old, _r.S2, 2));
+        ExpectTerminated(old, Startup);
+        Assert.DoesNotContain(_r.Primary.ReceiveWhile<object>(TimeSpan.FromMilliseconds(300), m => m), m => m is Commit { Epoch: 2 });
+
+        // The journal holds no decision of the old coordinator after the new one took over.
+        var third = Sys.ActorOf(EpochCoordinator.Props(settings), "third");
+        third.Tell(GetCoordinatorStatus.Instance);
+        var status = ExpectMsg<CoordinatorStatus>(Startup);
+        Assert.Equal((Gen, 1L, 1L), (status.Generation, status.LastCommitted, status.CheckpointsCommitted));
+    }
+
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);

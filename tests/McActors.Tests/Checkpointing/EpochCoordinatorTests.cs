@@ -140,6 +140,23 @@ public sealed class EpochCoordinatorTests : TestKit
     }
 
     [Fact]
+    public void A_secondary_dropped_for_a_slow_prepare_is_told_and_so_is_the_primary_that_streams_to_it()
+    {
+        var coordinator = Start(Settings("mcactors.checkpoint.prepare-timeout = 300ms"));
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.ExpectClose(1);
+        _r.Closed(coordinator, 1);
+        Prepared(coordinator, _r.S1, 1);
+
+        var left = _r.S2.FishForMessage<LeftReplicaSet>(_ => true, TimeSpan.FromSeconds(3));
+        Assert.Equal((Gen, "s2"), (left.Generation, left.Replica));
+        Assert.Contains("Prepared", left.Reason);
+        Assert.Equal(left, _r.Primary.FishForMessage<LeftReplicaSet>(_ => true, TimeSpan.FromSeconds(3)));
+        // Only the dropped one and the primary hear of it.
+        Assert.DoesNotContain(_r.S1.ReceiveWhile<object>(Quiet, m => m), m => m is LeftReplicaSet);
+    }
+
+    [Fact]
     public void A_lost_Prepared_is_recovered_by_the_resent_Prepare()
     {
         var coordinator = Start(Settings());
@@ -264,16 +281,16 @@ public sealed class EpochCoordinatorTests : TestKit
         Assert.Equal((Gen, "p", true), (assign.Generation, assign.PrimaryId, assign.Resync));
 
         byte[] digest = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
-        coordinator.Tell(new ResyncReady(Gen, "s3", 65536, digest), joiner.Ref);
+        coordinator.Tell(new ResyncReady(Gen, "s3", 65536, digest, assign.ResyncAttempt), joiner.Ref);
         var add = _r.Primary.FishForMessage<AddSecondary>(_ => true);
-        Assert.Equal((Gen, "s3", 7003, 65536), (add.Generation, add.Endpoint.ReplicaId, add.Endpoint.Port, add.ChunkBytes));
+        Assert.Equal((Gen, "s3", 7003, 65536, assign.ResyncAttempt), (add.Generation, add.Endpoint.ReplicaId, add.Endpoint.Port, add.ChunkBytes, add.Attempt));
         Assert.Equal(digest, add.Digest);
 
-        coordinator.Tell(new ResyncStatus(Gen, new ResyncProgress("s3", 1 << 20, 1 << 20, 4096, false)), _r.Primary.Ref);
+        coordinator.Tell(new ResyncStatus(Gen, new ResyncProgress("s3", 1 << 20, 1 << 20, 4096, false), add.Attempt), _r.Primary.Ref);
         Assert.Equal(4096, Status(coordinator).Resyncing.Single().CopiedBytes);
         Assert.Equal(["s1"], Status(coordinator).Secondaries); // not protecting anything yet
 
-        coordinator.Tell(new ResyncCompleted(Gen, "s3", 1), _r.Primary.Ref);
+        coordinator.Tell(new ResyncCompleted(Gen, "s3", 1, add.Attempt), _r.Primary.Ref);
         AwaitAssert(() => Assert.Equal(["s1", "s3"], Status(coordinator).Secondaries));
         Assert.Empty(Status(coordinator).Resyncing);
 
@@ -297,15 +314,15 @@ public sealed class EpochCoordinatorTests : TestKit
         AwaitAssert(() => Assert.Empty(Status(coordinator).Secondaries));
         var joiner = CreateTestProbe("s3");
         Register(coordinator, joiner, 7003);
-        joiner.ExpectMsg<AssignSecondary>();
-        coordinator.Tell(new ResyncReady(Gen, "s3", 65536, null), joiner.Ref);
+        var attempt = joiner.ExpectMsg<AssignSecondary>().ResyncAttempt;
+        coordinator.Tell(new ResyncReady(Gen, "s3", 65536, null, attempt), joiner.Ref);
         _r.Primary.FishForMessage<AddSecondary>(_ => true);
 
         // Checkpoint 1 is opened (Prepare(1) goes to nobody); the primary, still in epoch 1, says
         // "in sync from 1", and only then closes 1: ResyncCompleted is handled before EpochClosed(1).
         coordinator.Tell(new CheckpointNow(Gen));
         Assert.Equal(new CloseEpoch(Gen, 1), _r.Primary.FishForMessage<CloseEpoch>(_ => true));
-        coordinator.Tell(new ResyncCompleted(Gen, "s3", 1), _r.Primary.Ref);
+        coordinator.Tell(new ResyncCompleted(Gen, "s3", 1, attempt), _r.Primary.Ref);
         _r.Closed(coordinator, 1);
 
         // 1 committed on no secondary: the primary must fsync its image and min-replicas ≥ 1 must hold output.
@@ -327,6 +344,34 @@ public sealed class EpochCoordinatorTests : TestKit
         _r.Primary.ExpectNoMsg(Quiet);
         coordinator.Tell(new Prepared(Gen, 2, "s3"), again.Ref);
         Assert.Equal(new Commit(Gen, 2, 1), _r.Primary.FishForMessage<Commit>(_ => true));
+    }
+
+    [Fact]
+    public void The_completion_of_a_forgotten_resync_attempt_is_ignored_and_only_the_current_attempt_s_adds_the_replica()
+    {
+        var coordinator = Start(Settings("mcactors.resync.stall-timeout = 300ms"));
+        Sys.Stop(_r.S2.Ref);
+        AwaitAssert(() => Assert.Equal(["s1"], Status(coordinator).Secondaries));
+        var joiner = CreateTestProbe("s3");
+        Register(coordinator, joiner, 7003);
+        var first = joiner.FishForMessage<AssignSecondary>(a => a.Resync);
+        coordinator.Tell(new ResyncReady(Gen, "s3", 65536, null, first.ResyncAttempt), joiner.Ref);
+        _r.Primary.FishForMessage<AddSecondary>(a => a.Attempt == first.ResyncAttempt);
+
+        // The first attempt reports nothing: it is forgotten, and the next registration starts another.
+        AwaitAssert(() => Assert.Empty(Status(coordinator).Resyncing), TimeSpan.FromSeconds(5));
+        Register(coordinator, joiner, 7003);
+        var second = joiner.FishForMessage<AssignSecondary>(a => a.Resync);
+        Assert.NotEqual(first.ResyncAttempt, second.ResyncAttempt);
+
+        // The first attempt's copy ends late (its joiner never took the second one's data): ignored.
+        EventFilter.Warning(contains: "ignored").ExpectOne(() =>
+            coordinator.Tell(new ResyncCompleted(Gen, "s3", 1, first.ResyncAttempt), _r.Primary.Ref));
+        Assert.Equal(["s1"], Status(coordinator).Secondaries);
+        Assert.Equal("s3", Status(coordinator).Resyncing.Single().Replica);
+
+        coordinator.Tell(new ResyncCompleted(Gen, "s3", 1, second.ResyncAttempt), _r.Primary.Ref);
+        AwaitAssert(() => Assert.Equal(["s1", "s3"], Status(coordinator).Secondaries));
     }
 
     [Fact]
@@ -383,6 +428,23 @@ public sealed class EpochCoordinatorTests : TestKit
         Assert.Equal(promotedAt, failover.RolledBackAt);
         Assert.NotNull(failover.ResumedAt);
         Assert.True(failover.ResumedAt >= failover.PromotedAt);
+    }
+
+    [Fact]
+    public void A_Promoted_report_that_arrives_after_the_new_primary_s_RoleAssumed_still_completes_the_failover_timeline()
+    {
+        var coordinator = Start(Settings());
+        CommitOneThenS2PreparesTwo(coordinator);
+        Sys.Stop(_r.Primary.Ref);
+        _r.S1.FishForMessage<AssignSecondary>(a => a.Generation == 2);
+        coordinator.Tell(new RoleAssumed(2, "s1", ReplicaRole.Secondary), _r.S1.Ref);
+        _r.S2.FishForMessage<AssignPrimary>(a => a.Generation == 2);
+        // RoleAssumed comes straight back; Promoted comes through the proxy (and the singleton's supervisor) and is overtaken.
+        coordinator.Tell(new RoleAssumed(2, "s2", ReplicaRole.Primary), _r.S2.Ref);
+        var promotedAt = DateTime.UtcNow;
+        coordinator.Tell(new Promoted(2, "s2", 1, 1, 10, 40960, 1.5, promotedAt), _r.S2.Ref);
+        AwaitAssert(() => Assert.Equal(promotedAt, Status(coordinator).LastFailover?.RolledBackAt));
+        Assert.Equal(10, Status(coordinator).LastFailover!.RolledBackBlocks);
     }
 
     [Fact]

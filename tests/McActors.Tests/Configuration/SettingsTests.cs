@@ -13,6 +13,8 @@ public sealed class SettingsTests
         Assert.Equal(4 << 20, settings.WriteAheadBatchBytes);
         Assert.Equal(TimeSpan.FromMilliseconds(100), settings.EpochInterval);
         Assert.Equal(4, settings.MaxInFlight);
+        Assert.Equal((TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10), 0.2),
+            (settings.CoordinatorRestartMin, settings.CoordinatorRestartMax, settings.CoordinatorRestartRandomFactor));
         var config = HoconFiles.Load();
         Assert.Equal("keep-majority", config.GetString("akka.cluster.split-brain-resolver.active-strategy"));
         Assert.Equal("SQLite.MS", config.GetString("akka.persistence.journal.sql.provider-name"));
@@ -31,6 +33,8 @@ public sealed class SettingsTests
     [InlineData("mcactors.checkpoint.max-in-flight=0", "mcactors.checkpoint.max-in-flight")]
     [InlineData("mcactors.checkpoint.epoch-interval=soon", "mcactors.checkpoint.epoch-interval")]
     [InlineData("no-equals-sign", "key=value")]
+    [InlineData("mcactors.coordinator.restart-backoff.random-factor=2", "mcactors.coordinator.restart-backoff.random-factor")]
+    [InlineData("mcactors.coordinator.restart-backoff.max=100ms", "mcactors.coordinator.restart-backoff.max")]
     [InlineData("mcactors.checkpoint.min-replicas=2", "mcactors.checkpoint.min-replicas")]
     public void A_bad_value_is_refused_with_the_key_named(string pair, string named)
     {

@@ -237,6 +237,25 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
     }
 
     [Fact]
+    public void A_secondary_the_coordinator_left_out_is_dropped_from_the_stream_and_its_full_window_no_longer_holds_the_guest()
+    {
+        var stuck = Secondary("s1", out var stuckEndpoint);
+        stuck.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var healthy = Secondary("s2", out var healthyEndpoint);
+        // The stall timeout is far away: only the coordinator's word can release the guest.
+        var primary = StartPrimary([stuckEndpoint, healthyEndpoint], window: 32 << 10, stall: TimeSpan.FromMinutes(5));
+        AwaitAssert(() => Assert.Contains("AwaitingSends", Status(primary).State), Patience);
+
+        EventFilter.Warning(contains: "secondary s1 dropped").ExpectOne(Patience,
+            () => primary.Tell(new LeftReplicaSet(1, "s1", "did not answer Prepared(3) in time"), _coordinator.Ref));
+        var status = Status(primary);
+        Assert.Equal(["s2"], status.ConnectedSecondaries);
+        var seen = healthy.Writes.Count;
+        AwaitAssert(() => Assert.True(healthy.Writes.Count > seen + 100), Patience);
+        stuck.Gate.SetResult();
+    }
+
+    [Fact]
     public void A_stopped_guest_stays_paused_and_its_committed_checkpoint_verifies_on_the_image()
     {
         var secondary = Secondary("s1", out var endpoint);

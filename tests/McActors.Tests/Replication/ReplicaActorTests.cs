@@ -91,6 +91,30 @@ public sealed class ReplicaActorTests : TestKit, IDisposable
         Assert.Equal(VolumeSize / ready.ChunkBytes * 16, ready.Digest!.Length);
     }
 
+    [Fact]
+    public void A_secondary_told_it_left_the_replica_set_stops_its_role_and_registers_with_none()
+    {
+        RunAsSecondary(1);
+        Expect<RegisterReplica>(r => r.Role == ReplicaRole.Secondary);
+        EventFilter.Warning(contains: "dropped from the replica set of generation 1").ExpectOne(() =>
+            _replica.Tell(new LeftReplicaSet(1, "r1", "did not answer Prepared"), _coordinator.Ref));
+        // A planned stop: no ReplicaFailed, and it registers with no role (to be resynced).
+        Expect<RegisterReplica>(r => r.Role is null);
+        var after = _coordinator.ReceiveWhile<object>(TimeSpan.FromSeconds(1.5), m => m);
+        Assert.DoesNotContain(after, m => m is ReplicaFailed);
+        Assert.All(after.OfType<RegisterReplica>(), r => Assert.Null(r.Role));
+    }
+
+    [Fact]
+    public void A_stale_LeftReplicaSet_is_refused_and_the_secondary_keeps_running()
+    {
+        RunAsSecondary(2);
+        _replica.Tell(new LeftReplicaSet(1, "r1", "old news"), _coordinator.Ref);
+        Assert.Equal(new StaleGeneration(2, 1, nameof(LeftReplicaSet)), Expect<StaleGeneration>());
+        var registration = Expect<RegisterReplica>();
+        Assert.Equal((ReplicaRole.Secondary, 2L), (registration.Role, registration.RoleGeneration));
+    }
+
     private static int FreePort()
     {
         using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
