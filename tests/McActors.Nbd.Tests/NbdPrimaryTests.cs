@@ -42,9 +42,9 @@ public sealed class NbdPrimaryTests : TestKit, IAsyncLifetime
         _directory.Dispose();
     }
 
-    private IActorRef StartPrimary()
+    private IActorRef StartPrimary(int minReplicas = 0)
     {
-        var settings = McActorsSettings.From(Sys.Settings.Config) with { PrepareTimeout = TimeSpan.FromSeconds(30) };
+        var settings = McActorsSettings.From(Sys.Settings.Config) with { PrepareTimeout = TimeSpan.FromSeconds(30), MinReplicas = minReplicas };
         var volume = new VolumeSpec(Guid.NewGuid(), VolumeSize, 4096);
         var primary = Sys.ActorOf(PrimaryActor.Props("p", _directory.Path, _coordinator.Ref, settings,
             disk => NbdGuestActor.Props(disk, _slot, VolumeSize, 4096)), "primary");
@@ -123,6 +123,24 @@ public sealed class NbdPrimaryTests : TestKit, IAsyncLifetime
         Close(primary, 2);
         primary.Tell(new Commit(1, 2, 1), _coordinator.Ref);
         Assert.Equal((0u, 200ul), client.ReceiveReply());
+    }
+
+    [Fact]
+    public void A_write_reply_waits_for_a_commit_on_min_replicas_secondaries()
+    {
+        var primary = StartPrimary(minReplicas: 1);
+        using var client = new NbdTestClient(_server.Endpoint);
+        client.Go();
+        client.SendRequest(CmdWrite, 4, 0, 4096, payload: new byte[4096]);
+        _coordinator.ExpectMsg<CheckpointNow>(Patience);
+        Close(primary, 1);
+        // Committed with the set down to the primary alone: the reply would promise a copy nobody has.
+        primary.Tell(new Commit(1, 1, 0), _coordinator.Ref);
+        _coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        Assert.Equal(0, client.Available);
+        Close(primary, 2);
+        primary.Tell(new Commit(1, 2, 1), _coordinator.Ref); // a later checkpoint on a secondary covers it
+        Assert.Equal((0u, 4ul), client.ReceiveReply());
     }
 
     [Fact]
