@@ -24,8 +24,8 @@ internal sealed class ActorNbdExport : INbdExport
 
     public CancellationToken Closed => _closed.Token;
 
-    // Every write reaches the one primary through the one guest actor, and a FLUSH is released by a
-    // checkpoint covering every write the primary applied before it: writes completed on any connection.
+    // Every write reaches the one primary through the one guest actor and completes only once committed,
+    // so a FLUSH on any connection finds every write completed on every connection committed.
     public bool FlushCoversAllConnections => true;
 
     public void Close() => _closed.Cancel();

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text;
@@ -34,6 +35,10 @@ internal sealed class NbdConnection
     private readonly Action<string> _log;
     private readonly RequestBudget _budget;
     private readonly CancellationTokenSource _closing = new();
+    // Requests read and not yet answered; whoever claims one (its reply, or the shutdown) answers it once.
+    private readonly ConcurrentDictionary<long, InFlightRequest> _inFlight = new();
+    private long _requestId;
+    private readonly CancellationTokenSource _closed = new(); // the connection is torn down: no more replies
 
     public NbdConnection(Socket socket, INbdExportSource source, NbdOptions options, Action<string> log)
     {
@@ -50,15 +55,17 @@ internal sealed class NbdConnection
 
     public string Peer { get; }
 
-    /// <summary>Closes the connection now (server stopping); <see cref="RunAsync"/> then ends.</summary>
+    /// <summary>
+    /// Closes the connection (server stopping): it reads no more requests, answers those in flight with
+    /// NBD_ESHUTDOWN, and closes; <see cref="RunAsync"/> then ends.
+    /// </summary>
     public void Abort()
     {
         try
         {
             _closing.Cancel();
-            _socket.Shutdown(SocketShutdown.Both);
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        catch (ObjectDisposedException)
         {
         }
     }
@@ -99,6 +106,7 @@ internal sealed class NbdConnection
         finally
         {
             _closing.Cancel();
+            _closed.Cancel();
             await _reader.CompleteAsync().ConfigureAwait(false);
             try
             {
@@ -327,7 +335,16 @@ internal sealed class NbdConnection
                     continue;
                 }
                 var bytes = request.Type is CmdRead or CmdWrite ? request.Length : 0L;
-                await _budget.AcquireAsync(bytes, cancel).ConfigureAwait(false);
+                try
+                {
+                    await _budget.AcquireAsync(bytes, cancel).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Read but not admitted when the connection began to close: it is in flight for the peer.
+                    _inFlight[Interlocked.Increment(ref _requestId)] = new InFlightRequest(request.Handle, bytes: null);
+                    throw;
+                }
                 byte[]? payload = null;
                 if (request.Type == CmdWrite)
                 {
@@ -342,20 +359,47 @@ internal sealed class NbdConnection
                         throw;
                     }
                 }
-                _ = ServeAsync(export, request, payload, bytes, cancel);
+                var id = Interlocked.Increment(ref _requestId);
+                var inFlight = new InFlightRequest(request.Handle, bytes);
+                _inFlight[id] = inFlight;
+                _ = ServeAsync(export, request, payload, id, inFlight);
             }
         }
         finally
         {
             // Requests already read are answered before the connection closes (DISC, or the peer's
-            // half-close); they end at the latest when the export goes away or the server stops.
+            // half-close). When the export goes away or the server stops, those still in flight are
+            // answered NBD_ESHUTDOWN instead (the export may yet do them; their replies are dropped).
             try
             {
                 await _budget.DrainedAsync(cancel).ConfigureAwait(false);
-                await _writeLock.WaitAsync(cancel).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            using var grace = new CancellationTokenSource(CloseGrace);
+            try
+            {
+                foreach (var (id, inFlight) in _inFlight.OrderBy(r => r.Key))
+                {
+                    if (!inFlight.Claim())
+                        continue; // its reply is being written
+                    _inFlight.TryRemove(id, out _);
+                    try
+                    {
+                        await ReplyAsync(inFlight.Handle, EShutdown, null, grace.Token).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        if (inFlight.Bytes is { } bytes)
+                            _budget.Release(bytes);
+                    }
+                }
+                await _budget.DrainedAsync(grace.Token).ConfigureAwait(false); // replies claimed before the shutdown
+                await _writeLock.WaitAsync(grace.Token).ConfigureAwait(false);
                 try
                 {
-                    await _writer.FlushAsync(cancel).ConfigureAwait(false);
+                    await _writer.FlushAsync(grace.Token).ConfigureAwait(false);
                 }
                 finally
                 {
@@ -394,7 +438,7 @@ internal sealed class NbdConnection
         return 0;
     }
 
-    private async Task ServeAsync(INbdExport export, NbdRequest request, byte[]? payload, long bytes, CancellationToken cancel)
+    private async Task ServeAsync(INbdExport export, NbdRequest request, byte[]? payload, long id, InFlightRequest inFlight)
     {
         uint error = 0;
         byte[]? data = null;
@@ -440,9 +484,13 @@ internal sealed class NbdConnection
             error = EIo;
             _log($"nbd {Peer}: request {request.Type} at {request.Offset} (+{request.Length}) failed: {e}");
         }
+        if (!inFlight.Claim())
+            return; // the connection closed first and answered it NBD_ESHUTDOWN
+        _inFlight.TryRemove(id, out _);
         try
         {
-            await ReplyAsync(request.Handle, error, error == 0 ? data : null, cancel).ConfigureAwait(false);
+            // Not the session's token: a connection that stops reading still answers what it read.
+            await ReplyAsync(request.Handle, error, error == 0 ? data : null, _closed.Token).ConfigureAwait(false);
         }
         catch (Exception)
         {
@@ -450,7 +498,7 @@ internal sealed class NbdConnection
         }
         finally
         {
-            _budget.Release(bytes);
+            _budget.Release(inFlight.Bytes!.Value);
         }
     }
 
@@ -539,4 +587,17 @@ internal readonly record struct NbdRequest(uint Magic, ushort Flags, ushort Type
             BinaryPrimitives.ReadUInt64BigEndian(h[16..]),
             BinaryPrimitives.ReadUInt32BigEndian(h[24..]));
     }
+}
+
+/// <summary>A request read and not yet answered; <see cref="Bytes"/> is its share of the budget (null: not admitted).</summary>
+internal sealed class InFlightRequest(ulong handle, long? bytes)
+{
+    private int _claimed;
+
+    public ulong Handle { get; } = handle;
+
+    public long? Bytes { get; } = bytes;
+
+    /// <summary>True for the one caller that may answer it.</summary>
+    public bool Claim() => Interlocked.Exchange(ref _claimed, 1) == 0;
 }

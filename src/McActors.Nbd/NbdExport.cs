@@ -17,7 +17,10 @@ public interface INbdExport
 
     ValueTask<byte[]> ReadAsync(long offset, int length);
 
-    /// <summary>Completes when the write is applied; with <paramref name="fua"/>, only once it is durable (committed).</summary>
+    /// <summary>
+    /// Completes when the write is done as the export promises it; with <paramref name="fua"/>, only once
+    /// it is durable. <see cref="ActorNbdExport"/> completes every write only once committed.
+    /// </summary>
     ValueTask WriteAsync(long offset, byte[] data, bool fua);
 
     ValueTask WriteZeroesAsync(long offset, long length, bool fua);

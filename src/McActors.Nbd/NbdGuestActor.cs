@@ -8,12 +8,16 @@ namespace McActors.Nbd;
 
 /// <summary>
 /// The primary's guest when the volume is served over NBD (GuestProtocol.cs): it owns the NBD
-/// server's requests for this primary. WRITE → <see cref="GuestWrite"/> (answered when the primary
-/// applied it, back-pressure included); READ → <see cref="GuestRead"/>; FLUSH, and a FUA write once
-/// applied → <see cref="ReleaseWhenCommitted"/>, which the primary answers when the checkpoint
-/// covering every write it applied before has committed (and it asks the coordinator to close the
-/// open epoch at once). While paused, writes wait here; reads and flushes go on. Its state blob is
-/// an <see cref="OpaqueGuestState"/> of kind "nbd": the client owns its own state, so the blob holds
+/// server's requests for this primary. A client is outside the checkpoint (it is not rolled back at
+/// failover), so every reply that says a write happened is external output (DESIGN.md invariants 3
+/// and 7, Remus' rule): WRITE (and WRITE_ZEROES, FUA or not) → <see cref="GuestWrite"/>, and once
+/// applied the reply waits for the commit of the checkpoint holding the write. The writes of one
+/// epoch share one <see cref="ReleaseWhenCommitted"/>, which makes the primary ask the coordinator
+/// to close that epoch at once (group commit; later epochs close while it commits). READ →
+/// <see cref="GuestRead"/>, answered at once (it may see a write not completed yet, which NBD allows).
+/// FLUSH is answered at once: every write completed before it was committed before its reply went
+/// out. While paused, writes wait here; reads and flushes go on. Its state blob is an
+/// <see cref="OpaqueGuestState"/> of kind "nbd": the client owns its own state, so the blob holds
 /// only the epoch and counters. It attaches its export to the node's <see cref="NbdExportSlot"/> when
 /// it starts and detaches it when it stops, so the export lives exactly as long as the primary role.
 /// </summary>
@@ -26,9 +30,10 @@ public sealed class NbdGuestActor : ReceiveActor
     private readonly ActorNbdExport _export;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    private readonly Dictionary<long, NbdWriteRequest> _writes = [];
+    private readonly Dictionary<long, (NbdWriteRequest Write, long Epoch)> _writes = [];
     private readonly Dictionary<long, TaskCompletionSource<byte[]>> _reads = [];
-    private readonly HashSet<TaskCompletionSource> _durable = [];
+    // Applied writes whose replies wait for their epoch's checkpoint to commit, by epoch.
+    private readonly SortedDictionary<long, List<TaskCompletionSource>> _uncommitted = [];
     private readonly Queue<NbdWriteRequest> _held = new();
     private long _tag;
     private long _epoch;
@@ -56,28 +61,32 @@ public sealed class NbdGuestActor : ReceiveActor
             _reads[tag] = m.Done;
             _disk.Tell(new GuestRead(m.Offset, m.Length, tag));
         });
-        Receive<NbdFlushRequest>(m => Durable(m.Done));
-        Receive<NbdDurable>(m =>
+        // Every completed write was committed before its reply: nothing left for a FLUSH to wait for.
+        Receive<NbdFlushRequest>(m => m.Done.TrySetResult());
+        Receive<NbdEpochCommitted>(m =>
         {
-            _durable.Remove(m.Done);
-            m.Done.TrySetResult();
+            // A checkpoint covering epoch m.Epoch committed, so every one before it did too.
+            while (_uncommitted.Count > 0 && _uncommitted.First() is var (epoch, replies) && epoch <= m.Epoch)
+            {
+                _uncommitted.Remove(epoch);
+                foreach (var reply in replies)
+                    reply.TrySetResult();
+            }
         });
         Receive<GuestWriteCompleted>(m =>
         {
-            if (!_writes.Remove(m.Tag, out var write))
+            if (!_writes.Remove(m.Tag, out var issued))
                 return;
             _writeCount++;
-            _bytes += write.Data.Length;
-            if (write.Fua)
-                Durable(write.Done);
-            else
-                write.Done.TrySetResult();
+            _bytes += issued.Write.Data.Length;
+            ReplyAtCommit(issued.Epoch, issued.Write.Done);
             MaybePaused();
         });
         Receive<GuestWriteFailed>(m =>
         {
-            if (!_writes.Remove(m.Tag, out var write))
+            if (!_writes.Remove(m.Tag, out var issued))
                 return;
+            var write = issued.Write;
             _log.Warning("nbd guest: write of {0} B at {1} failed: {2}", write.Data.Length, write.Offset, m.Reason);
             write.Done.TrySetException(new NbdErrorException(NbdProtocol.EIo, m.Reason));
             MaybePaused();
@@ -182,26 +191,37 @@ public sealed class NbdGuestActor : ReceiveActor
         _slot.Detach(_export);
         _export.Close();
         var gone = new NbdErrorException(NbdProtocol.EShutdown, "the primary role stopped");
-        foreach (var write in _writes.Values.Concat(_held))
+        foreach (var write in _writes.Values.Select(w => w.Write).Concat(_held))
             write.Done.TrySetException(gone);
         foreach (var read in _reads.Values)
             read.TrySetException(gone);
-        foreach (var durable in _durable)
-            durable.TrySetException(gone);
+        foreach (var reply in _uncommitted.Values.SelectMany(r => r))
+            reply.TrySetException(gone);
         base.PostStop();
     }
 
     private void Issue(NbdWriteRequest m)
     {
         var tag = ++_tag;
-        _writes[tag] = m;
+        // A write issued while the guest runs epoch E is applied in E: the primary closes E only
+        // after this guest paused, which it does once every issued write was applied.
+        _writes[tag] = (m, _epoch);
         _disk.Tell(new GuestWrite(m.Offset, m.Data, tag));
     }
 
-    private void Durable(TaskCompletionSource done)
+    /// <summary>
+    /// Holds an applied write's reply until its epoch's checkpoint commits. The first reply of an
+    /// epoch sends the one ReleaseWhenCommitted the epoch's replies share: the primary ties it to the
+    /// checkpoint covering every write applied before it, which holds this epoch's (the write was applied).
+    /// </summary>
+    private void ReplyAtCommit(long epoch, TaskCompletionSource done)
     {
-        _durable.Add(done);
-        _disk.Tell(new ReleaseWhenCommitted(new NbdDurable(done)));
+        if (!_uncommitted.TryGetValue(epoch, out var replies))
+        {
+            _uncommitted[epoch] = replies = [];
+            _disk.Tell(new ReleaseWhenCommitted(new NbdEpochCommitted(epoch)));
+        }
+        replies.Add(done);
     }
 
     private void MaybePaused()

@@ -33,6 +33,7 @@ public sealed class NbdGuestActorTests : TestKit
         Assert.Equal((4096L, data), (w.Offset, w.Data));
         Assert.False(write.IsCompleted);
         _disk.Reply(new GuestWriteCompleted(w.Tag));
+        _disk.Reply(_disk.ExpectMsg<ReleaseWhenCommitted>().Output); // committed at once, as far as this test goes
         await write.WaitAsync(Patience);
 
         var read = _export.ReadAsync(0, 1024).AsTask();
@@ -47,20 +48,57 @@ public sealed class NbdGuestActorTests : TestKit
     }
 
     [Fact]
-    public async Task Flush_and_fua_writes_complete_only_when_the_primary_releases_them_at_commit()
+    public async Task An_applied_write_is_answered_only_when_the_primary_releases_it_at_commit_while_reads_are_answered_at_once()
     {
-        var flush = _export.FlushAsync().AsTask();
-        var release = _disk.ExpectMsg<ReleaseWhenCommitted>();
-        Assert.False(flush.IsCompleted);
-        _disk.Reply(release.Output); // the primary sends the output back when the checkpoint commits
-        await flush.WaitAsync(Patience);
-
-        var fua = _export.WriteAsync(0, new byte[512], fua: true).AsTask();
+        var write = _export.WriteAsync(0, new byte[512], fua: false).AsTask();
         _disk.Reply(new GuestWriteCompleted(_disk.ExpectMsg<GuestWrite>().Tag));
-        var held = _disk.ExpectMsg<ReleaseWhenCommitted>(); // sent only after the write was applied
+        var release = _disk.ExpectMsg<ReleaseWhenCommitted>(); // sent only after the write was applied
+        Assert.Equal(new NbdEpochCommitted(1), release.Output);
+
+        // Not committed yet: a read of it is answered, the write is not.
+        var read = _export.ReadAsync(0, 512).AsTask();
+        var r = _disk.ExpectMsg<GuestRead>();
+        _disk.Reply(new GuestReadCompleted(r.Tag, new byte[512]));
+        await read.WaitAsync(Patience);
+        _disk.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        Assert.False(write.IsCompleted);
+
+        _guest.Tell(release.Output, _disk.Ref); // the primary sends the output back when the checkpoint commits
+        await write.WaitAsync(Patience);
+
+        // A FUA write is no different; a FLUSH finds every completed write committed and is answered at once.
+        var fua = _export.WriteAsync(512, new byte[512], fua: true).AsTask();
+        _disk.Reply(new GuestWriteCompleted(_disk.ExpectMsg<GuestWrite>().Tag));
+        var held = _disk.ExpectMsg<ReleaseWhenCommitted>();
+        await _export.FlushAsync().AsTask().WaitAsync(Patience);
         Assert.False(fua.IsCompleted);
         _disk.Reply(held.Output);
         await fua.WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task The_writes_of_one_epoch_share_one_release_and_a_commit_releases_every_epoch_it_covers()
+    {
+        var epoch1 = Enumerable.Range(0, 5).Select(i => _export.WriteAsync(i * 512, new byte[512], fua: i % 2 == 0).AsTask()).ToList();
+        var issued = Enumerable.Range(0, 5).Select(_ => _disk.ExpectMsg<GuestWrite>()).ToList();
+        foreach (var w in issued)
+            _guest.Tell(new GuestWriteCompleted(w.Tag), _disk.Ref);
+        var release1 = _disk.ExpectMsg<ReleaseWhenCommitted>();
+        Assert.Equal(new NbdEpochCommitted(1), release1.Output);
+        _disk.ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // one release for the epoch, not one per write
+
+        _guest.Tell(new PauseGuest(1), _disk.Ref);
+        _disk.ExpectMsg<GuestPaused>();
+        _guest.Tell(new ResumeGuest(2), _disk.Ref);
+        _disk.ExpectMsg<GuestResumed>();
+        var epoch2 = _export.WriteAsync(8192, new byte[512], fua: false).AsTask();
+        _disk.Reply(new GuestWriteCompleted(_disk.ExpectMsg<GuestWrite>().Tag));
+        Assert.Equal(new NbdEpochCommitted(2), _disk.ExpectMsg<ReleaseWhenCommitted>().Output);
+        Assert.All(epoch1.Append(epoch2), t => Assert.False(t.IsCompleted));
+
+        // The primary may tie epoch 1's release to a later checkpoint; its commit covers both epochs.
+        _guest.Tell(new NbdEpochCommitted(2), _disk.Ref);
+        await Task.WhenAll(epoch1.Append(epoch2)).WaitAsync(Patience);
     }
 
     [Fact]
@@ -72,7 +110,9 @@ public sealed class NbdGuestActorTests : TestKit
         var second = _export.WriteAsync(512, new byte[512], fua: false).AsTask();
         _disk.ExpectNoMsg(TimeSpan.FromMilliseconds(100)); // no GuestPaused yet, and the new write is held
         _guest.Tell(new GuestWriteCompleted(w1.Tag), _disk.Ref);
-        _disk.ExpectMsg<GuestPaused>(p => Assert.Equal(1, p.Epoch));
+        var release = _disk.ExpectMsg<ReleaseWhenCommitted>();
+        _disk.ExpectMsg<GuestPaused>(p => Assert.Equal(1, p.Epoch)); // applied is enough to pause; the reply waits for the commit
+        _guest.Tell(release.Output, _disk.Ref);
         await first.WaitAsync(Patience);
 
         _guest.Tell(new CaptureGuestState(1), _disk.Ref);
@@ -86,6 +126,7 @@ public sealed class NbdGuestActorTests : TestKit
         Assert.Equal(512, w2.Offset);
         _disk.ExpectMsg<GuestResumed>();
         _disk.Reply(new GuestWriteCompleted(w2.Tag));
+        _disk.Reply(_disk.ExpectMsg<ReleaseWhenCommitted>().Output);
         await second.WaitAsync(Patience);
     }
 
@@ -110,12 +151,17 @@ public sealed class NbdGuestActorTests : TestKit
     [Fact]
     public async Task A_stopped_guest_closes_its_export_and_fails_what_waits()
     {
-        var flush = _export.FlushAsync().AsTask();
+        var write = _export.WriteAsync(0, new byte[512], fua: false).AsTask();
+        _disk.Reply(new GuestWriteCompleted(_disk.ExpectMsg<GuestWrite>().Tag));
         _disk.ExpectMsg<ReleaseWhenCommitted>();
+        var unapplied = _export.WriteAsync(512, new byte[512], fua: false).AsTask();
+        _disk.ExpectMsg<GuestWrite>();
         Watch(_guest);
         Sys.Stop(_guest);
         ExpectTerminated(_guest);
-        Assert.Equal(NbdProtocol.EShutdown, (await Assert.ThrowsAsync<NbdErrorException>(() => flush.WaitAsync(Patience))).Error);
+        // Applied but never committed, and never applied: neither is answered with success.
+        Assert.Equal(NbdProtocol.EShutdown, (await Assert.ThrowsAsync<NbdErrorException>(() => write.WaitAsync(Patience))).Error);
+        Assert.Equal(NbdProtocol.EShutdown, (await Assert.ThrowsAsync<NbdErrorException>(() => unapplied.WaitAsync(Patience))).Error);
         Assert.True(_export.Closed.IsCancellationRequested);
         Assert.Null(_slot.Current);
         Assert.Null(_slot.Find("", out _, out _));

@@ -42,9 +42,9 @@ public sealed class NbdPrimaryTests : TestKit, IAsyncLifetime
         _directory.Dispose();
     }
 
-    private IActorRef StartPrimary()
+    private IActorRef StartPrimary(int minReplicas = 0)
     {
-        var settings = McActorsSettings.From(Sys.Settings.Config) with { PrepareTimeout = TimeSpan.FromSeconds(30) };
+        var settings = McActorsSettings.From(Sys.Settings.Config) with { PrepareTimeout = TimeSpan.FromSeconds(30), MinReplicas = minReplicas };
         var volume = new VolumeSpec(Guid.NewGuid(), VolumeSize, 4096);
         var primary = Sys.ActorOf(PrimaryActor.Props("p", _directory.Path, _coordinator.Ref, settings,
             disk => NbdGuestActor.Props(disk, _slot, VolumeSize, 4096)), "primary");
@@ -61,37 +61,86 @@ public sealed class NbdPrimaryTests : TestKit, IAsyncLifetime
     }
 
     [Fact]
-    public void Flush_and_fua_are_answered_at_the_commit_of_their_checkpoint_and_reads_see_writes()
+    public void Writes_are_answered_at_the_commit_of_their_checkpoint_and_reads_and_flushes_at_once()
     {
         var primary = StartPrimary();
         using var client = new NbdTestClient(_server.Endpoint);
         Assert.Equal(VolumeSize, client.Go().Size);
 
         var pattern = Enumerable.Range(0, 8192).Select(i => (byte)(i * 7)).ToArray();
-        Assert.Equal(0u, client.Call(CmdWrite, 4096, 8192, payload: pattern).Error); // applied: answered at once
-        Assert.Equal(pattern, client.Call(CmdRead, 4096, 8192).Data);
-
-        client.SendRequest(CmdFlush, 9, 0, 0);
-        Assert.Equal(1, _coordinator.ExpectMsg<CheckpointNow>(Patience).Generation);
+        client.SendRequest(CmdWrite, 8, 4096, 8192, payload: pattern);
+        Assert.Equal(1, _coordinator.ExpectMsg<CheckpointNow>(Patience).Generation); // a reply waits: close the epoch now
+        // Applied, not committed: a read sees it, a FLUSH (nothing completed to cover) is answered, the write is not.
+        Assert.Equal(pattern, client.Call(CmdRead, 4096, 8192, handle: 20).Data);
+        Assert.Equal(0u, client.Call(CmdFlush, 0, 0, handle: 21).Error);
         Close(primary, 1); // the NBD guest paused, gave its state blob, resumed
         _coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
         Assert.Equal(0, client.Available); // closed is not committed: no answer yet
         primary.Tell(new Commit(1, 1, 1), _coordinator.Ref);
-        Assert.Equal((0u, 9ul), client.ReceiveReply());
+        Assert.Equal((0u, 8ul), client.ReceiveReply());
 
         client.SendRequest(CmdWrite, 10, 0, 512, CmdFlagFua, new byte[512]);
         _coordinator.ExpectMsg<CheckpointNow>(Patience);
         Close(primary, 2);
-        _coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
         Assert.Equal(0, client.Available);
         primary.Tell(new Commit(1, 2, 1), _coordinator.Ref);
         Assert.Equal((0u, 10ul), client.ReceiveReply());
 
-        // With nothing written since the last commit, a FLUSH has nothing to wait for.
-        Assert.Equal(0u, client.Call(CmdFlush, 0, 0).Error);
-        Assert.Equal(0u, client.Call(CmdWriteZeroes, 4096, 4096).Error);
+        client.SendRequest(CmdWriteZeroes, 11, 4096, 4096);
+        _coordinator.ExpectMsg<CheckpointNow>(Patience);
+        Close(primary, 3);
+        primary.Tell(new Commit(1, 3, 1), _coordinator.Ref);
+        Assert.Equal((0u, 11ul), client.ReceiveReply());
         Assert.Equal(new byte[4096], client.Call(CmdRead, 4096, 4096).Data);
         Assert.Equal(pattern[4096..], client.Call(CmdRead, 8192, 4096).Data);
+    }
+
+    [Fact]
+    public void Pipelined_writes_share_one_checkpoint_and_a_commit_asks_again_for_the_open_epoch()
+    {
+        var primary = StartPrimary();
+        using var client = new NbdTestClient(_server.Endpoint);
+        client.Go();
+        for (var i = 0; i < 6; i++)
+            client.SendRequest(CmdWrite, (ulong)(100 + i), (ulong)(i * 4096), 4096, payload: new byte[4096]);
+        _coordinator.ExpectMsg<CheckpointNow>(Patience);
+        AwaitAssert(() => Assert.Equal(6, primary.Ask<PrimaryStatus>(GetPrimaryStatus.Instance, Patience).Result.Writes), Patience);
+        _coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // group commit: one ask for the epoch, not one per write
+        Close(primary, 1);
+
+        // The next epoch's write asks while checkpoint 1 commits (several in flight).
+        client.SendRequest(CmdWrite, 200, 65536, 4096, payload: new byte[4096]);
+        _coordinator.ExpectMsg<CheckpointNow>(Patience);
+        Assert.Equal(0, client.Available);
+
+        // Say the coordinator dropped that ask (max-in-flight reached): the commit of 1 frees a slot, so the primary asks again.
+        primary.Tell(new Commit(1, 1, 1), _coordinator.Ref);
+        var replies = Enumerable.Range(0, 6).Select(_ => client.ReceiveReply()).ToList();
+        Assert.All(replies, r => Assert.Equal(0u, r.Error));
+        Assert.Equal(Enumerable.Range(100, 6).Select(h => (ulong)h).Order(), replies.Select(r => r.Handle).Order());
+        _coordinator.ExpectMsg<CheckpointNow>(Patience);
+        Assert.Equal(0, client.Available);
+        Close(primary, 2);
+        primary.Tell(new Commit(1, 2, 1), _coordinator.Ref);
+        Assert.Equal((0u, 200ul), client.ReceiveReply());
+    }
+
+    [Fact]
+    public void A_write_reply_waits_for_a_commit_on_min_replicas_secondaries()
+    {
+        var primary = StartPrimary(minReplicas: 1);
+        using var client = new NbdTestClient(_server.Endpoint);
+        client.Go();
+        client.SendRequest(CmdWrite, 4, 0, 4096, payload: new byte[4096]);
+        _coordinator.ExpectMsg<CheckpointNow>(Patience);
+        Close(primary, 1);
+        // Committed with the set down to the primary alone: the reply would promise a copy nobody has.
+        primary.Tell(new Commit(1, 1, 0), _coordinator.Ref);
+        _coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        Assert.Equal(0, client.Available);
+        Close(primary, 2);
+        primary.Tell(new Commit(1, 2, 1), _coordinator.Ref); // a later checkpoint on a secondary covers it
+        Assert.Equal((0u, 4ul), client.ReceiveReply());
     }
 
     [Fact]
@@ -100,15 +149,12 @@ public sealed class NbdPrimaryTests : TestKit, IAsyncLifetime
         var primary = StartPrimary();
         using var client = new NbdTestClient(_server.Endpoint);
         client.Go();
-        Assert.Equal(0u, client.Call(CmdWrite, 0, 512, payload: new byte[512]).Error);
-        client.SendRequest(CmdFlush, 3, 0, 0); // never committed: must not be acknowledged
+        client.SendRequest(CmdWrite, 3, 0, 512, payload: new byte[512]); // never committed: must not be acknowledged
         _coordinator.ExpectMsg<CheckpointNow>(Patience);
         Watch(primary);
         Sys.Stop(primary);
         ExpectTerminated(primary);
-        var reply = client.TryReceive(SimpleReplyHeaderSize);
-        if (reply is not null) // answered with an error before the close, never with success
-            Assert.Equal(EShutdown, System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(reply.AsSpan(4)));
+        Assert.Equal((EShutdown, 3ul), client.ReceiveReply()); // answered with an error before the close, never with success
         Assert.True(client.IsClosedByServer());
         _slot.SetPrimary("q", "127.0.0.1:1");
         using var again = new NbdTestClient(_server.Endpoint);

@@ -309,6 +309,38 @@ public sealed class NbdServerTests
     }
 
     [Fact]
+    public async Task A_stopping_server_answers_every_request_in_flight_with_eshutdown_before_closing()
+    {
+        var f = new NbdServerFixture();
+        f.Export.HoldReadsAt = 0; // the export never finishes these reads
+        using var c = f.Connect();
+        c.Go();
+        c.SendRequest(CmdRead, 1, 0, 512);
+        c.SendRequest(CmdRead, 2, 0, 512);
+        Assert.Equal(0u, c.Call(CmdWrite, 4096, 512, payload: new byte[512], handle: 3).Error); // the two reads are in flight
+        await f.DisposeAsync();
+        var replies = new[] { c.ReceiveReply(), c.ReceiveReply() };
+        Assert.Equal([(EShutdown, 1ul), (EShutdown, 2ul)], replies.OrderBy(r => r.Handle));
+        Assert.True(c.IsClosedByServer());
+        f.Export.Gate.SetResult(); // the export finishing later sends nothing more (the connection is gone)
+    }
+
+    [Fact]
+    public async Task An_export_that_goes_away_answers_every_request_in_flight_with_eshutdown()
+    {
+        await using var f = new NbdServerFixture();
+        f.Export.HoldReadsAt = 0;
+        using var c = f.Connect();
+        c.Go();
+        c.SendRequest(CmdRead, 5, 0, 512);
+        Assert.Equal(0u, c.Call(CmdRead, 4096, 512, handle: 6).Error); // the held read is in flight
+        f.Slot.Detach(f.Export);
+        f.Export.Close();
+        Assert.Equal((EShutdown, 5ul), c.ReceiveReply());
+        Assert.True(c.IsClosedByServer());
+    }
+
+    [Fact]
     public async Task Several_connections_at_once_share_the_export()
     {
         await using var f = new NbdServerFixture();

@@ -1,4 +1,8 @@
 using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using McActors.Nbd;
+using McActors.Nbd.Tests;
 using McActors.Node.LocalCluster;
 using McActors.TestSupport;
 using Xunit.Abstractions;
@@ -95,6 +99,67 @@ public sealed class NbdClusterTests(ITestOutputHelper output)
             Stop(up);
         }
     }
+
+    [Fact]
+    public async Task A_write_completed_before_a_SIGKILL_of_the_primary_reads_back_after_a_reconnect_and_a_successful_flush()
+    {
+        using var dir = new TempDirectory("mcactors-nbd-reconnect");
+        var cluster = dir.Sub("cluster");
+        // Epochs of a minute: only a waiting reply closes one, as in issue 10's libnbd reproduction.
+        using var up = NodeProcess.Start("up", "--data-dir", cluster, "--replicas", "2", "--epoch-ms", "60000");
+        try
+        {
+            var (primary, _) = await Roles(cluster);
+            var pattern = Enumerable.Repeat((byte)0xab, 65536).ToArray();
+            using (var client = await Open(primary))
+            {
+                Assert.Equal(0u, client.Call(NbdProtocol.CmdWrite, 0, 65536, payload: pattern).Error); // the write completed
+                client.SendRequest(NbdProtocol.CmdFlush, 8, 0, 0); // in flight, not waited for
+                Assert.True(Signals.Send(primary.Pid, Signals.SigKill), $"cannot SIGKILL {primary.Name} (pid {primary.Pid})");
+            }
+            var promoted = await Eventually.Get(() => TopologyFile.Read(cluster).FirstOrDefault(n => n.Role == "primary" && n.Name != primary.Name),
+                Startup, "a new primary in cluster.json");
+
+            // The client reconnects to the new primary and resends the flush: it succeeds, so the write must be there.
+            using var again = await Open(promoted);
+            Assert.Equal(0u, again.Call(NbdProtocol.CmdFlush, 0, 0, handle: 8).Error);
+            var (error, data) = again.Call(NbdProtocol.CmdRead, 0, 65536, handle: 9);
+            Assert.Equal(0u, error);
+            Assert.True(pattern.AsSpan().SequenceEqual(data),
+                $"a completed write is lost after a successful FLUSH: read back {data.Count(b => b == 0xab)} of {data.Length} bytes of it");
+        }
+        finally
+        {
+            Stop(up);
+        }
+    }
+
+    /// <summary>A client in transmission on <paramref name="node"/>'s export, retried until the export is up (a promotion finishes).</summary>
+    private static Task<NbdTestClient> Open(TopologyNode node) =>
+        Eventually.Get(() =>
+        {
+            NbdTestClient? client = null;
+            try
+            {
+                client = new NbdTestClient(IPEndPoint.Parse(node.Nbd!));
+                client.Greet();
+                client.SendOption(NbdProtocol.OptGo, NbdTestClient.GoData(""));
+                while (client.ReceiveOptionReply() is var (_, type, _) && type != NbdProtocol.RepAck)
+                {
+                    if (type != NbdProtocol.RepInfo)
+                    {
+                        client.Dispose(); // refused: not primary yet
+                        return null;
+                    }
+                }
+                return client;
+            }
+            catch (Exception e) when (e is SocketException or IOException)
+            {
+                client?.Dispose();
+                return null;
+            }
+        }, Startup, $"{node.Name}'s NBD export at {node.Nbd}");
 
     private static async Task<(TopologyNode Primary, TopologyNode Secondary)> Roles(string cluster)
     {

@@ -37,7 +37,7 @@ public sealed record PrimaryStatus(
 
 /// <summary>
 /// Front-end → primary: send <see cref="Output"/> back once the checkpoint covering every write
-/// applied before this message has committed (a FLUSH reply, DESIGN.md invariant 3).
+/// applied before this message has committed (an NBD write or FLUSH reply, DESIGN.md invariant 3).
 /// </summary>
 public sealed record ReleaseWhenCommitted(object Output);
 
@@ -79,6 +79,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private List<(string Id, DataPlaneSender Sender, Task Send)> _stalled = [];
 
     private long _closing;
+    private long _checkpointAskedFor; // the open epoch a CheckpointNow was last sent for
     private bool _capturing;
     private IActorRef _closeRequester = ActorRefs.Nobody;
 
@@ -246,9 +247,9 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             // Writes of the current epoch are covered by its own checkpoint; without any, the last closed one covers all.
             var covering = ledger.WritesInEpoch > 0 ? ledger.Epoch : ledger.LastClosed;
             var requester = Sender;
-            // Someone waits on the open epoch (a FLUSH): ask for its close now rather than at the next tick.
+            // Someone waits on the open epoch (a write or FLUSH reply): ask for its close now rather than at the next tick.
             if (covering > ledger.LastClosed)
-                _coordinator.Tell(new CheckpointNow(ledger.Generation));
+                AskForCheckpoint(ledger, again: false);
             _gate!.HoldUntilCommitted(covering, () => requester.Tell(m.Output));
         });
         Receive<GuestRead>(Read);
@@ -473,8 +474,24 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
                 return;
         }
         ReleaseOutput(m);
+        // The coordinator drops a CheckpointNow while max-in-flight checkpoints are open; this commit
+        // freed one, so output still waiting on the open epoch (no close of it begun) asks again.
+        if (_gate!.NewestHeld > ledger.LastClosed && _closing < ledger.Epoch && m.Secondaries >= _settings.MinReplicas)
+            AskForCheckpoint(ledger, again: true);
         if (stoppedState is not null)
             SaveStoppedCheckpoint(_stoppedAt!.Value, stoppedState);
+    }
+
+    /// <summary>
+    /// Asks the coordinator to close the open epoch now, once per epoch (group commit: every output
+    /// waiting on it shares the one checkpoint), or <paramref name="again"/> after a commit.
+    /// </summary>
+    private void AskForCheckpoint(PrimaryEpochLedger ledger, bool again)
+    {
+        if (_checkpointAskedFor == ledger.Epoch && !again)
+            return;
+        _checkpointAskedFor = ledger.Epoch;
+        _coordinator.Tell(new CheckpointNow(ledger.Generation));
     }
 
     /// <summary>

@@ -17,6 +17,9 @@ public sealed class PrimaryOutputGate
 
     public int Pending => _held.Count;
 
+    /// <summary>The newest checkpoint some held output waits for; 0 when none waits.</summary>
+    public long NewestHeld { get; private set; }
+
     /// <summary>Runs <paramref name="release"/> once checkpoint <paramref name="epoch"/> has committed (at once if it has).</summary>
     public void HoldUntilCommitted(long epoch, Action release)
     {
@@ -26,6 +29,7 @@ public sealed class PrimaryOutputGate
             return;
         }
         _held.Enqueue(release, (epoch, _order++));
+        NewestHeld = Math.Max(NewestHeld, epoch);
     }
 
     /// <summary>Checkpoint <paramref name="epoch"/> committed: releases what it covers, oldest checkpoint first, in arrival order.</summary>
@@ -41,6 +45,8 @@ public sealed class PrimaryOutputGate
             released++;
             release();
         }
+        if (_held.Count == 0)
+            NewestHeld = 0;
         return released;
     }
 }

@@ -38,4 +38,20 @@ public sealed class PrimaryOutputGateTests
         Assert.Equal(1, gate.Commit(6));
         Assert.Equal(2, released);
     }
+
+    [Fact]
+    public void Newest_held_names_the_latest_checkpoint_output_waits_for_until_none_waits()
+    {
+        var gate = new PrimaryOutputGate(committed: 2);
+        Assert.Equal(0, gate.NewestHeld);
+        gate.HoldUntilCommitted(2, () => { }); // released at once: nothing held
+        Assert.Equal(0, gate.NewestHeld);
+        gate.HoldUntilCommitted(4, () => { });
+        gate.HoldUntilCommitted(3, () => { });
+        Assert.Equal(4, gate.NewestHeld);
+        gate.Commit(3);
+        Assert.Equal(4, gate.NewestHeld);
+        gate.Commit(4);
+        Assert.Equal(0, gate.NewestHeld);
+    }
 }
