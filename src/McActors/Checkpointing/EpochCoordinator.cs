@@ -115,6 +115,13 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
 
     private void OnRecovered()
     {
+        // A coordinator started (by its backoff supervisor, or a late singleton) on a node already
+        // downed or leaving must not take the journal over from the one the rest of the cluster runs.
+        if (SelfGone())
+        {
+            Fence("its node was downed or is leaving the cluster before it recovered");
+            return;
+        }
         // Before any decision: take the next sequence number, so that an older incarnation still
         // running (a singleton that moved while its old node had not stopped yet) can append nothing
         // more. Should that one append first, this write is refused: this coordinator stops, and

@@ -55,4 +55,20 @@ public sealed class CoordinatorFencingTests : TestKit
         var status = ExpectMsg<CoordinatorStatus>(Patience);
         Assert.Equal((Gen, "p", 1L), (status.Generation, status.Primary, status.LastCommitted));
     }
+
+    [Fact]
+    public void A_coordinator_that_starts_on_a_node_already_downed_takes_nothing_over()
+    {
+        var cluster = Cluster.Get(Sys);
+        cluster.Join(cluster.SelfAddress);
+        AwaitAssert(() => Assert.Equal(MemberStatus.Up, cluster.SelfMember.Status), Patience);
+        cluster.Down(cluster.SelfAddress);
+        AwaitAssert(() => Assert.Equal(MemberStatus.Down, cluster.SelfMember.Status), Patience);
+
+        // As a backoff supervisor restarting it after a refused write would start it.
+        EventFilter.Info(contains: "took over the journal").Expect(0, () =>
+            EventFilter.Warning(contains: "fenced").ExpectOne(Patience, () => Sys.ActorOf(EpochCoordinator.Props(Settings()), "late")));
+        Sys.ActorSelection("/user/late").Tell(GetCoordinatorStatus.Instance);
+        Assert.Equal(0L, ExpectMsg<CoordinatorStatus>(Patience).Generation);
+    }
 }
