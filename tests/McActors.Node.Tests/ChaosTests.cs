@@ -11,6 +11,11 @@ public sealed class ChaosTests
     /// <summary>The CI series: its 10 runs cover every fault (kill, partition, store; primary, secondary, arbiter) and every phase.</summary>
     public const long FixedSeed = 20261316;
 
+    /// <summary>CI's series with the NBD client: its 16 runs draw every fault, network ones included, and kill-primary at every phase.</summary>
+    public const long NbdSeed = 20272099;
+
+    public const int NbdRuns = 16;
+
     [Fact]
     public void A_printed_run_seed_replays_the_same_plan_as_run_one_of_its_own_series()
     {
@@ -30,6 +35,43 @@ public sealed class ChaosTests
         Assert.Equal(NodeFaults.Available.Order(), plans.Select(p => p.Fault).Distinct().Order());
         Assert.Equal(Enum.GetValues<ChaosPhase>(), plans.Where(p => p.Fault is ChaosFault.KillPrimary or ChaosFault.KillSecondary).Select(p => p.Phase).Distinct().Order());
         Assert.All(plans, p => Assert.InRange(p.Replicas, 2, 3));
+    }
+
+    [Fact]
+    public void The_nbd_series_covers_every_fault_and_kill_primary_at_every_phase()
+    {
+        var faults = NodeFaults.Available.Concat(NetworkFaults.All).ToList();
+        var plans = Enumerable.Range(0, NbdRuns).Select(i => ChaosPlan.From(ChaosPlan.RunSeed(NbdSeed, i), faults)).ToList();
+        Assert.Equal(faults.Order(), plans.Select(p => p.Fault).Distinct().Order());
+        Assert.Equal(Enum.GetValues<ChaosPhase>(), plans.Where(p => p.Fault == ChaosFault.KillPrimary).Select(p => p.Phase).Distinct().Order());
+    }
+
+    /// <summary>
+    /// The block-level check in CI: a real NBD client (reconnect and resend included) through every
+    /// fault, partitions cut by iptables in network namespaces (root, as in CI) included.
+    /// </summary>
+    [Fact]
+    public void Chaos_with_the_nbd_client_over_every_fault_passes_the_history_and_invariant_checks()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"mcactors-chaos-nbd-series-{Guid.NewGuid():N}");
+        var passed = false;
+        try
+        {
+            var (exit, output, error) = NodeProcess.Run(TimeSpan.FromMinutes(25),
+                "chaos", "--client", "nbd", "--netns", "--runs", NbdRuns.ToString(), "--seed", NbdSeed.ToString(), "--data-dir", dir);
+            var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            Assert.True(exit == 0, $"chaos exited {exit}\n{output}\n{error}");
+            Assert.Equal($"{NbdRuns} passed, 0 failed", lines[^1]);
+            passed = true;
+            var runs = lines.Where(l => l.StartsWith("run ", StringComparison.Ordinal)).ToList();
+            Assert.Equal(NbdRuns, runs.Count);
+            Assert.All(runs, r => Assert.Matches(@" PASS \(.*nbd .*: [1-9]\d*/\d+ writes ok", r));
+        }
+        finally
+        {
+            if (passed && Directory.Exists(dir))
+                Directory.Delete(dir, recursive: true);
+        }
     }
 
     [Fact]

@@ -64,11 +64,12 @@ public sealed class ChaosObservations(ChaosPlan plan)
             parts.Add(Reprotected ? "restarted, re-protected" : "restarted, not re-protected");
         else if (Plan.Fault is ChaosFault.DiskErrorSecondary or ChaosFault.SlowSecondary)
             parts.Add(Reprotected ? "healed, in sync" : "healed, not in sync");
-        if (NetworkFaults.Is(Plan.Fault) && Notes.Count > 0)
-            parts.Add(string.Join("; ", Notes));
+        var nbd = Notes.Where(n => n.StartsWith("nbd ", StringComparison.Ordinal)).ToList();
+        if (NetworkFaults.Is(Plan.Fault) && Notes.Except(nbd).Any())
+            parts.Add(string.Join("; ", Notes.Except(nbd)));
         if (StoppedAt > 0)
             parts.Add($"stopped at {StoppedAt}");
-        parts.AddRange(Notes.Where(n => n.StartsWith("nbd ", StringComparison.Ordinal)));
+        parts.AddRange(nbd);
         if (Times.Count > 0)
             parts.Add($"[{string.Join(" ", Times.Select(t => $"{t.Phase} {t.Seconds:0.0}"))}]");
         return string.Join(", ", parts);
