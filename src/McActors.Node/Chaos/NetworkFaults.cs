@@ -16,17 +16,14 @@ namespace McActors.Node.Chaos;
 public static class NetworkFaults
 {
     private static readonly TimeSpan FailoverTimeout = TimeSpan.FromSeconds(45);
-    private static readonly TimeSpan DownTimeout = TimeSpan.FromSeconds(20);
-    private static readonly TimeSpan FencedExitTimeout = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan DownTimeout = ChaosRecovery.DownTimeout;
     private static readonly TimeSpan ResyncStartTimeout = TimeSpan.FromSeconds(30);
-    private static readonly TimeSpan ReprotectNotStarted = TimeSpan.FromSeconds(4);
-    private static readonly TimeSpan ReprotectTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan FlapFor = TimeSpan.FromSeconds(8);
 
     /// <summary>Flapping cuts: around Akka's failure detection (600 ms acceptable pause) on both sides, so some are noticed and some not.</summary>
     private static readonly (TimeSpan, TimeSpan) FlapCut = (TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(1200));
     private static readonly (TimeSpan, TimeSpan) FlapHealed = (TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(1500));
-    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan Poll = ChaosRecovery.Poll;
 
     public static IReadOnlyList<ChaosFault> All { get; } =
     [
@@ -130,7 +127,7 @@ public static class NetworkFaults
         foreach (var name in victims)
         {
             var node = cluster.Node(name);
-            if (!await UntilAsync(() => cluster.Observer.Membership.Of(node.Options.Host, node.Options.Port) is { DownedAt: not null } or { RemovedAt: not null }, DownTimeout, cancel))
+            if (!await ChaosRecovery.UntilDownedAsync(cluster, node, cancel))
             {
                 net.HealAll();
                 return seen.Fail("(4)", $"{name}, cut from the network, was not downed within {DownTimeout.TotalSeconds:0} s", clock.Elapsed);
@@ -141,13 +138,7 @@ public static class NetworkFaults
 
         // Healed: a downed node learns it (or already did, from its own resolver) and stops itself.
         foreach (var name in victims)
-        {
-            var node = cluster.Node(name);
-            if (!await node.WaitForExitAsync(FencedExitTimeout))
-                seen.Problems.Add($"(4) {name} was downed while cut off but still runs {FencedExitTimeout.TotalSeconds:0} s after the cut healed");
-            else if (node.ExitCode != 3)
-                seen.Problems.Add($"(4) {name}, downed while cut off, exited with code {node.ExitCode}, not 3 (downed)");
-        }
+            await ChaosRecovery.CheckFencedExitAsync(cluster.Node(name), "cut off", "cut", seen.Problems);
         seen.Problems.AddRange(DecidedAfterDowned(cluster, victims));
         // A flapping link may get nodes downed too (both ends, as indirectly connected): any exit must be a downing.
         foreach (var node in cluster.Nodes.Where(n => n.HasExited && !victims.Contains(n.Options.Name)))
@@ -173,11 +164,7 @@ public static class NetworkFaults
         }
         seen.Restarted = restarted.Count > 0 || plan.Fault == ChaosFault.CutDuringResync;
         var replicas = restarted.Where(r => cluster.Node(r).Options.Kind == Hosting.NodeKind.Replica).ToList();
-        var restartedAt = DateTime.UtcNow;
-        await tracker.UntilAsync(s =>
-            replicas.All(s.Secondaries.Contains)
-            || (!s.Resyncing.Any(r => replicas.Contains(r.Replica)) && DateTime.UtcNow - restartedAt > ReprotectNotStarted)
-            || DateTime.UtcNow - restartedAt > ReprotectTimeout, ReprotectTimeout + TimeSpan.FromSeconds(1), Poll, cancel);
+        await ChaosRecovery.UntilReprotectedAsync(tracker, replicas, DateTime.UtcNow, cancel);
         var last = tracker.Last;
         seen.Reprotected = last is not null && (replicas.Count > 0 ? replicas.All(last.Secondaries.Contains) : last.Secondaries.Contains(target));
         if (restarted.Count > 0)
@@ -267,16 +254,4 @@ public static class NetworkFaults
     /// <summary>The node's NBD port, which its clients on the host keep reaching through a cut.</summary>
     private static int[] NbdPorts(LocalCluster.LocalCluster cluster, string name) =>
         cluster.Node(name).Options.Nbd is { } nbd ? [int.Parse(nbd[(nbd.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture)] : [];
-
-    private static async Task<bool> UntilAsync(Func<bool> condition, TimeSpan timeout, CancellationToken cancel)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-                return false;
-            await Task.Delay(Poll, cancel);
-        }
-        return true;
-    }
 }
