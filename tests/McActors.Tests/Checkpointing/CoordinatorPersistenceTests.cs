@@ -39,6 +39,28 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
         return CoordinatorJournal.Configure(ConfigurationFactory.ParseString("akka.loglevel = INFO").WithFallback(shipped), Path.Combine(folder, "DATA", "coordinator.db"));
     }
 
+    /// <summary>
+    /// Checkpoint 1 committed, then the coordinator moved: the second incarnation, to which both
+    /// secondaries re-registered with their roles of generation <see cref="Gen"/>; the primary has not.
+    /// </summary>
+    private IActorRef MovedAfterCheckpoint1()
+    {
+        var settings = Settings();
+        var first = Sys.ActorOf(EpochCoordinator.Props(settings));
+        first.Tell(GetCoordinatorStatus.Instance);
+        ExpectMsg<CoordinatorStatus>(Startup);
+        _r.StartRunning(first);
+        _r.CommitCheckpoint(first, 1);
+        Watch(first);
+        Sys.Stop(first);
+        ExpectTerminated(first);
+
+        var second = Sys.ActorOf(EpochCoordinator.Props(settings));
+        foreach (var probe in _r.Secondaries)
+            second.Tell(new RegisterReplica(Id(probe), probe.Ref, "127.0.0.1", 7000, null, 1, 1, ReplicaRole.Secondary, Gen), probe.Ref);
+        return second;
+    }
+
     [Fact]
     public void Configure_sets_both_connection_strings_to_the_absolute_path()
     {
@@ -103,19 +125,7 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
     [Fact]
     public void A_primary_that_restarted_while_the_coordinator_moved_is_failed_over_not_resumed()
     {
-        var settings = Settings();
-        var first = Sys.ActorOf(EpochCoordinator.Props(settings));
-        first.Tell(GetCoordinatorStatus.Instance);
-        ExpectMsg<CoordinatorStatus>(Startup);
-        _r.StartRunning(first);
-        _r.CommitCheckpoint(first, 1);
-        Watch(first);
-        Sys.Stop(first);
-        ExpectTerminated(first);
-
-        var second = Sys.ActorOf(EpochCoordinator.Props(settings));
-        foreach (var probe in _r.Secondaries)
-            second.Tell(new RegisterReplica(Id(probe), probe.Ref, "127.0.0.1", 7000, null, 1, 1, ReplicaRole.Secondary, Gen), probe.Ref);
+        var second = MovedAfterCheckpoint1();
         // The primary comes back with no role: its image holds writes after checkpoint 1.
         var restarted = CreateTestProbe("p-restarted");
         second.Tell(new RegisterReplica("p", restarted.Ref, "127.0.0.1", 7000, null, 0, 0), restarted.Ref);
@@ -164,19 +174,7 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
     [Fact]
     public void A_primary_registering_with_no_role_and_no_role_change_after_the_coordinator_moved_is_failed_over()
     {
-        var settings = Settings();
-        var first = Sys.ActorOf(EpochCoordinator.Props(settings));
-        first.Tell(GetCoordinatorStatus.Instance);
-        ExpectMsg<CoordinatorStatus>(Startup);
-        _r.StartRunning(first);
-        _r.CommitCheckpoint(first, 1);
-        Watch(first);
-        Sys.Stop(first);
-        ExpectTerminated(first);
-
-        var second = Sys.ActorOf(EpochCoordinator.Props(settings));
-        foreach (var probe in _r.Secondaries)
-            second.Tell(new RegisterReplica(Id(probe), probe.Ref, "127.0.0.1", 7000, null, 1, 1, ReplicaRole.Secondary, Gen), probe.Ref);
+        var second = MovedAfterCheckpoint1();
         // Becoming a secondary of this generation is no promotion: p restarted and lost its role.
         var restarted = CreateTestProbe("p-restarted");
         second.Tell(new RegisterReplica("p", restarted.Ref, "127.0.0.1", 7000, null, 0, 0, Assuming: ReplicaRole.Secondary, AssumingGeneration: Gen), restarted.Ref);
