@@ -68,6 +68,21 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
         return new TestPrimary(sender, new SyntheticWorkload(seed, VolumeSize, BlockSize));
     }
 
+    /// <summary>
+    /// A secondary with checkpoint 1 prepared, its primary, the last sequence number of epoch 1, and the
+    /// primary's workload as it stood at checkpoint 1: the writes of epoch 2 are lost with a store restart, to be replayed from it.
+    /// </summary>
+    private async Task<(IActorRef Secondary, TestPrimary Primary, long ResumeAfter, SyntheticWorkload Replay)> PreparedAtCheckpoint1()
+    {
+        var secondary = StartSecondary();
+        var primary = await Connect(secondary);
+        await primary.WriteAsync(1, 10);
+        await primary.CloseAsync(1);
+        Prepare(secondary, 1);
+        ExpectPrepared(1);
+        return (secondary, primary, primary.NextSequence - 1, SyntheticWorkload.Restore(primary.Workload.Capture(1)));
+    }
+
     /// <summary>A primary of generation 1 that reconnects after a store restart: the secondary must tell it to resume after <paramref name="resumeAfter"/>, and it replays from there.</summary>
     private async Task<TestPrimary> Reconnect(IActorRef secondary, long resumeAfter, SyntheticWorkload replay)
     {
@@ -295,15 +310,7 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
     [Fact]
     public async Task A_store_restarted_after_a_disk_error_resumes_at_its_prepared_checkpoint_and_rewinds_the_stream()
     {
-        var secondary = StartSecondary();
-        var primary = await Connect(secondary);
-        await primary.WriteAsync(1, 10);
-        await primary.CloseAsync(1);
-        Prepare(secondary, 1);
-        ExpectPrepared(1);
-        var resumeAfter = primary.NextSequence - 1;
-        var epoch2 = primary.Workload; // the writes of epoch 2 are lost with the restart: replay them
-        var replay = SyntheticWorkload.Restore(epoch2.Capture(1));
+        var (secondary, primary, resumeAfter, replay) = await PreparedAtCheckpoint1();
         await primary.WriteAsync(2, 10);
         await primary.SyncAsync();
 
@@ -336,14 +343,7 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
     [Fact]
     public async Task A_checkpoint_whose_writes_went_to_the_store_before_its_restart_is_not_prepared_on_the_recovered_store()
     {
-        var secondary = StartSecondary();
-        var primary = await Connect(secondary);
-        await primary.WriteAsync(1, 10);
-        await primary.CloseAsync(1);
-        Prepare(secondary, 1);
-        ExpectPrepared(1);
-        var resumeAfter = primary.NextSequence - 1;
-        var replay = SyntheticWorkload.Restore(primary.Workload.Capture(1));
+        var (secondary, primary, resumeAfter, replay) = await PreparedAtCheckpoint1();
         await primary.WriteAsync(2, 10);
         await primary.MarkerAsync(2);
         Prepare(secondary, 2); // waits for state 2
