@@ -56,14 +56,14 @@ public static class NetworkFaults
         var primary = seen.PrimaryBefore;
         switch (plan.Fault)
         {
-            case ChaosFault.PartitionPrimaryNet:
-                net.Isolate(primary, CutDirection.Both, hostPorts: NbdPorts(cluster, primary));
-                return DateTime.UtcNow;
-            case ChaosFault.OneWayPrimaryInbound:
-                net.Isolate(primary, CutDirection.Inbound, hostPorts: NbdPorts(cluster, primary));
-                return DateTime.UtcNow;
-            case ChaosFault.OneWayPrimaryOutbound:
-                net.Isolate(primary, CutDirection.Outbound, hostPorts: NbdPorts(cluster, primary));
+            case ChaosFault.PartitionPrimaryNet or ChaosFault.OneWayPrimaryInbound or ChaosFault.OneWayPrimaryOutbound:
+                var direction = plan.Fault switch
+                {
+                    ChaosFault.OneWayPrimaryInbound => CutDirection.Inbound,
+                    ChaosFault.OneWayPrimaryOutbound => CutDirection.Outbound,
+                    _ => CutDirection.Both,
+                };
+                net.Isolate(primary, direction, hostPorts: NbdPorts(cluster, primary));
                 return DateTime.UtcNow;
             case ChaosFault.PartitionCoordinatorMinority:
             {
