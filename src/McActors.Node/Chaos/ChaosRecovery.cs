@@ -10,7 +10,7 @@ namespace McActors.Node.Chaos;
 internal static class ChaosRecovery
 {
     public static readonly TimeSpan DownTimeout = TimeSpan.FromSeconds(20);
-    public static readonly TimeSpan FencedExitTimeout = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan FencedExitTimeout = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan ReprotectNotStarted = TimeSpan.FromSeconds(4);
     private static readonly TimeSpan ReprotectTimeout = TimeSpan.FromSeconds(30);
     public static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
