@@ -1,4 +1,5 @@
 using McActors.Node.LocalCluster;
+using McActors.Protocol;
 
 namespace McActors.Node.Chaos;
 
@@ -19,6 +20,10 @@ internal static class ChaosRecovery
     public static Task<bool> UntilDownedAsync(LocalCluster.LocalCluster cluster, LocalNodeProcess node, CancellationToken cancel) =>
         UntilAsync(() => cluster.Observer.Membership.Of(node.Options.Host, node.Options.Port) is { DownedAt: not null } or { RemovedAt: not null },
             DownTimeout, cancel);
+
+    /// <summary>The timeline of <paramref name="report"/>'s failover from the fault, filled in with what the observer saw of <paramref name="failed"/>.</summary>
+    public static FailoverTimeline TimelineOf(LocalCluster.LocalCluster cluster, ChaosObservations seen, FailoverReport report, LocalNodeProcess failed) =>
+        FailoverTimeline.From(seen.FaultAt, report, cluster.Observer.Membership.Of(failed.Options.Host, failed.Options.Port));
 
     /// <summary>
     /// After the heal a downed node must notice and stop itself (exit code 3), so that it can never act

@@ -268,7 +268,7 @@ public static class ChaosRunner
                 node.Resume();
                 return seen.Fail("failover", $"no failover from {target} within {FailoverTimeout.TotalSeconds:0} s (last: generation {tracker.Last?.Generation}, primary {tracker.Last?.Primary ?? "none"})", TimeSpan.Zero);
             }
-            seen.Failover = FailoverTimeline.From(seen.FaultAt, done.LastFailover!, cluster.Observer.Membership.Of(node.Options.Host, node.Options.Port));
+            seen.Failover = ChaosRecovery.TimelineOf(cluster, seen, done.LastFailover!, node);
         }
         else if (partition)
         {

@@ -116,9 +116,8 @@ public static class NetworkFaults
                 return seen.Fail("failover", $"no failover from {target}, cut from the network, within {FailoverTimeout.TotalSeconds:0} s " +
                     $"(last: generation {tracker.Last?.Generation}, primary {tracker.Last?.Primary ?? "none"})", clock.Elapsed);
             }
-            var node = cluster.Node(target);
             if (done.LastFailover is { } report)
-                seen.Failover = FailoverTimeline.From(seen.FaultAt, report, cluster.Observer.Membership.Of(node.Options.Host, node.Options.Port));
+                seen.Failover = ChaosRecovery.TimelineOf(cluster, seen, report, cluster.Node(target));
             else
                 seen.Notes.Add($"generation {done.Generation} (primary {done.Primary}) recovered from the journal, not reported as a failover");
         }
@@ -148,10 +147,7 @@ public static class NetworkFaults
                 seen.Problems.Add($"(4) {node.Options.Name} exited with code {node.ExitCode} after the network fault, not 3 (downed); see {node.LogPath}");
         }
         if (!TargetsPrimary(plan.Fault) && tracker.Last?.LastFailover is { } failover && failover.Generation > seen.GenerationBefore)
-        {
-            var old = cluster.Node(seen.PrimaryBefore);
-            seen.Failover = FailoverTimeline.From(seen.FaultAt, failover, cluster.Observer.Membership.Of(old.Options.Host, old.Options.Port));
-        }
+            seen.Failover = ChaosRecovery.TimelineOf(cluster, seen, failover, cluster.Node(seen.PrimaryBefore));
 
         // Every node that is down comes back with its data directory (the arbiter first: it holds no
         // replica); the replicas among them must be re-protected (invariant 5).
