@@ -76,9 +76,8 @@ public sealed class NbdClusterTests(ITestOutputHelper output)
             Qemu.Ok("qemu-io", ["-f", "raw", expected, .. writes.SelectMany(w => new[] { "-c", w })]);
 
             var clock = Stopwatch.StartNew();
-            Assert.True(Signals.Send(primary.Pid, Signals.SigKill), $"cannot SIGKILL {primary.Name} (pid {primary.Pid})");
-            var promoted = await Eventually.Get(() => TopologyFile.Read(cluster).FirstOrDefault(n => n.Role == "primary" && n.Name != primary.Name),
-                Startup, "a new primary in cluster.json");
+            Kill(primary);
+            var promoted = await NewPrimary(cluster, primary);
             Assert.NotNull(promoted.Nbd);
 
             // The new primary serves once its promotion finished: retry the read until its export is up.
@@ -115,10 +114,9 @@ public sealed class NbdClusterTests(ITestOutputHelper output)
             {
                 Assert.Equal(0u, client.Call(NbdProtocol.CmdWrite, 0, 65536, payload: pattern).Error); // the write completed
                 client.SendRequest(NbdProtocol.CmdFlush, 8, 0, 0); // in flight, not waited for
-                Assert.True(Signals.Send(primary.Pid, Signals.SigKill), $"cannot SIGKILL {primary.Name} (pid {primary.Pid})");
+                Kill(primary);
             }
-            var promoted = await Eventually.Get(() => TopologyFile.Read(cluster).FirstOrDefault(n => n.Role == "primary" && n.Name != primary.Name),
-                Startup, "a new primary in cluster.json");
+            var promoted = await NewPrimary(cluster, primary);
 
             // The client reconnects to the new primary and resends the flush: it succeeds, so the write must be there.
             using var again = await Open(promoted);
@@ -180,6 +178,14 @@ public sealed class NbdClusterTests(ITestOutputHelper output)
             Startup, $"the primary's NBD export at {primary.Nbd}");
         return (primary, secondary);
     }
+
+    private static void Kill(TopologyNode node) =>
+        Assert.True(Signals.Send(node.Pid, Signals.SigKill), $"cannot SIGKILL {node.Name} (pid {node.Pid})");
+
+    /// <summary>The primary that cluster.json names once the cluster failed over from <paramref name="old"/>.</summary>
+    private static Task<TopologyNode> NewPrimary(string cluster, TopologyNode old) =>
+        Eventually.Get(() => TopologyFile.Read(cluster).FirstOrDefault(n => n.Role == "primary" && n.Name != old.Name),
+            Startup, "a new primary in cluster.json");
 
     private static void Stop(Process up)
     {

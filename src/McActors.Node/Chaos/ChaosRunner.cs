@@ -58,12 +58,9 @@ public static class ChaosRunner
     private static readonly TimeSpan RolesTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan SetupTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan FailoverTimeout = TimeSpan.FromSeconds(30);
-    private static readonly TimeSpan DownTimeout = TimeSpan.FromSeconds(20);
-    private static readonly TimeSpan FencedExitTimeout = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan DownTimeout = ChaosRecovery.DownTimeout;
     private static readonly TimeSpan ProgressTimeout = TimeSpan.FromSeconds(15);
-    private static readonly TimeSpan ReprotectNotStarted = TimeSpan.FromSeconds(4);
-    private static readonly TimeSpan ReprotectTimeout = TimeSpan.FromSeconds(30);
-    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan Poll = ChaosRecovery.Poll;
     private const int MaxDetails = 9;
 
     public static async Task<int> RunAsync(ChaosOptions options, TextWriter output, CancellationToken cancel)
@@ -218,7 +215,7 @@ public static class ChaosRunner
             // (a crash, not a power cut: what they wrote is in the page cache), and verification
             // recovers the stores from what the crash left.
             var replicas = seen.Final.Primary is null ? seen.Final.Secondaries : [seen.Final.Primary, .. seen.Final.Secondaries];
-            await UntilAsync(() => replicas.All(r => File.Exists(GuestStateFiles.PathIn(Path.Combine(dir, r), stopped.Epoch))), TimeSpan.FromSeconds(5), cancel);
+            await ChaosRecovery.UntilAsync(() => replicas.All(r => File.Exists(GuestStateFiles.PathIn(Path.Combine(dir, r), stopped.Epoch))), TimeSpan.FromSeconds(5), cancel);
             seen.Mark("stop", clock);
             await cluster.CrashAllAsync();
         }
@@ -271,13 +268,12 @@ public static class ChaosRunner
                 node.Resume();
                 return seen.Fail("failover", $"no failover from {target} within {FailoverTimeout.TotalSeconds:0} s (last: generation {tracker.Last?.Generation}, primary {tracker.Last?.Primary ?? "none"})", TimeSpan.Zero);
             }
-            seen.Failover = FailoverTimeline.From(seen.FaultAt, done.LastFailover!, cluster.Observer.Membership.Of(node.Options.Host, node.Options.Port));
+            seen.Failover = ChaosRecovery.TimelineOf(cluster, seen, done.LastFailover!, node);
         }
         else if (partition)
         {
             // A partitioned secondary must be downed by the majority before it is let back.
-            var downed = await UntilAsync(() => cluster.Observer.Membership.Of(node.Options.Host, node.Options.Port) is { DownedAt: not null } or { RemovedAt: not null }, DownTimeout, cancel);
-            if (!downed)
+            if (!await ChaosRecovery.UntilDownedAsync(cluster, node, cancel))
             {
                 node.Resume();
                 return seen.Fail("(4)", $"partitioned {target} was not downed within {DownTimeout.TotalSeconds:0} s", TimeSpan.Zero);
@@ -295,10 +291,7 @@ public static class ChaosRunner
             // Healing the partition: the downed node must notice and stop itself (exit code 3), so that it
             // can never act as a primary (or a secondary) of a generation it is not part of.
             node.Resume();
-            if (!await node.WaitForExitAsync(FencedExitTimeout))
-                seen.Problems.Add($"(4) {target} was downed while partitioned but still runs {FencedExitTimeout.TotalSeconds:0} s after the partition healed");
-            else if (node.ExitCode != 3)
-                seen.Problems.Add($"(4) {target}, downed while partitioned, exited with code {node.ExitCode}, not 3 (downed)");
+            await ChaosRecovery.CheckFencedExitAsync(node, "partitioned", "partition", seen.Problems);
         }
 
         if (NodeFaults.IsStoreFault(plan.Fault))
@@ -328,26 +321,10 @@ public static class ChaosRunner
             seen.Mark("rejoin", clock);
             return null;
         }
-        var restartedAt = rejoinFrom;
-        await tracker.UntilAsync(s =>
-            s.Secondaries.Contains(target)
-            || (!s.Resyncing.Any(r => r.Replica == target) && DateTime.UtcNow - restartedAt > ReprotectNotStarted)
-            || DateTime.UtcNow - restartedAt > ReprotectTimeout, ReprotectTimeout + TimeSpan.FromSeconds(1), Poll, cancel);
+        await ChaosRecovery.UntilReprotectedAsync(tracker, [target], rejoinFrom, cancel);
         seen.Reprotected = tracker.Last?.Secondaries.Contains(target) == true;
         seen.Mark("rejoin", clock);
         return null;
-    }
-
-    private static async Task<bool> UntilAsync(Func<bool> condition, TimeSpan timeout, CancellationToken cancel)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-                return false;
-            await Task.Delay(Poll, cancel);
-        }
-        return true;
     }
 
     private static void TryDelete(string dir, bool onlyIfEmpty = false)

@@ -16,17 +16,14 @@ namespace McActors.Node.Chaos;
 public static class NetworkFaults
 {
     private static readonly TimeSpan FailoverTimeout = TimeSpan.FromSeconds(45);
-    private static readonly TimeSpan DownTimeout = TimeSpan.FromSeconds(20);
-    private static readonly TimeSpan FencedExitTimeout = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan DownTimeout = ChaosRecovery.DownTimeout;
     private static readonly TimeSpan ResyncStartTimeout = TimeSpan.FromSeconds(30);
-    private static readonly TimeSpan ReprotectNotStarted = TimeSpan.FromSeconds(4);
-    private static readonly TimeSpan ReprotectTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan FlapFor = TimeSpan.FromSeconds(8);
 
     /// <summary>Flapping cuts: around Akka's failure detection (600 ms acceptable pause) on both sides, so some are noticed and some not.</summary>
     private static readonly (TimeSpan, TimeSpan) FlapCut = (TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(1200));
     private static readonly (TimeSpan, TimeSpan) FlapHealed = (TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(1500));
-    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan Poll = ChaosRecovery.Poll;
 
     public static IReadOnlyList<ChaosFault> All { get; } =
     [
@@ -59,14 +56,14 @@ public static class NetworkFaults
         var primary = seen.PrimaryBefore;
         switch (plan.Fault)
         {
-            case ChaosFault.PartitionPrimaryNet:
-                net.Isolate(primary, CutDirection.Both, hostPorts: NbdPorts(cluster, primary));
-                return DateTime.UtcNow;
-            case ChaosFault.OneWayPrimaryInbound:
-                net.Isolate(primary, CutDirection.Inbound, hostPorts: NbdPorts(cluster, primary));
-                return DateTime.UtcNow;
-            case ChaosFault.OneWayPrimaryOutbound:
-                net.Isolate(primary, CutDirection.Outbound, hostPorts: NbdPorts(cluster, primary));
+            case ChaosFault.PartitionPrimaryNet or ChaosFault.OneWayPrimaryInbound or ChaosFault.OneWayPrimaryOutbound:
+                var direction = plan.Fault switch
+                {
+                    ChaosFault.OneWayPrimaryInbound => CutDirection.Inbound,
+                    ChaosFault.OneWayPrimaryOutbound => CutDirection.Outbound,
+                    _ => CutDirection.Both,
+                };
+                net.Isolate(primary, direction, hostPorts: NbdPorts(cluster, primary));
                 return DateTime.UtcNow;
             case ChaosFault.PartitionCoordinatorMinority:
             {
@@ -119,9 +116,8 @@ public static class NetworkFaults
                 return seen.Fail("failover", $"no failover from {target}, cut from the network, within {FailoverTimeout.TotalSeconds:0} s " +
                     $"(last: generation {tracker.Last?.Generation}, primary {tracker.Last?.Primary ?? "none"})", clock.Elapsed);
             }
-            var node = cluster.Node(target);
             if (done.LastFailover is { } report)
-                seen.Failover = FailoverTimeline.From(seen.FaultAt, report, cluster.Observer.Membership.Of(node.Options.Host, node.Options.Port));
+                seen.Failover = ChaosRecovery.TimelineOf(cluster, seen, report, cluster.Node(target));
             else
                 seen.Notes.Add($"generation {done.Generation} (primary {done.Primary}) recovered from the journal, not reported as a failover");
         }
@@ -130,7 +126,7 @@ public static class NetworkFaults
         foreach (var name in victims)
         {
             var node = cluster.Node(name);
-            if (!await UntilAsync(() => cluster.Observer.Membership.Of(node.Options.Host, node.Options.Port) is { DownedAt: not null } or { RemovedAt: not null }, DownTimeout, cancel))
+            if (!await ChaosRecovery.UntilDownedAsync(cluster, node, cancel))
             {
                 net.HealAll();
                 return seen.Fail("(4)", $"{name}, cut from the network, was not downed within {DownTimeout.TotalSeconds:0} s", clock.Elapsed);
@@ -141,13 +137,7 @@ public static class NetworkFaults
 
         // Healed: a downed node learns it (or already did, from its own resolver) and stops itself.
         foreach (var name in victims)
-        {
-            var node = cluster.Node(name);
-            if (!await node.WaitForExitAsync(FencedExitTimeout))
-                seen.Problems.Add($"(4) {name} was downed while cut off but still runs {FencedExitTimeout.TotalSeconds:0} s after the cut healed");
-            else if (node.ExitCode != 3)
-                seen.Problems.Add($"(4) {name}, downed while cut off, exited with code {node.ExitCode}, not 3 (downed)");
-        }
+            await ChaosRecovery.CheckFencedExitAsync(cluster.Node(name), "cut off", "cut", seen.Problems);
         seen.Problems.AddRange(DecidedAfterDowned(cluster, victims));
         // A flapping link may get nodes downed too (both ends, as indirectly connected): any exit must be a downing.
         foreach (var node in cluster.Nodes.Where(n => n.HasExited && !victims.Contains(n.Options.Name)))
@@ -157,10 +147,7 @@ public static class NetworkFaults
                 seen.Problems.Add($"(4) {node.Options.Name} exited with code {node.ExitCode} after the network fault, not 3 (downed); see {node.LogPath}");
         }
         if (!TargetsPrimary(plan.Fault) && tracker.Last?.LastFailover is { } failover && failover.Generation > seen.GenerationBefore)
-        {
-            var old = cluster.Node(seen.PrimaryBefore);
-            seen.Failover = FailoverTimeline.From(seen.FaultAt, failover, cluster.Observer.Membership.Of(old.Options.Host, old.Options.Port));
-        }
+            seen.Failover = ChaosRecovery.TimelineOf(cluster, seen, failover, cluster.Node(seen.PrimaryBefore));
 
         // Every node that is down comes back with its data directory (the arbiter first: it holds no
         // replica); the replicas among them must be re-protected (invariant 5).
@@ -173,11 +160,7 @@ public static class NetworkFaults
         }
         seen.Restarted = restarted.Count > 0 || plan.Fault == ChaosFault.CutDuringResync;
         var replicas = restarted.Where(r => cluster.Node(r).Options.Kind == Hosting.NodeKind.Replica).ToList();
-        var restartedAt = DateTime.UtcNow;
-        await tracker.UntilAsync(s =>
-            replicas.All(s.Secondaries.Contains)
-            || (!s.Resyncing.Any(r => replicas.Contains(r.Replica)) && DateTime.UtcNow - restartedAt > ReprotectNotStarted)
-            || DateTime.UtcNow - restartedAt > ReprotectTimeout, ReprotectTimeout + TimeSpan.FromSeconds(1), Poll, cancel);
+        await ChaosRecovery.UntilReprotectedAsync(tracker, replicas, DateTime.UtcNow, cancel);
         var last = tracker.Last;
         seen.Reprotected = last is not null && (replicas.Count > 0 ? replicas.All(last.Secondaries.Contains) : last.Secondaries.Contains(target));
         if (restarted.Count > 0)
@@ -267,16 +250,4 @@ public static class NetworkFaults
     /// <summary>The node's NBD port, which its clients on the host keep reaching through a cut.</summary>
     private static int[] NbdPorts(LocalCluster.LocalCluster cluster, string name) =>
         cluster.Node(name).Options.Nbd is { } nbd ? [int.Parse(nbd[(nbd.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture)] : [];
-
-    private static async Task<bool> UntilAsync(Func<bool> condition, TimeSpan timeout, CancellationToken cancel)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-                return false;
-            await Task.Delay(Poll, cancel);
-        }
-        return true;
-    }
 }

@@ -127,7 +127,7 @@ public sealed class LocalCluster : IAsyncDisposable
         old.Kill();
         await old.WaitForExitAsync(StopGrace);
         old.Dispose();
-        var fresh = LocalNodeProcess.Start(old.Options, old.Network);
+        var fresh = LocalNodeProcess.Start(old.Options, Network);
         _nodes[_nodes.IndexOf(old)] = fresh;
         return fresh;
     }

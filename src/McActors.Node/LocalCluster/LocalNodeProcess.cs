@@ -9,18 +9,14 @@ public sealed class LocalNodeProcess : IDisposable
     private readonly Process _process;
     private readonly StreamWriter _log;
 
-    private LocalNodeProcess(NodeOptions options, Process process, StreamWriter log, NetworkNamespaces? network)
+    private LocalNodeProcess(NodeOptions options, Process process, StreamWriter log)
     {
         Options = options;
-        Network = network;
         _process = process;
         _log = log;
     }
 
     public NodeOptions Options { get; }
-
-    /// <summary>The private network whose namespace the node runs in (its own <see cref="NodeOptions.Host"/>), or null: the host's.</summary>
-    public NetworkNamespaces? Network { get; }
     public int Pid => _process.Id;
     public bool HasExited => _process.HasExited;
 
@@ -40,7 +36,7 @@ public sealed class LocalNodeProcess : IDisposable
         if (network is not null)
             (file, args) = network.Command(options.Name, file, args);
         var (process, log) = LoggedProcess.Start(file, args, Path.Combine(options.DataDirectory, "node.log"));
-        return new LocalNodeProcess(options, process, log, network);
+        return new LocalNodeProcess(options, process, log);
     }
 
     /// <summary>SIGTERM (a graceful leave), then SIGKILL if the node has not exited within <paramref name="grace"/>.</summary>

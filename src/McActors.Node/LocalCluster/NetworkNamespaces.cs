@@ -66,8 +66,6 @@ public sealed partial class NetworkNamespaces : IDisposable
 
     public string SubnetCidr => $"10.213.{Subnet}.0/24";
 
-    public IReadOnlyList<string> Names => _names;
-
     /// <summary>Null when this machine can run namespaces; otherwise why not (not root, a tool missing).</summary>
     public static string? Unavailable()
     {
@@ -127,10 +125,8 @@ public sealed partial class NetworkNamespaces : IDisposable
     /// <summary>Drops every packet between <paramref name="a"/> and <paramref name="b"/>, both ways.</summary>
     public void Cut(string a, string b)
     {
-        Rule(a, "-A", InChain, "-s", AddressOf(b));
-        Rule(a, "-A", OutChain, "-d", AddressOf(b));
-        Rule(b, "-A", InChain, "-s", AddressOf(a));
-        Rule(b, "-A", OutChain, "-d", AddressOf(a));
+        CutOneWay(a, b);
+        CutOneWay(b, a);
     }
 
     /// <summary>Drops the packets <paramref name="from"/> sends to <paramref name="to"/>; those from <paramref name="to"/> still arrive.</summary>
@@ -161,21 +157,23 @@ public sealed partial class NetworkNamespaces : IDisposable
         var others = keep?.Where(k => k != name).ToList() ?? [];
         var ports = hostPorts ?? [];
         if (direction != CutDirection.Outbound)
-        {
-            foreach (var k in others)
-                Rule(name, "-A", InChain, "-s", AddressOf(k), "-j", "ACCEPT");
-            foreach (var port in ports)
-                Rule(name, "-A", InChain, "-s", HostAddress, "-p", "tcp", "--dport", Port(port), "-j", "ACCEPT");
-            Rule(name, "-A", InChain, "-s", SubnetCidr);
-        }
+            IsolateOneWay(name, InChain, "-s", "--dport", others, ports);
         if (direction != CutDirection.Inbound)
-        {
-            foreach (var k in others)
-                Rule(name, "-A", OutChain, "-d", AddressOf(k), "-j", "ACCEPT");
-            foreach (var port in ports)
-                Rule(name, "-A", OutChain, "-d", HostAddress, "-p", "tcp", "--sport", Port(port), "-j", "ACCEPT");
-            Rule(name, "-A", OutChain, "-d", SubnetCidr);
-        }
+            IsolateOneWay(name, OutChain, "-d", "--sport", others, ports);
+    }
+
+    /// <summary>
+    /// One direction of <see cref="Isolate"/>: accepts the kept peers and the host's connections to the
+    /// node's ports, then drops the rest of the subnet. <paramref name="peer"/> is the match on the other
+    /// end's address (-s coming in, -d going out), <paramref name="nodePort"/> the one on the node's port.
+    /// </summary>
+    private void IsolateOneWay(string name, string chain, string peer, string nodePort, IEnumerable<string> others, IEnumerable<int> ports)
+    {
+        foreach (var k in others)
+            Rule(name, "-A", chain, peer, AddressOf(k), "-j", "ACCEPT");
+        foreach (var port in ports)
+            Rule(name, "-A", chain, peer, HostAddress, "-p", "tcp", nodePort, Port(port), "-j", "ACCEPT");
+        Rule(name, "-A", chain, peer, SubnetCidr);
     }
 
     /// <summary>Removes every cut of the node's own namespace (isolations, and its side of cuts).</summary>

@@ -39,6 +39,39 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
         return CoordinatorJournal.Configure(ConfigurationFactory.ParseString("akka.loglevel = INFO").WithFallback(shipped), Path.Combine(folder, "DATA", "coordinator.db"));
     }
 
+    /// <summary>
+    /// Checkpoint 1 committed, then the coordinator moved: the second incarnation, to which both
+    /// secondaries re-registered with their roles of generation <see cref="Gen"/>; the primary has not.
+    /// </summary>
+    private IActorRef MovedAfterCheckpoint1()
+    {
+        var settings = Settings();
+        var first = RunningAtCheckpoint1(EpochCoordinator.Props(settings));
+        Watch(first);
+        Sys.Stop(first);
+        ExpectTerminated(first);
+
+        var second = Sys.ActorOf(EpochCoordinator.Props(settings));
+        foreach (var probe in _r.Secondaries)
+            second.Tell(new RegisterReplica(Id(probe), probe.Ref, "127.0.0.1", 7000, null, 1, 1, ReplicaRole.Secondary, Gen), probe.Ref);
+        return second;
+    }
+
+    /// <summary>
+    /// A coordinator of <paramref name="props"/> that recovered, assigned the roles and committed checkpoint 1.
+    /// The first use of the SQLite plugin (schema creation, first write) is slow on a loaded machine:
+    /// its recovery is waited for with <see cref="Startup"/>.
+    /// </summary>
+    private IActorRef RunningAtCheckpoint1(Props props, string? name = null)
+    {
+        var coordinator = Sys.ActorOf(props, name);
+        coordinator.Tell(GetCoordinatorStatus.Instance);
+        ExpectMsg<CoordinatorStatus>(Startup);
+        _r.StartRunning(coordinator);
+        _r.CommitCheckpoint(coordinator, 1);
+        return coordinator;
+    }
+
     [Fact]
     public void Configure_sets_both_connection_strings_to_the_absolute_path()
     {
@@ -103,19 +136,7 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
     [Fact]
     public void A_primary_that_restarted_while_the_coordinator_moved_is_failed_over_not_resumed()
     {
-        var settings = Settings();
-        var first = Sys.ActorOf(EpochCoordinator.Props(settings));
-        first.Tell(GetCoordinatorStatus.Instance);
-        ExpectMsg<CoordinatorStatus>(Startup);
-        _r.StartRunning(first);
-        _r.CommitCheckpoint(first, 1);
-        Watch(first);
-        Sys.Stop(first);
-        ExpectTerminated(first);
-
-        var second = Sys.ActorOf(EpochCoordinator.Props(settings));
-        foreach (var probe in _r.Secondaries)
-            second.Tell(new RegisterReplica(Id(probe), probe.Ref, "127.0.0.1", 7000, null, 1, 1, ReplicaRole.Secondary, Gen), probe.Ref);
+        var second = MovedAfterCheckpoint1();
         // The primary comes back with no role: its image holds writes after checkpoint 1.
         var restarted = CreateTestProbe("p-restarted");
         second.Tell(new RegisterReplica("p", restarted.Ref, "127.0.0.1", 7000, null, 0, 0), restarted.Ref);
@@ -129,11 +150,7 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
     public void A_primary_registering_mid_promotion_after_the_coordinator_moved_is_not_failed_over()
     {
         var settings = Settings();
-        var first = Sys.ActorOf(EpochCoordinator.Props(settings));
-        first.Tell(GetCoordinatorStatus.Instance);
-        ExpectMsg<CoordinatorStatus>(Startup);
-        _r.StartRunning(first);
-        _r.CommitCheckpoint(first, 1);
+        var first = RunningAtCheckpoint1(EpochCoordinator.Props(settings));
         // p dies: s1 (registered first, both prepared 1) becomes primary of generation 2; s2 follows it.
         Sys.Stop(_r.Primary.Ref);
         Assert.Equal("s1", _r.S2.FishForMessage<AssignSecondary>(a => a.Generation == 2, Startup).PrimaryId);
@@ -164,19 +181,7 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
     [Fact]
     public void A_primary_registering_with_no_role_and_no_role_change_after_the_coordinator_moved_is_failed_over()
     {
-        var settings = Settings();
-        var first = Sys.ActorOf(EpochCoordinator.Props(settings));
-        first.Tell(GetCoordinatorStatus.Instance);
-        ExpectMsg<CoordinatorStatus>(Startup);
-        _r.StartRunning(first);
-        _r.CommitCheckpoint(first, 1);
-        Watch(first);
-        Sys.Stop(first);
-        ExpectTerminated(first);
-
-        var second = Sys.ActorOf(EpochCoordinator.Props(settings));
-        foreach (var probe in _r.Secondaries)
-            second.Tell(new RegisterReplica(Id(probe), probe.Ref, "127.0.0.1", 7000, null, 1, 1, ReplicaRole.Secondary, Gen), probe.Ref);
+        var second = MovedAfterCheckpoint1();
         // Becoming a secondary of this generation is no promotion: p restarted and lost its role.
         var restarted = CreateTestProbe("p-restarted");
         second.Tell(new RegisterReplica("p", restarted.Ref, "127.0.0.1", 7000, null, 0, 0, Assuming: ReplicaRole.Secondary, AssumingGeneration: Gen), restarted.Ref);
@@ -189,11 +194,7 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
     public void Of_two_coordinators_on_one_journal_only_one_appends_and_the_one_refused_restarts_and_recovers_the_other_s_decisions()
     {
         var settings = Settings("mcactors.coordinator.restart-backoff.min = 200ms", "mcactors.coordinator.restart-backoff.max = 1s");
-        var a = Sys.ActorOf(CoordinatorSingleton.SupervisedProps(settings), "a");
-        a.Tell(GetCoordinatorStatus.Instance);
-        ExpectMsg<CoordinatorStatus>(Startup);
-        _r.StartRunning(a);
-        _r.CommitCheckpoint(a, 1);
+        var a = RunningAtCheckpoint1(CoordinatorSingleton.SupervisedProps(settings), "a");
 
         // A second coordinator on the same journal (a singleton that moved while the old one still
         // runs): it resumes generation 1 and commits checkpoint 2 first.
@@ -230,11 +231,7 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
     public void A_coordinator_superseded_by_a_newer_incarnation_on_the_journal_can_append_nothing_more()
     {
         var settings = Settings();
-        var old = Sys.ActorOf(EpochCoordinator.Props(settings), "old");
-        old.Tell(GetCoordinatorStatus.Instance);
-        ExpectMsg<CoordinatorStatus>(Startup);
-        _r.StartRunning(old);
-        _r.CommitCheckpoint(old, 1);
+        var old = RunningAtCheckpoint1(EpochCoordinator.Props(settings), "old");
 
         // The singleton moved while the old coordinator still runs: the new one only recovers.
         var newer = Sys.ActorOf(EpochCoordinator.Props(settings), "newer");

@@ -68,6 +68,39 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
         return new TestPrimary(sender, new SyntheticWorkload(seed, VolumeSize, BlockSize));
     }
 
+    /// <summary>
+    /// A secondary with checkpoint 1 prepared, its primary, the last sequence number of epoch 1, and the
+    /// primary's workload as it stood at checkpoint 1: the writes of epoch 2 are lost with a store restart, to be replayed from it.
+    /// </summary>
+    private async Task<(IActorRef Secondary, TestPrimary Primary, long ResumeAfter, SyntheticWorkload Replay)> PreparedAtCheckpoint1()
+    {
+        var secondary = StartSecondary();
+        var primary = await Connect(secondary);
+        await primary.WriteAsync(1, 10);
+        await primary.CloseAsync(1);
+        Prepare(secondary, 1);
+        ExpectPrepared(1);
+        return (secondary, primary, primary.NextSequence - 1, SyntheticWorkload.Restore(primary.Workload.Capture(1)));
+    }
+
+    /// <summary>A primary of generation 1 that reconnects after a store restart: the secondary must tell it to resume after <paramref name="resumeAfter"/>, and it replays from there.</summary>
+    private async Task<TestPrimary> Reconnect(IActorRef secondary, long resumeAfter, SyntheticWorkload replay)
+    {
+        var sender = await DataPlaneSender.ConnectAsync("127.0.0.1", Status(secondary).DataPlanePort,
+            new DataPlaneVolume(_volume.VolumeId, BlockSize), 1, resumeAfter + 1);
+        Assert.Equal(resumeAfter, sender.PeerAppliedSequence);
+        return new TestPrimary(sender, replay, resumeAfter + 1);
+    }
+
+    /// <summary>Stops the secondary and checks that its store, recovered from disk, holds the guest state <paramref name="state"/>.</summary>
+    private void StopAndVerify(IActorRef secondary, byte[] state)
+    {
+        StopAndWait(secondary);
+        using var recovered = RollbackStore.Recover(StoreDirectory);
+        var verification = GuestVerifier.Verify(GuestState.Parse(state), recovered);
+        Assert.True(verification.Ok, verification.ToString());
+    }
+
     private void Prepare(IActorRef secondary, long epoch, long generation = 1) =>
         secondary.Tell(new Prepare(generation, epoch), _coordinator.Ref);
 
@@ -277,15 +310,7 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
     [Fact]
     public async Task A_store_restarted_after_a_disk_error_resumes_at_its_prepared_checkpoint_and_rewinds_the_stream()
     {
-        var secondary = StartSecondary();
-        var primary = await Connect(secondary);
-        await primary.WriteAsync(1, 10);
-        await primary.CloseAsync(1);
-        Prepare(secondary, 1);
-        ExpectPrepared(1);
-        var resumeAfter = primary.NextSequence - 1;
-        var epoch2 = primary.Workload; // the writes of epoch 2 are lost with the restart: replay them
-        var replay = SyntheticWorkload.Restore(epoch2.Capture(1));
+        var (secondary, primary, resumeAfter, replay) = await PreparedAtCheckpoint1();
         await primary.WriteAsync(2, 10);
         await primary.SyncAsync();
 
@@ -305,33 +330,20 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
             await primary.SyncAsync();
         });
         await primary.DisposeAsync();
-        var port = Status(secondary).DataPlanePort;
-        var sender = await DataPlaneSender.ConnectAsync("127.0.0.1", port, new DataPlaneVolume(_volume.VolumeId, BlockSize), 1, resumeAfter + 1);
-        Assert.Equal(resumeAfter, sender.PeerAppliedSequence);
-        await using var resumed = new TestPrimary(sender, replay, resumeAfter + 1);
+        await using var resumed = await Reconnect(secondary, resumeAfter, replay);
         await resumed.WriteAsync(2, 12);
         var state2 = await resumed.CloseAsync(2);
         Prepare(secondary, 2);
         ExpectPrepared(2);
         CommitAndWait(secondary, 2);
 
-        StopAndWait(secondary);
-        using var recovered = RollbackStore.Recover(StoreDirectory);
-        var verification = GuestVerifier.Verify(GuestState.Parse(state2), recovered);
-        Assert.True(verification.Ok, verification.ToString());
+        StopAndVerify(secondary, state2);
     }
 
     [Fact]
     public async Task A_checkpoint_whose_writes_went_to_the_store_before_its_restart_is_not_prepared_on_the_recovered_store()
     {
-        var secondary = StartSecondary();
-        var primary = await Connect(secondary);
-        await primary.WriteAsync(1, 10);
-        await primary.CloseAsync(1);
-        Prepare(secondary, 1);
-        ExpectPrepared(1);
-        var resumeAfter = primary.NextSequence - 1;
-        var replay = SyntheticWorkload.Restore(primary.Workload.Capture(1));
+        var (secondary, primary, resumeAfter, replay) = await PreparedAtCheckpoint1();
         await primary.WriteAsync(2, 10);
         await primary.MarkerAsync(2);
         Prepare(secondary, 2); // waits for state 2
@@ -365,19 +377,13 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
 
         // The reconnecting primary is told to resend epoch 2, and then checkpoint 2 is prepared for real.
         await primary.DisposeAsync();
-        var sender = await DataPlaneSender.ConnectAsync("127.0.0.1", Status(secondary).DataPlanePort,
-            new DataPlaneVolume(_volume.VolumeId, BlockSize), 1, resumeAfter + 1);
-        Assert.Equal(resumeAfter, sender.PeerAppliedSequence);
-        await using var resumed = new TestPrimary(sender, replay, resumeAfter + 1);
+        await using var resumed = await Reconnect(secondary, resumeAfter, replay);
         await resumed.WriteAsync(2, 10);
         var state2 = await resumed.CloseAsync(2);
         ExpectPrepared(2);
         CommitAndWait(secondary, 2);
 
-        StopAndWait(secondary);
-        using var recovered = RollbackStore.Recover(StoreDirectory);
-        var verification = GuestVerifier.Verify(GuestState.Parse(state2), recovered);
-        Assert.True(verification.Ok, verification.ToString());
+        StopAndVerify(secondary, state2);
     }
 
     private long StoreIncarnation(IActorRef secondary)
@@ -457,10 +463,7 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
         secondary.Tell(new Prepare(1, 2), _coordinator.Ref);
         Assert.Equal(new StaleGeneration(2, 1, nameof(Prepare)), _coordinator.ExpectMsg<StaleGeneration>());
 
-        StopAndWait(secondary);
-        using var recovered = RollbackStore.Recover(StoreDirectory);
-        var verification = GuestVerifier.Verify(GuestState.Parse(state2), recovered);
-        Assert.True(verification.Ok, verification.ToString());
+        StopAndVerify(secondary, state2);
     }
 
     [Fact]

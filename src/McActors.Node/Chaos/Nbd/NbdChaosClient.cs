@@ -43,8 +43,6 @@ public sealed class NbdChaosClient : IAsyncDisposable
         _running = Task.Run(() => workload.RunAsync(_stopIssuing.Token, _giveUp.Token), CancellationToken.None);
     }
 
-    public NbdRunStats? Stats { get; private set; }
-
     /// <summary>Starts the workload of <paramref name="plan"/> against the cluster whose cluster.json is in <paramref name="dataDirectory"/>.</summary>
     public static NbdChaosClient Start(ChaosPlan plan, string dataDirectory, CancellationToken cancel) =>
         new(new NbdWorkload(NbdWorkloadPlan.From(plan.GuestSeed), plan.GuestSeed, "", () => Candidates(dataDirectory)), dataDirectory, cancel);
@@ -78,12 +76,12 @@ public sealed class NbdChaosClient : IAsyncDisposable
                 $"(last refusals: {string.Join("; ", _workload.Refusals.TakeLast(3))})");
         }
         var history = _workload.Recorder.Snapshot();
-        Stats = StatsOf(history);
+        var stats = StatsOf(history);
         if (history.Reads.Any(r => r.Final && r.Result is null) && !seen.Problems.Any(p => p.StartsWith("(nbd)", StringComparison.Ordinal)))
             seen.Problems.Add($"(nbd) the final read failed: {history.Reads.First(r => r.Final && r.Result is null).Error}");
         var broken = BlockHistoryChecker.Check(history, _workload.MultiConn);
         seen.Problems.AddRange(broken);
-        seen.Notes.Add(Stats.ToString());
+        seen.Notes.Add(stats.ToString());
         if (broken.Count > 0 || seen.Problems.Count > 0)
             _workload.Recorder.WriteTo(Path.Combine(_dataDirectory, HistoryFile));
     }

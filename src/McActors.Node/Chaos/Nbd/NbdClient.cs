@@ -67,7 +67,6 @@ public sealed class NbdClient : IAsyncDisposable
     public long SizeBytes { get; private set; }
     public ushort TransmissionFlags { get; private set; }
     public int MinBlockSize { get; private set; } = 1;
-    public int MaxPayload { get; private set; } = 32 << 20;
     public bool CanMultiConn => (TransmissionFlags & TransCanMultiConn) != 0;
     public bool CanFua => (TransmissionFlags & TransSendFua) != 0;
     public bool CanFlush => (TransmissionFlags & TransSendFlush) != 0;
@@ -204,7 +203,6 @@ public sealed class NbdClient : IAsyncDisposable
                     break;
                 case InfoBlockSize when data.Length >= 14:
                     MinBlockSize = (int)BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(2));
-                    MaxPayload = (int)Math.Min(int.MaxValue, BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(10)));
                     break;
             }
         }
