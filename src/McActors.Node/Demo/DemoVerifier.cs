@@ -27,7 +27,7 @@ public static class DemoVerifier
     /// <summary>A local cluster's final primary and in-sync secondaries (node directories under <paramref name="dataDirectory"/>), as its coordinator last reported them.</summary>
     public static DemoVerdict Verify(string dataDirectory, CoordinatorStatus final, long epoch) =>
         final.Primary is { } primary
-            ? Verify(Path.Combine(dataDirectory, primary), [.. final.Secondaries.Select(s => Path.Combine(dataDirectory, s))], epoch)
+            ? Verify(Path.Combine(dataDirectory, primary), [.. final.SecondariesOf(epoch).Select(s => Path.Combine(dataDirectory, s))], epoch)
             : new DemoVerdict(false, "no primary at the end");
 
     public static DemoVerdict Verify(string primaryDirectory, IReadOnlyList<string> secondaryDirectories, long epoch)
@@ -97,7 +97,7 @@ public static class DemoVerifier
         var primaryDirectory = Path.Combine(dataDirectory, primaryName);
         var descriptor = VolumeDescriptor.Load(PrimaryVolumeFiles.ImageDirectory(primaryDirectory));
         using var primary = VolumeImage.Open(PrimaryVolumeFiles.ImagePath(primaryDirectory), descriptor.SizeBytes, writable: false);
-        foreach (var name in final.Secondaries)
+        foreach (var name in final.SecondariesOf(epoch))
         {
             using var store = RollbackStore.Recover(Path.Combine(dataDirectory, name, SecondaryActor.StoreName));
             if (store.Descriptor.VolumeId != descriptor.VolumeId || store.Descriptor.SizeBytes != descriptor.SizeBytes)
@@ -113,7 +113,7 @@ public static class DemoVerifier
             if (FirstDifference(primary, store, descriptor.SizeBytes) is { } offset)
                 return new DemoVerdict(false, $"images of the primary and {name} differ at byte {offset} (checkpoint {epoch})");
         }
-        return new DemoVerdict(true, $"checkpoint {epoch}: the primary's image and {final.Secondaries.Count} secondaries' identical ({descriptor.SizeBytes >> 20} MiB)");
+        return new DemoVerdict(true, $"checkpoint {epoch}: the primary's image and {final.SecondariesOf(epoch).Count} secondaries' identical ({descriptor.SizeBytes >> 20} MiB)");
     }
 
     private static long? FirstDifference(VolumeImage primary, RollbackStore store, long size)

@@ -994,6 +994,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         Failovers = _state.Failovers,
         LastFailover = _lastFailover,
         Resyncing = [.. _resyncs.Values.Select(r => r.Progress)],
+        JoinedFrom = _state.Joined.ToDictionary(j => j.Replica, j => j.CountsFrom),
     };
 
     // ---- timer messages (local only) ----

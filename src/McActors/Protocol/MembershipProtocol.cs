@@ -140,6 +140,15 @@ public sealed record CoordinatorStatus(
 
     /// <summary>Replicas being re-protected (background copy from the primary) and how far each got.</summary>
     public IReadOnlyList<ResyncProgress> Resyncing { get; init; } = [];
+
+    /// <summary>
+    /// Secondaries that joined this generation by a resync, with the first checkpoint each takes
+    /// part in: one cannot vouch for a checkpoint before it (it was never asked to prepare it).
+    /// </summary>
+    public IReadOnlyDictionary<string, long> JoinedFrom { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>The secondaries that took part in checkpoint <paramref name="epoch"/> (all but those that joined after it was opened).</summary>
+    public IReadOnlyList<string> SecondariesOf(long epoch) => [.. Secondaries.Where(s => JoinedFrom.GetValueOrDefault(s) <= epoch)];
 }
 
 /// <summary>

@@ -328,6 +328,9 @@ public sealed class EpochCoordinatorTests : TestKit
         // 1 committed on no secondary: the primary must fsync its image and min-replicas ≥ 1 must hold output.
         Assert.Equal(new Commit(Gen, 1, 0), _r.Primary.FishForMessage<Commit>(_ => true));
         Assert.Equal(["s3"], Status(coordinator).Secondaries);
+        // What a verifier of checkpoint 1 must not ask of s3, and may ask from checkpoint 2 on.
+        Assert.Empty(Status(coordinator).SecondariesOf(1));
+        Assert.Equal(["s3"], Status(coordinator).SecondariesOf(2));
 
         // A replica that comes back hears the count of commit 1, not today's replica set.
         var again = CreateTestProbe("s3-again");
