@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using McActors.Node.LocalCluster;
 using McActors.Protocol;
 
@@ -18,6 +19,7 @@ public static class NetworkFaults
     private static readonly TimeSpan FailoverTimeout = TimeSpan.FromSeconds(45);
     private static readonly TimeSpan DownTimeout = ChaosRecovery.DownTimeout;
     private static readonly TimeSpan ResyncStartTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan MemberUpTimeout = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan FlapFor = TimeSpan.FromSeconds(8);
 
     /// <summary>Flapping cuts: around Akka's failure detection (600 ms acceptable pause) on both sides, so some are noticed and some not.</summary>
@@ -211,9 +213,17 @@ public static class NetworkFaults
             ResyncStartTimeout, TimeSpan.FromMilliseconds(20), cancel);
         // On a loaded machine the fresh incarnation may have been downed already (late heartbeats):
         // then there is no resync to cut, and its downing is not the cut's.
+        // The observer may see it Joining a moment longer than the coordinator did (gossip lag): wait for Up.
         var fresh = cluster.Node(target);
-        var member = Akka.Cluster.Cluster.Get(cluster.Observer.System).State.Members
-            .FirstOrDefault(m => m.Address.Host == fresh.Options.Host && m.Address.Port == fresh.Options.Port);
+        var observer = Akka.Cluster.Cluster.Get(cluster.Observer.System);
+        Akka.Cluster.Member? member = null;
+        for (var waited = Stopwatch.StartNew(); ; await Task.Delay(20, cancel))
+        {
+            member = observer.State.Members.FirstOrDefault(m => m.Address.Host == fresh.Options.Host && m.Address.Port == fresh.Options.Port);
+            if (fresh.HasExited || waited.Elapsed > MemberUpTimeout
+                || member?.Status is Akka.Cluster.MemberStatus.Up or Akka.Cluster.MemberStatus.Down or Akka.Cluster.MemberStatus.Exiting or Akka.Cluster.MemberStatus.Removed)
+                break;
+        }
         if (fresh.HasExited || member?.Status != Akka.Cluster.MemberStatus.Up)
             throw new InvalidOperationException($"setup: restarted {target} is {(fresh.HasExited ? $"gone (exit code {fresh.ExitCode})" : $"not an Up member ({member?.Status.ToString() ?? "not a member"})")} before the cut; see {fresh.LogPath}");
         NetworkOf(cluster).Isolate(target, CutDirection.Both);
