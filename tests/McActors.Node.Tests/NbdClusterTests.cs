@@ -132,14 +132,51 @@ public sealed class NbdClusterTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task A_primary_left_alone_then_SIGKILLed_comes_back_when_restarted_with_every_write_it_acknowledged()
+    {
+        using var dir = new TempDirectory("mcactors-nbd-alone");
+        // min-replicas 0 (the default): alone, the primary acknowledges on its own durability.
+        await using var cluster = LocalCluster.LocalCluster.Start(new LocalClusterOptions(dir.Sub("cluster"), 2,
+            ["mcactors.checkpoint.epoch-interval = 50ms", "mcactors.volume.size = 32MiB", "mcactors.checkpoint.min-replicas = 0"], Nbd: true));
+        var roles = await cluster.WaitForRolesAsync(Startup, CancellationToken.None);
+        var primary = cluster.Node(roles.Primary!).Options;
+        cluster.Kill(roles.Secondaries[0]);
+        var alone = await Eventually.GetAsync(async () => await cluster.Observer.StatusAsync(TimeSpan.FromSeconds(2)) is { Secondaries.Count: 0 } s ? s : null,
+            Startup, "the secondary dropped from the replica set");
+
+        var (seed, _) = Seeds.Base();
+        output.WriteLine($"seed {seed}");
+        var pattern = new byte[256 << 10];
+        new Random(seed).NextBytes(pattern);
+        using (var client = await Open(primary.Name, primary.Nbd!))
+        {
+            Assert.Equal(0u, client.Call(NbdProtocol.CmdWrite, 1 << 20, (uint)pattern.Length, payload: pattern).Error);
+            Assert.Equal(0u, client.Call(NbdProtocol.CmdFlush, 0, 0, handle: 2).Error); // acknowledged: on the primary's disk only
+        }
+        cluster.Kill(primary.Name);
+        // No secondary holds the last committed checkpoint: the volume waits until the primary's node restarts.
+        await cluster.RestartAsync(primary.Name);
+        var back = await Eventually.GetAsync(async () => await cluster.Observer.StatusAsync(TimeSpan.FromSeconds(2)) is { } s
+            && s.Generation > roles.Generation && s.Primary == primary.Name ? s : null, Startup, $"{primary.Name} primary again");
+        output.WriteLine($"{primary.Name} is primary of generation {back.Generation} again at checkpoint {back.LastCommitted}");
+
+        using var again = await Open(primary.Name, primary.Nbd!);
+        var (error, data) = again.Call(NbdProtocol.CmdRead, 1 << 20, (uint)pattern.Length, handle: 3);
+        Assert.Equal(0u, error);
+        Assert.True(pattern.AsSpan().SequenceEqual(data), "a write acknowledged by a FLUSH on the primary alone is lost after its restart");
+    }
+
     /// <summary>A client in transmission on <paramref name="node"/>'s export, retried until the export is up (a promotion finishes).</summary>
-    private static Task<NbdTestClient> Open(TopologyNode node) =>
+    private static Task<NbdTestClient> Open(TopologyNode node) => Open(node.Name, node.Nbd!);
+
+    private static Task<NbdTestClient> Open(string name, string nbd) =>
         Eventually.Get(() =>
         {
             NbdTestClient? client = null;
             try
             {
-                client = new NbdTestClient(IPEndPoint.Parse(node.Nbd!));
+                client = new NbdTestClient(IPEndPoint.Parse(nbd));
                 client.Greet();
                 client.SendOption(NbdProtocol.OptGo, NbdTestClient.GoData(""));
                 while (client.ReceiveOptionReply() is var (_, type, _) && type != NbdProtocol.RepAck)
@@ -157,7 +194,7 @@ public sealed class NbdClusterTests(ITestOutputHelper output)
                 client?.Dispose();
                 return null;
             }
-        }, Startup, $"{node.Name}'s NBD export at {node.Nbd}");
+        }, Startup, $"{name}'s NBD export at {nbd}");
 
     private static async Task<(TopologyNode Primary, TopologyNode Secondary)> Roles(string cluster)
     {

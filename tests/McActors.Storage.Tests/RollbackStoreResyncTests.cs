@@ -253,6 +253,43 @@ public sealed class RollbackStoreResyncTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_store_attached_to_a_detached_image_vouches_from_that_checkpoint_on_and_rolls_back_to_it_after_a_reopen()
+    {
+        using var dir = new TempDirectory("attach");
+        var descriptor = VolumeDescriptor.New(1 << 20);
+        using (var store = RollbackStore.Create(dir.Path, descriptor))
+        {
+            store.Write(1, 0, Filled(8192, 1));
+            store.Prepare(1);
+        }
+        RollbackStore.Detach(dir.Path); // a primary's image, written directly
+        Assert.Null(RollbackStore.ReadCheckpoints(dir.Path));
+        using (var image = VolumeImage.Open(Path.Combine(dir.Path, RollbackStore.ImageFileName), descriptor.SizeBytes))
+            image.Write(4096, Filled(4096, 7)); // checkpoint 5's last write, say
+        var atFive = File.ReadAllBytes(Path.Combine(dir.Path, RollbackStore.ImageFileName));
+
+        using (var store = RollbackStore.AttachAt(dir.Path, descriptor, 5))
+        {
+            Assert.Equal((5L, 5L, 5L), (store.CommittedEpoch, store.PreparedEpoch, store.SyncedFrom));
+            store.Write(6, 0, Filled(8192, 6));
+            store.Prepare(6);
+            store.Write(7, 4096, Filled(4096, 8)); // never prepared
+        }
+        Assert.Equal((5L, 6L), RollbackStore.ReadCheckpoints(dir.Path));
+        using (var recovered = RollbackStore.Recover(dir.Path))
+        {
+            Assert.Throws<ResyncIncompleteException>(() => recovered.RollbackTo(4)); // before the attach: not held
+            recovered.RollbackTo(5);
+            RandomOperations.AssertImage(recovered, atFive, "rolled back to the checkpoint it was attached at");
+        }
+        // A damaged state file vouches for nothing, as recovery would refuse it.
+        File.WriteAllBytes(Path.Combine(dir.Path, StoreStateFile.FileName), new byte[2 * StoreStateFile.SlotSize]);
+        Assert.Null(RollbackStore.ReadCheckpoints(dir.Path));
+        // And there is nothing to attach to without an image of this volume.
+        Assert.Throws<StoreMetadataCorruptException>(() => RollbackStore.AttachAt(dir.Path, VolumeDescriptor.New(1 << 20), 5));
+    }
+
+    [Fact]
     public void Opening_for_resync_with_another_volume_starts_from_a_zero_image()
     {
         using var dir = new TempDirectory("resync-other");

@@ -195,6 +195,70 @@ public sealed class RollbackStore : IDisposable
     }
 
     /// <summary>
+    /// Turns the image in <paramref name="directory"/> back into a store at checkpoint
+    /// <paramref name="checkpoint"/>: for a primary left alone, whose image is exactly that checkpoint
+    /// when this is called (its guest paused after the epoch's last write), so that it can keep its
+    /// own rollback logs from then on. fsyncs the image, drops any old state and logs, then persists
+    /// a state that vouches for <paramref name="checkpoint"/> only (committed, prepared and synced
+    /// from it: nothing older can be rolled back to). Crash-safe: the state comes last, and without it
+    /// the directory is a detached image. No store may be open on the directory meanwhile.
+    /// </summary>
+    public static RollbackStore AttachAt(string directory, VolumeDescriptor descriptor, long checkpoint, RollbackStoreOptions? options = null)
+    {
+        options ??= new RollbackStoreOptions();
+        options.Validate();
+        descriptor.Validate();
+        ArgumentOutOfRangeException.ThrowIfNegative(checkpoint);
+        var imagePath = Path.Combine(directory, ImageFileName);
+        if (!HoldsVolume(directory, descriptor, imagePath))
+            throw new StoreMetadataCorruptException(Path.Combine(directory, VolumeDescriptor.FileName),
+                $"no image of volume {descriptor.VolumeId} ({descriptor.SizeBytes} B) to attach a store to in {directory}");
+        RemoveStateAndLogs(directory);
+        VolumeImage? image = null;
+        StoreStateFile? state = null;
+        try
+        {
+            image = VolumeImage.Open(imagePath, descriptor.SizeBytes);
+            image.Faults = options.Faults;
+            image.Flush(); // the checkpoint's writes are durable before any state vouches for them
+            state = StoreStateFile.Create(directory, new StoreState(checkpoint, checkpoint, 0, 0, checkpoint));
+            return new RollbackStore(directory, descriptor, image, state, options);
+        }
+        catch
+        {
+            state?.Dispose();
+            image?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The checkpoints a store directory that no one has open can vouch for, read from its state
+    /// file alone: from the oldest it can roll back to (the later of committed and synced-from) to
+    /// the newest prepared. Null when it can vouch for none: no store, detached, mid-resync, or a
+    /// damaged state (what <see cref="Recover"/> would then refuse). Only a full recovery checks
+    /// the logs, so this is what a replica reports, not a promise.
+    /// </summary>
+    public static (long Oldest, long Newest)? ReadCheckpoints(string directory)
+    {
+        if (!File.Exists(Path.Combine(directory, VolumeDescriptor.FileName)) || !File.Exists(Path.Combine(directory, StoreStateFile.FileName)))
+            return null;
+        try
+        {
+            using var file = StoreStateFile.Open(directory);
+            var s = file.State;
+            if (s.SyncedFrom == StoreState.ResyncInProgress)
+                return null;
+            var oldest = Math.Max(s.Committed, s.SyncedFrom);
+            return oldest <= s.Prepared ? (oldest, s.Prepared) : null;
+        }
+        catch (Exception e) when (e is IOException or CannotVouchException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
     /// Retires a store directory whose image its owner is about to write directly (a secondary
     /// promoted to primary): removes the state file (then fsyncs the directory), then every
     /// rollback log, and keeps the image and the descriptor. Afterwards <see cref="Recover"/>

@@ -19,7 +19,8 @@ namespace McActors.Checkpointing;
 /// having restarted), the secondary that prepared the most becomes the primary of a new
 /// generation and the target is the last committed checkpoint; the new roles go through
 /// AssigningRoles again (secondaries roll back and listen first, then the new primary rolls back
-/// and resumes). With no secondary alive, PrimaryLost: the volume waits for one to come back.
+/// and resumes). With no secondary alive, PrimaryLost: the volume waits for one to come back, or for
+/// the primary itself if it kept the checkpoints while alone (PrimaryAloneCheckpoints).
 /// After a restart or a singleton move nothing but the journal is known: each member that
 /// registers again gets its assignment and Commit(last committed) again (both idempotent), and
 /// epochs continue from the last committed one + 1 as soon as the primary is back. The primary
@@ -37,6 +38,8 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private readonly string _persistenceId;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, ReplicaCandidate> _registered = [];
+    // What the store of each replica that last registered with no role vouches for (RegisterReplica.Committed..Prepared).
+    private readonly Dictionary<string, (long Oldest, long Newest, Guid? Volume)> _storeVouches = [];
     private readonly Dictionary<string, IActorRef> _refs = [];
     // Each replica's NBD address (host:port) from its last registration, to tell others where the primary serves.
     private readonly Dictionary<string, string> _nbd = [];
@@ -413,6 +416,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         Timers.CancelAll();
         _pipeline = null;
+        _primaryRunning = false; // a primary that registers again is no restart to fail over: it is what the volume waits for
         Common();
         Command<RegisterReplica>(r =>
         {
@@ -420,6 +424,9 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             // A secondary of this generation came back (restarted with its store): it can take over.
             if (_state.Secondaries.Contains(r.ReplicaId))
                 StartFailover("no primary: a secondary is back");
+            // So can the primary itself, if it kept the checkpoints alone (PrimaryAloneCheckpoints).
+            else if (r.ReplicaId == _state.Primary && OldPrimaryCanComeBack())
+                StartFailover("no primary: the primary is back, its store holds the last committed checkpoint");
         });
         Command<Terminated>(t => Forget(t.ActorRef));
         Command<StopGuest>(_ => _log.Warning("StopGuest from {0} ignored: there is no primary", Sender));
@@ -553,6 +560,10 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
 
         if (r.Prepared > _preparedBy.GetValueOrDefault(r.ReplicaId))
             _preparedBy[r.ReplicaId] = r.Prepared;
+        if (r.Role is null && r.Prepared > 0)
+            _storeVouches[r.ReplicaId] = (r.Committed, r.Prepared, r.VolumeId);
+        else
+            _storeVouches.Remove(r.ReplicaId);
 
         if (!_state.HasRoles)
             return false;
@@ -574,6 +585,16 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     /// image holds nothing uncovered, and failing it over would make a needless generation whose
     /// primary runs beside it until it hears of that generation.
     /// </summary>
+    /// <summary>
+    /// The lost primary registered again with no role (it restarted), and its store vouches for the
+    /// last committed checkpoint: it kept the checkpoints alone while no secondary did
+    /// (PrimaryAloneCheckpoints), so it can be rolled back to that checkpoint and promoted again.
+    /// The last resort of a failover: any secondary that can take over goes first.
+    /// </summary>
+    private bool OldPrimaryCanComeBack() =>
+        _state.Primary is { } primary && _refs.ContainsKey(primary) && _storeVouches.TryGetValue(primary, out var v)
+        && v.Volume == _state.Volume?.VolumeId && v.Oldest <= _state.LastCommitted && _state.LastCommitted <= v.Newest;
+
     private bool IsPromotingToCurrentGeneration(RegisterReplica r) =>
         r.Role is null && r.Assuming == ReplicaRole.Primary && r.AssumingGeneration == _state.Generation && r.ReplicaId == _state.Primary;
 
@@ -689,11 +710,14 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         var old = _state.Primary!;
         var oldAddress = _state.PrimaryAddress;
         var roles = ReplicaSetPlanner.PlanFailover(_state.Secondaries, RegisteredMembers(), _preparedBy, _state.Generation, AddressOf,
-            _state.LastCommitted, _state.CountsFrom);
+            _state.LastCommitted, _state.CountsFrom)
+            ?? (OldPrimaryCanComeBack()
+                ? ReplicaSetPlanner.PlanFailover([old], RegisteredMembers(), _preparedBy, _state.Generation, AddressOf, _state.LastCommitted, _ => 0)
+                : null);
         if (roles is null)
         {
             _log.Error("primary {0} of generation {1} lost ({2}) and no secondary is alive to take over: the volume is unavailable " +
-                "until a secondary of this generation returns with its store (checkpoint {3} is the last committed)",
+                "until a secondary of this generation, or the primary itself, returns with a store that holds checkpoint {3} (the last committed)",
                 old, _state.Generation, reason, _state.LastCommitted);
             Become(PrimaryLost);
             return;

@@ -22,7 +22,9 @@ public sealed record SecondaryEndpoint(string ReplicaId, string Host, int Port);
 /// <see cref="AssumingGeneration"/> is the role it is changing into while no role runs (an
 /// assignment taken, the old role stopping or the store rolling back for a promotion), null when
 /// no change is under way: a primary that registers with no role but Assuming = Primary of the
-/// current generation is mid-promotion, not restarted.
+/// current generation is mid-promotion, not restarted. <see cref="Committed"/>..<see cref="Prepared"/>
+/// are the checkpoints its store's state file vouches for while no role runs (the oldest it can
+/// roll back to, the newest prepared); 0, 0 when it vouches for none or a role runs.
 /// </summary>
 public sealed record RegisterReplica(
     string ReplicaId,

@@ -4,6 +4,7 @@ using McActors.Configuration;
 using McActors.DataPlane;
 using McActors.Guests;
 using McActors.Protocol;
+using McActors.Storage;
 using McActors.Storage.Volume;
 
 namespace McActors.Replication;
@@ -66,6 +67,8 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private PrimaryEpochLedger? _ledger;
     private PrimaryOutputGate? _gate;
     private VolumeImage? _image;
+    private PrimaryAloneCheckpoints? _alone; // while no secondary holds the checkpoints
+    private bool _lastCommitOnNoSecondary;
     private VolumeSpec? _volume;
     private IActorRef? _guest;
     private IActorRef _assignedBy = ActorRefs.Nobody;
@@ -290,16 +293,21 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             guest.Tell(new GuestWriteFailed(m.Tag, $"write of {m.Data.Length} B exceeds the data plane's limit of {_settings.DataPlane.MaxPayloadBytes} B"));
             return;
         }
+        var ledger = Ledger;
+        var epoch = ledger.Epoch;
         try
         {
-            _image!.Write(m.Offset, m.Data);
+            if (_alone is not null)
+                _alone.Write(epoch, m.Offset, m.Data);
+            else
+                _image!.Write(m.Offset, m.Data);
         }
         catch (VolumeRangeException e)
         {
             guest.Tell(new GuestWriteFailed(m.Tag, e.Message));
             return;
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or StorageException)
         {
             // Part of it may be in the image (EIO, ENOSPC mid-write), none of it in any secondary:
             // the image no longer matches the stream, so this primary must not go on (ImageFailed).
@@ -307,8 +315,6 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             ImageFailed($"write of {m.Data.Length} B at {m.Offset} failed", e);
             return;
         }
-        var ledger = Ledger;
-        var epoch = ledger.Epoch;
         var sequence = ledger.RecordWrite(m.Data.Length);
         SendToAll(s => s.SendWriteAsync(epoch, sequence, m.Offset, m.Data), () => guest.Tell(new GuestWriteCompleted(m.Tag)));
     }
@@ -323,14 +329,17 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         var data = new byte[m.Length];
         try
         {
-            _image!.Read(m.Offset, data);
+            if (_alone is not null)
+                _alone.Read(m.Offset, data);
+            else
+                _image!.Read(m.Offset, data);
         }
         catch (VolumeRangeException e)
         {
             Sender.Tell(new GuestReadFailed(m.Tag, e.Message));
             return;
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or StorageException)
         {
             _log.Error(e, "primary {0}: read of {1} B at {2} failed", _replicaId, m.Length, m.Offset);
             Sender.Tell(new GuestReadFailed(m.Tag, $"I/O error: {e.Message}"));
@@ -414,6 +423,8 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     {
         var ledger = Ledger;
         var closed = ledger.Find(_closing)!;
+        if (!KeepIfAlone(closed))
+            return;
         if (!_stopGuest)
         {
             _guest!.Tell(new ResumeGuest(ledger.Epoch));
@@ -432,6 +443,62 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         _closeRequester = ActorRefs.Nobody;
         Enter(Running, "Running");
         Stash.UnstashAll();
+    }
+
+    /// <summary>
+    /// A primary that no secondary follows is the only holder of the checkpoint it just closed: it
+    /// keeps it on its own disk (attaching a rollback store at the first one, preparing each later
+    /// one) before the coordinator hears that it closed, so before it can commit. It goes on
+    /// preparing until a commit says a secondary holds the checkpoints again. False if the image
+    /// failed (the primary stops).
+    /// </summary>
+    private bool KeepIfAlone(ClosedCheckpoint closed)
+    {
+        var alone = _lastCommitOnNoSecondary || _senders.All(s => s.Id == _copy?.ReplicaId); // a joiner holds no checkpoint yet
+        if (_alone is null && !alone)
+            return true;
+        try
+        {
+            if (_alone is null)
+            {
+                _alone = PrimaryAloneCheckpoints.Attach(_directory, _volume!, closed.Epoch, closed.State, _settings.StoreOptions);
+                _log.Warning("primary {0}: no secondary holds the checkpoints of generation {1}; keeping them here from checkpoint {2} on " +
+                    "(rollback logs in its store), so that it can come back from a crash on its own", _replicaId, Ledger.Generation, closed.Epoch);
+            }
+            else
+                _alone.Prepare(closed.Epoch, closed.State);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or StorageException)
+        {
+            ImageFailed($"keeping checkpoint {closed.Epoch} on the primary alone failed", e);
+            return false;
+        }
+    }
+
+    /// <summary>The commit of a checkpoint the primary keeps alone drops its logs; one a secondary prepared ends keeping them.</summary>
+    private bool CommitIfAlone(Commit m)
+    {
+        _lastCommitOnNoSecondary = m.Secondaries == 0;
+        if (_alone is null)
+            return true;
+        try
+        {
+            if (m.Secondaries == 0)
+            {
+                _alone.Commit(m.Epoch);
+                return true;
+            }
+            _alone.Detach(_directory);
+            _alone = null;
+            _log.Info("primary {0}: checkpoint {1} committed on {2} secondaries; no longer keeping checkpoints alone", _replicaId, m.Epoch, m.Secondaries);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or StorageException)
+        {
+            ImageFailed($"committing checkpoint {m.Epoch} on the primary alone failed", e);
+            return false;
+        }
     }
 
     /// <summary>True for the checkpoint the guest stopped at and the (empty) ones closed after it.</summary>
@@ -473,6 +540,8 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             case CommitOutcome.AlreadyCommitted:
                 return;
         }
+        if (!CommitIfAlone(m))
+            return;
         ReleaseOutput(m);
         // The coordinator drops a CheckpointNow while max-in-flight checkpoints are open; this commit
         // freed one, so output still waiting on the open epoch (no close of it begun) asks again.
@@ -513,7 +582,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         if (_outputWaitLogged)
             _log.Info("primary {0}: checkpoint {1} committed on {2} secondaries: waiting output released", _replicaId, m.Epoch, m.Secondaries);
         _outputWaitLogged = false;
-        if (m.Secondaries == 0)
+        if (m.Secondaries == 0 && !(_alone?.Prepared >= m.Epoch)) // prepared alone: durable already
         {
             try
             {
@@ -546,6 +615,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         try
         {
             var path = PrimaryVolumeFiles.SaveState(_directory, epoch, state);
+            _alone?.Keep(epoch);
             _stoppedStateSaved = true;
             _log.Info("primary {0}: checkpoint {1} committed with the guest stopped; state saved to {2}", _replicaId, epoch, path);
         }
@@ -647,6 +717,15 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         while (budget > 0 && !copy.Done)
         {
             var scannedBefore = copy.ScannedBytes;
+            try
+            {
+                _alone?.Drain(); // the copy reads the image file: queued writes first
+            }
+            catch (Exception e) when (e is IOException or StorageException)
+            {
+                ImageFailed("draining the primary's write-ahead queue for the resync copy failed", e);
+                return;
+            }
             var chunk = copy.NextDiffering(_image!, budget);
             budget -= copy.ScannedBytes - scannedBefore;
             if (chunk is not { } c)
@@ -870,6 +949,14 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         catch (AggregateException e)
         {
             _log.Debug("primary {0}: closing the data plane: {1}", _replicaId, e.GetBaseException().Message);
+        }
+        try
+        {
+            _alone?.Dispose();
+        }
+        catch (Exception e) when (e is IOException or StorageException)
+        {
+            _log.Error(e, "primary {0}: closing the store it kept alone", _replicaId);
         }
         _image?.Dispose();
         base.PostStop();

@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using McActors.Configuration;
 using McActors.Protocol;
+using McActors.Storage.Rollback;
 using McActors.Storage.Volume;
 
 namespace McActors.Replication;
@@ -96,8 +97,11 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         var running = _role is not null && !_changing ? _roleKind : null;
         // Mid role change the coordinator must tell "changing into" from "restarted with no role".
         var assuming = _changing && _next is { } next ? next.Assignment is AssignPrimary ? ReplicaRole.Primary : ReplicaRole.Secondary : (ReplicaRole?)null;
+        // With no role running no store is open: what its state file vouches for is what a failover
+        // may ask of this replica (a primary that crashed alone, say). A running role's store is its own business.
+        var vouches = _role is null ? RollbackStore.ReadCheckpoints(Path.Combine(_replica.DataDirectory, SecondaryActor.StoreName)) : null;
         _coordinator.Tell(new RegisterReplica(_replica.ReplicaId, Self, _replica.DataPlaneHost, _replica.DataPlanePort,
-            _volumeId, Committed: 0, Prepared: 0, running, running is null ? 0 : _generation, _replica.Nbd,
+            _volumeId, Committed: vouches?.Oldest ?? 0, Prepared: vouches?.Newest ?? 0, running, running is null ? 0 : _generation, _replica.Nbd,
             assuming, assuming is null ? 0 : GenerationOf(_next!.Value.Assignment)));
     }
 

@@ -60,6 +60,9 @@ internal sealed class ReplicaProbes(TestProbe primary, TestProbe s1, TestProbe s
         AssumeSecondariesThenPrimary(coordinator);
     }
 
+    /// <summary>The volume the coordinator created, as the first AssignPrimary said.</summary>
+    public VolumeSpec? Volume { get; private set; }
+
     /// <summary>The secondaries assume; only then is the primary assigned, and it assumes too.</summary>
     public void AssumeSecondariesThenPrimary(IActorRef coordinator)
     {
@@ -67,6 +70,7 @@ internal sealed class ReplicaProbes(TestProbe primary, TestProbe s1, TestProbe s
         foreach (var s in Secondaries)
             coordinator.Tell(new RoleAssumed(Gen, Id(s), ReplicaRole.Secondary), s.Ref);
         var primary = Primary.ExpectMsg<AssignPrimary>();
+        Volume = primary.Volume;
         Assert.Equal(Gen, primary.Generation);
         Assert.Equal([Id(S1), Id(S2)], primary.Secondaries.Select(e => e.ReplicaId));
         coordinator.Tell(new RoleAssumed(Gen, Id(Primary), ReplicaRole.Primary), Primary.Ref);

@@ -519,6 +519,39 @@ public sealed class EpochCoordinatorTests : TestKit
     }
 
     [Fact]
+    public void A_primary_that_was_left_alone_comes_back_from_its_own_store_once_it_vouches_for_the_last_committed_checkpoint()
+    {
+        var coordinator = Start(Settings());
+        CommitOneThenS2PreparesTwo(coordinator);
+        Sys.Stop(_r.S1.Ref);
+        Sys.Stop(_r.S2.Ref);
+        AwaitAssert(() => Assert.Empty(Status(coordinator).Secondaries));
+        // Checkpoint 2 committed on the primary alone; then it dies: the volume waits for it.
+        EventFilter.Error(contains: "no secondary is alive to take over").ExpectOne(() => Sys.Stop(_r.Primary.Ref));
+        var volume = _r.Volume!.VolumeId;
+        var back = CreateTestProbe("p-back");
+        // Restarted with a store that can roll back only to checkpoint 1 (2 was never prepared there), or of another volume: still waiting.
+        coordinator.Tell(new RegisterReplica("p", back.Ref, "127.0.0.1", 7000, volume, 1, 1), back.Ref);
+        coordinator.Tell(new RegisterReplica("p", back.Ref, "127.0.0.1", 7000, Guid.NewGuid(), 2, 3), back.Ref);
+        back.ExpectMsg<ReplicaRegistered>();
+        back.ExpectMsg<ReplicaRegistered>();
+        back.ExpectNoMsg(Quiet);
+        Assert.Equal(Gen, Status(coordinator).Generation);
+
+        // Its store vouches for checkpoints 2..3: it becomes the primary of the next generation at 2.
+        EventFilter.Warning(contains: "failing over to p as primary of generation 2 at checkpoint 2").ExpectOne(() =>
+            coordinator.Tell(new RegisterReplica("p", back.Ref, "127.0.0.1", 7000, volume, 2, 3), back.Ref));
+        var assign = back.FishForMessage<AssignPrimary>(_ => true);
+        Assert.Equal((Gen + 1, 2L, 0), (assign.Generation, assign.LastCommitted, assign.Secondaries.Count));
+        coordinator.Tell(new RoleAssumed(Gen + 1, "p", ReplicaRole.Primary), back.Ref);
+        AwaitAssert(() =>
+        {
+            var status = Status(coordinator);
+            Assert.Equal((Gen + 1, "p", 2L), (status.Generation, status.Primary, status.LastCommitted));
+        });
+    }
+
+    [Fact]
     public void StopGuest_is_forwarded_then_its_checkpoint_commits_and_every_requester_hears_GuestStopped()
     {
         var coordinator = Start(Settings());

@@ -548,6 +548,37 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
     }
 
     [Fact]
+    public void A_primary_alone_keeps_its_checkpoints_so_that_after_it_stops_its_store_rolls_back_to_the_last_committed_one()
+    {
+        // No secondary: every checkpoint it commits exists on its disk only (PrimaryLost must be able to end with it).
+        var primary = StartPrimary([], minReplicas: 0);
+        void WritesPast(long writes) => AwaitAssert(() => Assert.True(GuestStatusOf(primary).Writes > writes + 20), Patience);
+        WritesPast(0);
+        Close(primary, 1, 1);
+        primary.Tell(new Commit(1, 1, 0), _coordinator.Ref);
+        WritesPast(Status(primary).Writes);
+        Close(primary, 1, 2);
+        primary.Tell(new Commit(1, 2, 0), _coordinator.Ref);
+        AwaitAssert(() => Assert.Equal(2, Status(primary).LastCommitted), Patience);
+        WritesPast(Status(primary).Writes);
+        Close(primary, 1, 3); // prepared here, never committed: a rollback undoes it and what follows
+        WritesPast(Status(primary).Writes);
+        Watch(primary);
+        Sys.Stop(primary);
+        ExpectTerminated(primary);
+
+        var store = PrimaryVolumeFiles.ImageDirectory(_directory);
+        Assert.Equal((2L, 3L), McActors.Storage.Rollback.RollbackStore.ReadCheckpoints(store));
+        var state = GuestState.Parse(File.ReadAllBytes(PrimaryVolumeFiles.StatePath(_directory, 2)));
+        Assert.False(File.Exists(PrimaryVolumeFiles.StatePath(_directory, 1)), "the state of a checkpoint committed past is kept");
+        using var recovered = McActors.Storage.Rollback.RollbackStore.Recover(store);
+        Assert.False(GuestVerifier.Verify(state, recovered).Ok, "the image should hold writes after checkpoint 2 before the rollback");
+        recovered.RollbackTo(2);
+        var verification = GuestVerifier.Verify(state, recovered);
+        Assert.True(verification.Ok, verification.ToString());
+    }
+
+    [Fact]
     public void An_image_of_another_volume_is_not_taken_over()
     {
         var other = _volume with { VolumeId = Guid.NewGuid() };

@@ -67,6 +67,45 @@ public sealed class ReplicaActorTests : TestKit, IDisposable
     }
 
     [Fact]
+    public void A_primary_that_ran_alone_and_restarts_says_what_its_store_vouches_for_and_is_promoted_back_to_the_last_committed_checkpoint()
+    {
+        _replica.Tell(new AssignPrimary(1, _volume, [], 0), _coordinator.Ref);
+        Assert.Equal(ReplicaRole.Primary, Expect<RoleAssumed>().Role);
+        foreach (var epoch in new long[] { 1, 2, 3 })
+        {
+            var before = PrimaryWrites();
+            AwaitAssert(() => Assert.True(PrimaryWrites() > before + 10), TimeSpan.FromSeconds(10));
+            _replica.Tell(new CloseEpoch(1, epoch), _coordinator.Ref);
+            Expect<EpochClosed>(c => c.Epoch == epoch);
+            if (epoch < 3) // 3 is prepared on the primary's disk, never committed
+                _replica.Tell(new Commit(1, epoch, 0), _coordinator.Ref);
+        }
+        var last = PrimaryWrites();
+        AwaitAssert(() => Assert.True(PrimaryWrites() > last + 10), TimeSpan.FromSeconds(10));
+        Watch(_replica);
+        Sys.Stop(_replica);
+        ExpectTerminated(_replica);
+
+        // The node restarts: with no role yet, it reports the checkpoints its store can be rolled back to.
+        var restarted = Sys.ActorOf(ReplicaActor.Props(new ReplicaSettings("r1", _directory.Path, "127.0.0.1", FreePort(),
+            McActorsSettings.From(Sys.Settings.Config) with { GuestMaxOutstanding = 2 }), _coordinator.Ref), "replica-restarted");
+        var registration = Expect<RegisterReplica>(r => r.Replica.Equals(restarted));
+        Assert.Equal((null, _volume.VolumeId, 2L, 3L), (registration.Role, registration.VolumeId, registration.Committed, registration.Prepared));
+
+        restarted.Tell(new AssignPrimary(2, _volume, [], LastCommitted: 2), _coordinator.Ref);
+        var promoted = Expect<Promoted>();
+        Assert.Equal((2L, 2L), (promoted.Generation, promoted.Checkpoint));
+        Assert.True(promoted.RolledBackBlocks > 0, "the writes after checkpoint 2 were not rolled back");
+        Assert.Equal(new RoleAssumed(2, "r1", ReplicaRole.Primary), Expect<RoleAssumed>());
+    }
+
+    private long PrimaryWrites()
+    {
+        _replica.Tell(GetPrimaryStatus.Instance, TestActor);
+        return ExpectMsg<PrimaryStatus>().Writes;
+    }
+
+    [Fact]
     public void A_primary_that_hears_of_a_newer_generation_stops_its_role()
     {
         _replica.Tell(new AssignPrimary(1, _volume, [], 0), _coordinator.Ref);
