@@ -32,12 +32,16 @@ public sealed record CheckpointCommitted(long Generation, long Epoch, long Write
 /// A replica joined the replica set as a secondary (a resync finished): its image is the
 /// primary's from checkpoint <see cref="Epoch"/> on, and it takes part in the checkpoints from
 /// <see cref="CountsFrom"/> on (the first opened after it joined; 0 in journals written before it
-/// was recorded: then <see cref="Epoch"/>).
+/// was recorded: then <see cref="Epoch"/>). <see cref="ResyncAttempt"/> is the resync that made it a
+/// member (null in journals written before it was recorded).
 /// </summary>
-public sealed record SecondaryAdded(long Generation, string Replica, long Epoch, long CountsFrom = 0) : ICoordinatorEvent;
+public sealed record SecondaryAdded(long Generation, string Replica, long Epoch, long CountsFrom = 0, long? ResyncAttempt = null) : ICoordinatorEvent;
 
-/// <summary>A secondary that joined the running generation takes part in its checkpoints from <see cref="CountsFrom"/> on.</summary>
-public sealed record SecondaryJoin(string Replica, long CountsFrom);
+/// <summary>
+/// A secondary that joined the running generation takes part in its checkpoints from <see cref="CountsFrom"/> on;
+/// it joined by resync attempt <see cref="ResyncAttempt"/> (null: not recorded).
+/// </summary>
+public sealed record SecondaryJoin(string Replica, long CountsFrom, long? ResyncAttempt = null);
 
 /// <summary>
 /// Coordinator incarnation <see cref="Incarnation"/> recovered the journal and appended this first,
@@ -89,6 +93,13 @@ public sealed record CoordinatorState(
     /// </summary>
     public long CountsFrom(string secondary) => Joined.FirstOrDefault(j => j.Replica == secondary)?.CountsFrom ?? 0;
 
+    /// <summary>
+    /// The resync attempt that made <paramref name="secondary"/> a member of this generation: 0 for
+    /// one the generation started with, null if it joined before attempts were recorded.
+    /// </summary>
+    public long? MembershipOf(string secondary) =>
+        Joined.FirstOrDefault(j => j.Replica == secondary) is { } join ? join.ResyncAttempt : 0;
+
     /// <summary>How many coordinators have taken over the journal (the last one's <see cref="CoordinatorTookOver.Incarnation"/>).</summary>
     public long Incarnation { get; init; }
 
@@ -128,7 +139,7 @@ public sealed record CoordinatorState(
         SecondaryAdded a when a.Generation == Generation && !IsMember(a.Replica) => this with
         {
             Secondaries = [.. Secondaries, a.Replica],
-            Joined = [.. Joined.Where(j => j.Replica != a.Replica), new SecondaryJoin(a.Replica, a.CountsFrom > 0 ? a.CountsFrom : a.Epoch)],
+            Joined = [.. Joined.Where(j => j.Replica != a.Replica), new SecondaryJoin(a.Replica, a.CountsFrom > 0 ? a.CountsFrom : a.Epoch, a.ResyncAttempt)],
         },
         SecondaryAdded => this,
         _ => throw new ArgumentException($"unknown coordinator event {e.GetType().Name}", nameof(e)),

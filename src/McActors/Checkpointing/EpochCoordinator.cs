@@ -352,7 +352,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
                 return;
             // It takes part in the checkpoints opened from now on: those already open (the primary may
             // not even have closed the one it is in sync from) were never asked of it.
-            Persist(new SecondaryAdded(_state.Generation, r.ReplicaId, r.FromEpoch, _pipeline!.JoinEpoch(r.FromEpoch)), e =>
+            Persist(new SecondaryAdded(_state.Generation, r.ReplicaId, r.FromEpoch, _pipeline!.JoinEpoch(r.FromEpoch), r.Attempt), e =>
             {
                 ApplyEvent(e);
                 _pipeline!.AddSecondary(e.Replica, e.CountsFrom);
@@ -962,11 +962,13 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
 
     private void OnDropped(SecondaryDropped e)
     {
+        // Which membership ended (read before the drop forgets it): a late copy must not stop a later one.
+        var membership = _state.MembershipOf(e.Replica);
         ApplyEvent(e);
         _log.Warning("secondary {0} dropped from generation {1} at epoch {2}: {3}", e.Replica, e.Generation, e.Epoch, e.Reason);
         // Untold, a dropped secondary that still runs keeps taking the stream (and holding the
         // primary's window). A primary not yet running is told nothing: its assignment leaves it out.
-        var left = new LeftReplicaSet(e.Generation, e.Replica, e.Reason);
+        var left = new LeftReplicaSet(e.Generation, e.Replica, e.Reason, membership);
         _refs.GetValueOrDefault(e.Replica)?.Tell(left);
         if (_primaryRunning)
             Primary()?.Tell(left);

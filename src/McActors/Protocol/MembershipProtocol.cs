@@ -90,8 +90,12 @@ public sealed record Promoted(
 /// set of <see cref="Generation"/> (<see cref="Reason"/>). The primary stops streaming to it (its
 /// window must not hold the guest back, nor its logs and states pile up there); the secondary
 /// stops its role and, registering with none, is resynced when the set has room.
+/// <see cref="ResyncAttempt"/> names the membership that ended: the <see cref="AssignSecondary.ResyncAttempt"/>
+/// that made the replica a member (0: it was a secondary from the generation's start; null: not known,
+/// a journal written before it was recorded). A replica that has since been resynced back into the same
+/// generation is a member by another attempt, and a late LeftReplicaSet about the earlier one leaves it alone.
 /// </summary>
-public sealed record LeftReplicaSet(long Generation, string Replica, string Reason) : IFencedMessage;
+public sealed record LeftReplicaSet(long Generation, string Replica, string Reason, long? ResyncAttempt = null) : IFencedMessage;
 
 /// <summary>Replica → coordinator: my role's actor stopped for good (its supervisor decided); drop me.</summary>
 public sealed record ReplicaFailed(long Generation, string ReplicaId, string Reason) : IFencedMessage;

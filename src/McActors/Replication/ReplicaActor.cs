@@ -47,6 +47,10 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     private long _generation;
     private Guid? _volumeId;
 
+    // The ResyncAttempt of the AssignSecondary that made the running secondary a member of
+    // _generation (0: one the generation began with): a LeftReplicaSet about another membership is late.
+    private long _membership;
+
     // A role change waiting for the old role's actor to stop: the next assignment (null: none, the
     // role stopped for fencing) and who sent it. A promotion proceeds only once the image is ready.
     private bool _changing;
@@ -145,6 +149,14 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         }
         if (m.Generation != _generation || _roleKind != ReplicaRole.Secondary || _changing)
             return;
+        if (m.ResyncAttempt is { } attempt && attempt != _membership)
+        {
+            // Sent about an earlier membership (e.g. by a coordinator incarnation since replaced); this
+            // secondary was resynced back into the generation since and is not the one dropped.
+            _log.Info("replica {0}: ignoring LeftReplicaSet of generation {1} for resync attempt {2}: this secondary is the member of attempt {3}",
+                _replica.ReplicaId, m.Generation, attempt, _membership);
+            return;
+        }
         _log.Warning("replica {0}: dropped from the replica set of generation {1} ({2}); stopping its secondary until it is resynced",
             _replica.ReplicaId, m.Generation, m.Reason);
         StopRole(next: null);
@@ -164,6 +176,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
                 _next = (assignment, Sender);
             return;
         }
+        var newer = generation > _generation;
         _generation = generation;
         if (assignment is AssignSecondary { Resync: true } && _role is not null)
         {
@@ -193,8 +206,12 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
             BeginPromotion((AssignPrimary)assignment);
             return;
         }
-        if (_role is null)
+        var started = _role is null;
+        if (started)
             StartRole(kind, generation);
+        // A resent assignment of the running membership changes nothing; a new role, resync or generation begins one.
+        if (assignment is AssignSecondary secondary && (started || newer || secondary.Resync))
+            _membership = secondary.ResyncAttempt;
         _role!.Forward(assignment);
     }
 
@@ -257,6 +274,8 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         if (next is not { } n)
             return;
         StartRole(n.Assignment is AssignPrimary ? ReplicaRole.Primary : ReplicaRole.Secondary, GenerationOf(n.Assignment));
+        if (n.Assignment is AssignSecondary secondary)
+            _membership = secondary.ResyncAttempt;
         _role!.Tell(n.Assignment, n.Sender);
     }
 

@@ -65,6 +65,9 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
     private StreamApplier? _applier;
     private DataPlaneListener? _listener;
     private Exception? _lastStoreFailure;
+
+    // The newest checkpoint the applier received in a store incarnation whose StoreReady is still on its way.
+    private StreamCheckpointReceived? _aheadOfStore;
     private string _state = "Unassigned";
 
     public SecondaryActor(string replicaId, string dataDirectory, IPEndPoint dataPlaneEndPoint, IActorRef coordinator, McActorsSettings settings)
@@ -296,7 +299,18 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         {
             if (m.Generation != _generation)
                 return;
-            if (m.Incarnation != _storeIncarnation)
+            if (m.Incarnation > _storeIncarnation)
+            {
+                // The gate publishes a store before its StoreReady is sent: the applier may adopt the
+                // new incarnation and deliver a checkpoint first. Nothing resends it, so it waits for
+                // that StoreReady (only the newest: a later incarnation makes an earlier one stale).
+                if (_aheadOfStore is not { } held || m.Incarnation > held.Incarnation || (m.Incarnation == held.Incarnation && m.Epoch > held.Epoch))
+                    _aheadOfStore = m;
+                _log.Debug("holding checkpoint {0} received in store incarnation {1} until its StoreReady: the store is incarnation {2}",
+                    m.Epoch, m.Incarnation, _storeIncarnation);
+                return;
+            }
+            if (m.Incarnation < _storeIncarnation)
             {
                 // Its writes went to a store since reopened or rolled back: the stream resends them.
                 _log.Debug("ignoring checkpoint {0} received in store incarnation {1}: the store is incarnation {2}", m.Epoch, m.Incarnation, _storeIncarnation);
@@ -381,6 +395,7 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
     {
         RaiseFence(_generation);
         _checkpoints.ClearWaiting(); // requests of the old generation are not this one's
+        _aheadOfStore = null;
         _rollbackFrom = -1;
         _rolledBackBlocks = _rolledBackBytes = 0;
         _rollbackTime = TimeSpan.Zero;
@@ -503,6 +518,12 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
     {
         _storeIncarnation = m.Incarnation;
         _checkpoints.Reset(m.Committed, m.Prepared);
+        if (_aheadOfStore is not { } held || held.Incarnation > m.Incarnation)
+            return;
+        _aheadOfStore = null;
+        // Received in this very store (its writes are in it): it counts as if it came after StoreReady.
+        if (held.Incarnation == m.Incarnation && held.Generation == _generation)
+            _checkpoints.CheckpointReceived(held.Epoch);
     }
 
     private void StreamBroken(SecondaryStreamBroken m)

@@ -86,6 +86,21 @@ public sealed class CoordinatorLogicTests
     }
 
     [Fact]
+    public void The_membership_of_a_secondary_is_the_resync_attempt_that_made_it_one()
+    {
+        var state = CoordinatorState.Empty
+            .Apply(new RolesAssigned(1, "a", ["b"]))
+            .Apply(new SecondaryAdded(1, "c", Epoch: 2, CountsFrom: 3, ResyncAttempt: 11))
+            .Apply(new SecondaryAdded(1, "d", Epoch: 2)); // written before the attempt was recorded
+
+        Assert.Equal((0L, 11L, (long?)null), (state.MembershipOf("b"), state.MembershipOf("c"), state.MembershipOf("d")));
+        // Dropped and resynced back: the new attempt is its membership now.
+        Assert.Equal(12, state.Apply(new SecondaryDropped(1, "c", 4, "slow")).Apply(new SecondaryAdded(1, "c", 5, 6, 12)).MembershipOf("c"));
+        // A dropped secondary the generation began with, resynced back, is a member by that attempt.
+        Assert.Equal(13, state.Apply(new SecondaryDropped(1, "b", 4, "slow")).Apply(new SecondaryAdded(1, "b", 5, 6, 13)).MembershipOf("b"));
+    }
+
+    [Fact]
     public void Commit_counts_and_joins_are_recorded_and_a_new_generation_forgets_the_joins()
     {
         var state = CoordinatorState.Empty

@@ -151,6 +151,7 @@ public sealed class EpochCoordinatorTests : TestKit
         var left = _r.S2.FishForMessage<LeftReplicaSet>(_ => true, TimeSpan.FromSeconds(3));
         Assert.Equal((Gen, "s2"), (left.Generation, left.Replica));
         Assert.Contains("Prepared", left.Reason);
+        Assert.Equal(0, left.ResyncAttempt); // a member since the generation began
         Assert.Equal(left, _r.Primary.FishForMessage<LeftReplicaSet>(_ => true, TimeSpan.FromSeconds(3)));
         // Only the dropped one and the primary hear of it.
         Assert.DoesNotContain(_r.S1.ReceiveWhile<object>(Quiet, m => m), m => m is LeftReplicaSet);
@@ -303,6 +304,31 @@ public sealed class EpochCoordinatorTests : TestKit
         _r.Primary.ExpectNoMsg(Quiet);
         coordinator.Tell(new Prepared(Gen, 1, "s3"), joiner.Ref);
         ExpectCommit(1, _r.Primary, _r.S1, joiner);
+    }
+
+    [Fact]
+    public void A_resynced_secondary_dropped_again_is_told_which_membership_ended()
+    {
+        var coordinator = Start(Settings("mcactors.checkpoint.prepare-timeout = 300ms"));
+        Sys.Stop(_r.S2.Ref);
+        AwaitAssert(() => Assert.Equal(["s1"], Status(coordinator).Secondaries));
+        var joiner = CreateTestProbe("s3");
+        Register(coordinator, joiner, 7003);
+        var attempt = joiner.ExpectMsg<AssignSecondary>().ResyncAttempt;
+        coordinator.Tell(new ResyncReady(Gen, "s3", 65536, null, attempt), joiner.Ref);
+        _r.Primary.FishForMessage<AddSecondary>(_ => true);
+        coordinator.Tell(new ResyncCompleted(Gen, "s3", 1, attempt), _r.Primary.Ref);
+        AwaitAssert(() => Assert.Equal(["s1", "s3"], Status(coordinator).Secondaries));
+
+        // s3 never answers Prepared(1): dropped, and the LeftReplicaSet names the attempt it joined by.
+        coordinator.Tell(new CheckpointNow(Gen));
+        _r.Primary.FishForMessage<CloseEpoch>(_ => true);
+        _r.Closed(coordinator, 1);
+        Prepared(coordinator, _r.S1, 1);
+        var left = joiner.FishForMessage<LeftReplicaSet>(_ => true, TimeSpan.FromSeconds(3));
+        Assert.Equal((Gen, "s3", (long?)attempt), (left.Generation, left.Replica, left.ResyncAttempt));
+        Assert.NotEqual(0, attempt);
+        Assert.Equal(left, _r.Primary.FishForMessage<LeftReplicaSet>(_ => true, TimeSpan.FromSeconds(3)));
     }
 
     [Fact]

@@ -154,6 +154,36 @@ public sealed class ReplicaActorTests : TestKit, IDisposable
         Assert.Equal((ReplicaRole.Secondary, 2L), (registration.Role, registration.RoleGeneration));
     }
 
+    [Fact]
+    public void A_late_LeftReplicaSet_about_an_earlier_membership_leaves_the_resynced_secondary_running()
+    {
+        const long first = (1L << 32) + 1, second = (2L << 32) + 1; // attempts of two coordinator incarnations
+        ResyncAsSecondary(1, first);
+        _replica.Tell(new LeftReplicaSet(1, "r1", "did not answer Prepared", first), _coordinator.Ref);
+        Expect<RegisterReplica>(r => r.Role is null);
+        ResyncAsSecondary(1, second);
+
+        // The old incarnation's message, late: about the membership of the first attempt, not this one.
+        _replica.Tell(new LeftReplicaSet(1, "r1", "did not answer Prepared", first), _coordinator.Ref);
+        var after = _coordinator.ReceiveWhile<object>(TimeSpan.FromSeconds(1.5), m => m);
+        Assert.DoesNotContain(after, m => m is ReplicaFailed);
+        Assert.NotEmpty(after.OfType<RegisterReplica>());
+        Assert.All(after.OfType<RegisterReplica>(), r => Assert.Equal((ReplicaRole.Secondary, 1L), (r.Role, r.RoleGeneration)));
+
+        // About the current membership, it stops the secondary.
+        EventFilter.Warning(contains: "dropped from the replica set of generation 1").ExpectOne(() =>
+            _replica.Tell(new LeftReplicaSet(1, "r1", "did not answer Prepared", second), _coordinator.Ref));
+        Expect<RegisterReplica>(r => r.Role is null);
+    }
+
+    /// <summary>Assigns a resync, waits for the joining secondary's ResyncReady and its registration as a running secondary.</summary>
+    private void ResyncAsSecondary(long generation, long attempt)
+    {
+        _replica.Tell(new AssignSecondary(generation, _volume, "p", 0, Resync: true, ResyncAttempt: attempt), _coordinator.Ref);
+        Assert.Equal(attempt, Expect<ResyncReady>().Attempt);
+        Expect<RegisterReplica>(r => r.Role == ReplicaRole.Secondary);
+    }
+
     private static int FreePort()
     {
         using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);

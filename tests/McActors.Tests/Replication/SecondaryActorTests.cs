@@ -386,6 +386,33 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
         StopAndVerify(secondary, state2);
     }
 
+    [Fact]
+    public async Task A_checkpoint_received_in_a_reopened_store_before_its_StoreReady_is_prepared_once_that_arrives()
+    {
+        var (secondary, primary, _, _) = await PreparedAtCheckpoint1();
+        await primary.DisposeAsync();
+        Prepare(secondary, 2); // waits for checkpoint 2
+        var incarnation = StoreIncarnation(secondary);
+        // The store restart publishes incarnation +2 (+1 began with the crash, emptying the gate) before its
+        // StoreReady is sent: the applier can adopt it and deliver checkpoint 2 (here an empty epoch, its
+        // state on disk) first. That notice is in the mailbox before the store even crashes.
+        GuestStateFiles.Of(_dir).Write(2, new OpaqueGuestState("test", 2, new byte[64]).Serialize());
+        secondary.Tell(new StreamCheckpointReceived(1, 2, 0, 0, incarnation + 2));
+        Store(secondary).Tell(new CrashStoreForTest(new IOException("simulated EIO")));
+
+        // Nothing resends it: only holding it until StoreReady gets checkpoint 2 prepared (else the prepare times out).
+        ExpectPrepared(2);
+        Assert.Equal(incarnation + 2, StoreIncarnation(secondary));
+        Assert.Equal(2, Status(secondary).LastPrepared);
+
+        // One of the incarnation gone stays ignored: checkpoint 3 is not prepared on its word.
+        Prepare(secondary, 3);
+        GuestStateFiles.Of(_dir).Write(3, new OpaqueGuestState("test", 3, new byte[64]).Serialize());
+        secondary.Tell(new StreamCheckpointReceived(1, 3, 0, 0, incarnation));
+        _coordinator.ExpectNoMsg(Quiet);
+        Assert.Equal(2, Status(secondary).LastPrepared);
+    }
+
     private long StoreIncarnation(IActorRef secondary)
     {
         Store(secondary).Tell(GetStoreStatus.Instance);
