@@ -307,7 +307,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             guest.Tell(new GuestWriteFailed(m.Tag, e.Message));
             return;
         }
-        catch (Exception e) when (e is IOException or StorageException)
+        catch (Exception e) when (IsDiskError(e))
         {
             // Part of it may be in the image (EIO, ENOSPC mid-write), none of it in any secondary:
             // the image no longer matches the stream, so this primary must not go on (ImageFailed).
@@ -339,7 +339,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             Sender.Tell(new GuestReadFailed(m.Tag, e.Message));
             return;
         }
-        catch (Exception e) when (e is IOException or StorageException)
+        catch (Exception e) when (IsDiskError(e))
         {
             _log.Error(e, "primary {0}: read of {1} B at {2} failed", _replicaId, m.Length, m.Offset);
             Sender.Tell(new GuestReadFailed(m.Tag, $"I/O error: {e.Message}"));
@@ -469,7 +469,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
                 _alone.Prepare(closed.Epoch, closed.State);
             return true;
         }
-        catch (Exception e) when (e is IOException or StorageException)
+        catch (Exception e) when (IsDiskError(e))
         {
             ImageFailed($"keeping checkpoint {closed.Epoch} on the primary alone failed", e);
             return false;
@@ -494,12 +494,15 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             _log.Info("primary {0}: checkpoint {1} committed on {2} secondaries; no longer keeping checkpoints alone", _replicaId, m.Epoch, m.Secondaries);
             return true;
         }
-        catch (Exception e) when (e is IOException or StorageException)
+        catch (Exception e) when (IsDiskError(e))
         {
             ImageFailed($"committing checkpoint {m.Epoch} on the primary alone failed", e);
             return false;
         }
     }
+
+    /// <summary>An I/O error, or the storage engine's own (a store that can no longer vouch, an epoch out of order).</summary>
+    private static bool IsDiskError(Exception e) => e is IOException or StorageException;
 
     /// <summary>True for the checkpoint the guest stopped at and the (empty) ones closed after it.</summary>
     private bool GuestStoppedAt(long epoch) => _stoppedAt is { } stopped && epoch >= stopped;
@@ -711,21 +714,21 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             _coordinator.Tell(new ResyncFailed(Ledger.Generation, copy.ReplicaId, "the data-plane connection closed during the copy", copy.Attempt));
             return;
         }
+        try
+        {
+            _alone?.Drain(); // the copy reads the image file: queued writes first (no write comes in during this turn)
+        }
+        catch (Exception e) when (IsDiskError(e))
+        {
+            ImageFailed("draining the primary's write-ahead queue for the resync copy failed", e);
+            return;
+        }
         // Up to one scan step per turn: differing chunks go out back to back while the window has
         // room; a full window ends the turn, and the copy goes on when the send settles.
         var budget = _settings.ResyncScanStep;
         while (budget > 0 && !copy.Done)
         {
             var scannedBefore = copy.ScannedBytes;
-            try
-            {
-                _alone?.Drain(); // the copy reads the image file: queued writes first
-            }
-            catch (Exception e) when (e is IOException or StorageException)
-            {
-                ImageFailed("draining the primary's write-ahead queue for the resync copy failed", e);
-                return;
-            }
             var chunk = copy.NextDiffering(_image!, budget);
             budget -= copy.ScannedBytes - scannedBefore;
             if (chunk is not { } c)
@@ -954,7 +957,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         {
             _alone?.Dispose();
         }
-        catch (Exception e) when (e is IOException or StorageException)
+        catch (Exception e) when (IsDiskError(e))
         {
             _log.Error(e, "primary {0}: closing the store it kept alone", _replicaId);
         }

@@ -524,17 +524,26 @@ public sealed class EpochCoordinatorTests : TestKit
         Assert.Empty(Status(coordinator).Secondaries);
     }
 
-    [Fact]
-    public void With_no_secondary_alive_no_replica_is_promoted_and_checkpoints_stop()
+    /// <summary>
+    /// Both secondaries are dropped (checkpoint 2 then commits on the primary alone, degraded), then
+    /// the primary dies: no secondary is alive to take over, and the coordinator waits (PrimaryLost).
+    /// </summary>
+    private IActorRef LoseBothSecondariesThenThePrimary()
     {
         var coordinator = Start(Settings());
         CommitOneThenS2PreparesTwo(coordinator);
         Sys.Stop(_r.S1.Ref);
         Sys.Stop(_r.S2.Ref);
         AwaitAssert(() => Assert.Empty(Status(coordinator).Secondaries));
-        // Both secondaries were dropped (checkpoint 2 then committed on the primary alone, degraded):
-        // nobody else holds it, so nobody may take over, not even a dropped secondary coming back.
         EventFilter.Error(contains: "no secondary is alive to take over").ExpectOne(() => Sys.Stop(_r.Primary.Ref));
+        return coordinator;
+    }
+
+    [Fact]
+    public void With_no_secondary_alive_no_replica_is_promoted_and_checkpoints_stop()
+    {
+        var coordinator = LoseBothSecondariesThenThePrimary();
+        // Nobody else holds checkpoint 2, so nobody may take over, not even a dropped secondary coming back.
         var back = CreateTestProbe("s1-back");
         coordinator.Tell(new RegisterReplica("s1", back.Ref, "127.0.0.1", 7001, null, 1, 1), back.Ref);
         back.ExpectMsg<ReplicaRegistered>();
@@ -547,13 +556,7 @@ public sealed class EpochCoordinatorTests : TestKit
     [Fact]
     public void A_primary_that_was_left_alone_comes_back_from_its_own_store_once_it_vouches_for_the_last_committed_checkpoint()
     {
-        var coordinator = Start(Settings());
-        CommitOneThenS2PreparesTwo(coordinator);
-        Sys.Stop(_r.S1.Ref);
-        Sys.Stop(_r.S2.Ref);
-        AwaitAssert(() => Assert.Empty(Status(coordinator).Secondaries));
-        // Checkpoint 2 committed on the primary alone; then it dies: the volume waits for it.
-        EventFilter.Error(contains: "no secondary is alive to take over").ExpectOne(() => Sys.Stop(_r.Primary.Ref));
+        var coordinator = LoseBothSecondariesThenThePrimary();
         var volume = _r.Volume!.VolumeId;
         var back = CreateTestProbe("p-back");
         // Restarted with a store that can roll back only to checkpoint 1 (2 was never prepared there), or of another volume: still waiting.
