@@ -64,6 +64,9 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
 
     // In assignment order: status and logs list the secondaries as the coordinator did.
     private readonly List<(string Id, DataPlaneSender Sender)> _senders = [];
+    // The resync attempt that brought each joined sender in (none for those the assignment named):
+    // a late LeftReplicaSet about an earlier membership must not cut the stream of a later one.
+    private readonly Dictionary<DataPlaneSender, long> _joinedBy = new(ReferenceEqualityComparer.Instance);
     private PrimaryEpochLedger? _ledger;
     private PrimaryOutputGate? _gate;
     private VolumeImage? _image;
@@ -684,6 +687,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         {
             var id = m.Join.Endpoint.ReplicaId;
             _senders.Add((id, m.Sender));
+            _joinedBy[m.Sender] = m.Join.Attempt;
             WatchCompletion(id, m.Sender);
             _copy = new ResyncCopy(id, m.Sender, _volume!.SizeBytes, m.Join.ChunkBytes, m.Join.Digest) { Attempt = m.Join.Attempt };
             _copyReportedAt = Environment.TickCount64;
@@ -914,7 +918,15 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         if (Ledger.Fence(m.Generation) != FenceVerdict.Current)
             return;
         foreach (var (id, sender) in _senders.Where(s => s.Id == m.Replica).ToList())
+        {
+            if (m.ResyncAttempt is { } attempt && _joinedBy.TryGetValue(sender, out var joinedBy) && joinedBy != attempt)
+            {
+                _log.Info("primary {0}: ignoring LeftReplicaSet of generation {1} for {2}'s resync attempt {3}: its stream is the one of attempt {4}",
+                    _replicaId, m.Generation, id, attempt, joinedBy);
+                continue;
+            }
             Drop(id, sender, new InvalidOperationException($"the coordinator left it out of the replica set ({m.Reason})"));
+        }
     }
 
     private void Drop(string id, DataPlaneSender sender, Exception error)
@@ -923,6 +935,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         if (index < 0)
             return;
         _senders.RemoveAt(index);
+        _joinedBy.Remove(sender);
         _log.Warning("primary {0}: secondary {1} dropped from the stream of generation {2}: {3}; running degraded with {4} of {5} secondaries",
             _replicaId, id, Ledger.Generation, error.Message, _senders.Count, _assignedSecondaries);
         _ = sender.DisposeAsync().AsTask().ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
@@ -944,6 +957,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     {
         var closing = _senders.Select(s => s.Sender.DisposeAsync().AsTask()).ToArray();
         _senders.Clear();
+        _joinedBy.Clear();
         try
         {
             // Bounded: a sender closes within its close timeout.

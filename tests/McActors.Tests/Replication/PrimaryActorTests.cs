@@ -256,6 +256,26 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
     }
 
     [Fact]
+    public void A_late_LeftReplicaSet_about_an_earlier_membership_leaves_the_stream_of_a_resynced_secondary_alone()
+    {
+        var joiner = Secondary("s1", out var endpoint);
+        var primary = StartPrimary([]);
+        // s1 joins by resync attempt 5 (an earlier membership of it, attempt 0, was dropped before).
+        primary.Tell(new AddSecondary(1, endpoint, 64 << 10, Digest: null, Attempt: 5), _coordinator.Ref);
+        _coordinator.FishForMessage(m => m is ResyncCompleted { ReplicaId: "s1", Attempt: 5 }, Patience);
+
+        primary.Tell(new LeftReplicaSet(1, "s1", "did not answer Prepared(2) in time", ResyncAttempt: 0), _coordinator.Ref);
+        Assert.Equal(["s1"], Status(primary).ConnectedSecondaries); // the status is asked after the LeftReplicaSet was handled
+        var seen = joiner.Writes.Count;
+        AwaitAssert(() => Assert.True(joiner.Writes.Count > seen + 20), Patience);
+
+        // About the membership it does have, it is dropped.
+        EventFilter.Warning(contains: "secondary s1 dropped").ExpectOne(Patience,
+            () => primary.Tell(new LeftReplicaSet(1, "s1", "did not answer Prepared(9) in time", ResyncAttempt: 5), _coordinator.Ref));
+        Assert.Empty(Status(primary).ConnectedSecondaries);
+    }
+
+    [Fact]
     public void A_stopped_guest_stays_paused_and_its_committed_checkpoint_verifies_on_the_image()
     {
         var secondary = Secondary("s1", out var endpoint);
@@ -624,6 +644,14 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
             _frames.Enqueue(new SeenFrame('M', marker.Generation, marker.Epoch, marker.Sequence, 0, 0, 0, marker.WritesInEpoch, marker.BytesInEpoch));
             return ValueTask.CompletedTask;
         }
+
+        public ValueTask OnCopyAsync(CopyFrame copy, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        {
+            data.Span.CopyTo(Image.AsSpan((int)copy.Offset));
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask OnSyncCompleteAsync(SyncCompleteFrame syncComplete, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
         public ValueTask OnGuestStateAsync(GuestStateFrame state, ReadOnlyMemory<byte> blob, CancellationToken cancellationToken)
         {
