@@ -33,6 +33,7 @@ public static class NodeHost
         var cluster = Cluster.Get(system);
         using var pauses = new PauseDetector(system, settings.PauseLimit);
         cluster.RegisterOnMemberUp(pauses.Start); // a node not yet a member cannot have been downed
+        system.ActorOf(QuarantineGuard.Props(), "quarantine-guard");
         var stopRequested = false;
         NbdServer? nbd = null;
         try

@@ -15,6 +15,9 @@ public sealed class NbdCommandException(uint error, string request, string serve
 {
     public uint Error { get; } = error;
     public string Server { get; } = server;
+
+    /// <summary>How many times the request was sent (across reconnects) before this reply: set by <see cref="ReconnectingNbdSession"/>.</summary>
+    public int Sends { get; internal set; } = 1;
 }
 
 /// <summary>

@@ -141,7 +141,7 @@ public sealed class NbdWorkload : IAsyncDisposable
         }
         catch (NbdCommandException e)
         {
-            Recorder.Replied(write, e.Message, sends, e.Server);
+            Recorder.Replied(write, e.Message, e.Sends, e.Server);
         }
         catch (OperationCanceledException)
         {
@@ -166,7 +166,7 @@ public sealed class NbdWorkload : IAsyncDisposable
         }
         catch (NbdCommandException e)
         {
-            Recorder.Replied(flush, e.Message, sends, e.Server);
+            Recorder.Replied(flush, e.Message, e.Sends, e.Server);
         }
         catch (OperationCanceledException)
         {
@@ -186,7 +186,7 @@ public sealed class NbdWorkload : IAsyncDisposable
         }
         catch (NbdCommandException e)
         {
-            Recorder.Replied(read, e.Message, null, 0, e.Server);
+            Recorder.Replied(read, e.Message, null, e.Sends, e.Server);
         }
     }
 }

@@ -55,6 +55,11 @@ public sealed class ReconnectingNbdSession(
             {
                 client.Abort("the server is shutting down (NBD_ESHUTDOWN)");
             }
+            catch (NbdCommandException e)
+            {
+                e.Sends = sends; // the history says how often an error-replied request went out
+                throw;
+            }
             catch (TimeoutException)
             {
                 client.Abort($"no reply within {requestTimeout.TotalSeconds:0} s");
