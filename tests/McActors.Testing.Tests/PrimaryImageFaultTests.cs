@@ -36,9 +36,11 @@ public sealed class PrimaryImageFaultTests : TestKit, IDisposable
         File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "mcactors.conf")));
 
     /// <summary>A degraded primary (no secondary, min-replicas 0: output released on local durability) with a scripted guest.</summary>
-    private (IActorRef Primary, IActorRef AsGuest) StartDegradedPrimary()
+    private (IActorRef Primary, IActorRef AsGuest) StartDegradedPrimary(TimeSpan? imageSync = null)
     {
         var settings = McActorsSettings.From(Sys.Settings.Config) with { MinReplicas = 0, StoreFaults = _disk };
+        if (imageSync is { } interval)
+            settings = settings with { ImageSyncInterval = interval };
         var primary = Sys.ActorOf(PrimaryActor.Props("p", _dir.Path, _coordinator.Ref, settings,
             _ => Akka.TestKit.TestActors.ForwardActor.Props(_guest.Ref)), "primary");
         primary.Tell(new AssignPrimary(1, _volume, [], LastCommitted: 0), _coordinator.Ref);
@@ -95,6 +97,62 @@ public sealed class PrimaryImageFaultTests : TestKit, IDisposable
         var failed = _coordinator.ExpectMsg<ReplicaFailed>(Patience);
         Assert.Equal((1L, "p"), (failed.Generation, failed.ReplicaId));
         Assert.Contains("write of 4096 B at 4096 failed", failed.Reason);
+        ExpectTerminated(primary, Patience);
+    }
+
+    [Fact]
+    public void A_writeback_failure_of_the_primarys_image_that_no_checkpoint_fsyncs_is_seen_by_the_periodic_fsync_and_is_fatal()
+    {
+        // No epoch closes here: only the background fsync (mcactors.primary.image-sync-interval) touches the image's durability,
+        // as on a primary whose secondaries hold every checkpoint.
+        var (primary, asGuest) = StartDegradedPrimary(imageSync: TimeSpan.FromMilliseconds(100));
+        _disk.FailSync(1, pathEndsWith: "volume.img");
+        primary.Tell(new GuestWrite(0, Block(1), 1), asGuest);
+        _guest.ExpectMsg(new GuestWriteCompleted(1), Patience);
+
+        var failed = _coordinator.FishForMessage<ReplicaFailed>(_ => true, Patience);
+        Assert.Equal((1L, "p"), (failed.Generation, failed.ReplicaId));
+        Assert.Contains("the periodic fsync of the image failed", failed.Reason);
+        Assert.Contains("Input/output error", failed.Reason);
+        ExpectTerminated(primary, Patience);
+        Assert.Equal(1, _disk.Failures);
+    }
+
+    [Fact]
+    public void When_a_primary_stops_keeping_checkpoints_alone_after_its_store_failed_the_failure_is_fatal_not_the_queued_writes_lost()
+    {
+        var (primary, asGuest) = StartDegradedPrimary();
+        void CloseAlone(long epoch)
+        {
+            primary.Tell(new CloseEpoch(1, epoch), _coordinator.Ref);
+            _guest.ExpectMsg(new PauseGuest(epoch), Patience);
+            primary.Tell(new GuestPaused(epoch), asGuest);
+            _guest.ExpectMsg(new CaptureGuestState(epoch), Patience);
+            primary.Tell(new GuestStateCaptured(epoch, [1, 2, 3]), asGuest);
+            _coordinator.FishForMessage<EpochClosed>(c => c.Epoch == epoch, Patience);
+            _guest.ExpectMsg(new ResumeGuest(epoch + 1), Patience);
+        }
+        void Write(long offset, byte value, long id)
+        {
+            primary.Tell(new GuestWrite(offset, Block(value), id), asGuest);
+            _guest.ExpectMsg(new GuestWriteCompleted(id), Patience);
+        }
+        Write(0, 1, 1);
+        CloseAlone(1); // the store is attached at 1
+        Write(4096, 2, 2);
+        CloseAlone(2);
+        Write(8192, 3, 3);
+        CloseAlone(3);
+        Write(0, 4, 4); // epoch 4: in the store's write-ahead queue, not yet in the image file
+        // Committing 2 drops epoch 2's log; the background deleter's fsync of the store's state fails first.
+        _disk.FailSync(1, pathEndsWith: "store.state");
+        primary.Tell(new Commit(1, 2, 0), _coordinator.Ref);
+        AwaitCondition(() => _disk.Failures == 1, Patience);
+
+        // A secondary prepared 3: the primary stops keeping checkpoints and writes its image directly again.
+        primary.Tell(new Commit(1, 3, 1), _coordinator.Ref);
+        var failed = _coordinator.FishForMessage<ReplicaFailed>(_ => true, Patience);
+        Assert.Contains("committing checkpoint 3 on the primary alone failed", failed.Reason);
         ExpectTerminated(primary, Patience);
     }
 

@@ -40,6 +40,10 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<string, ReplicaCandidate> _registered = [];
     // What the store of each replica that last registered with no role vouches for (RegisterReplica.Committed..Prepared).
     private readonly Dictionary<string, (long Oldest, long Newest, Guid? Volume)> _storeVouches = [];
+    // A replica whose promotion failed (ReplicaFailed before RoleAssumed) is not promoted back from
+    // its own store before RetryAfter: its registrations would repeat the same vouch, and each
+    // retry persists a generation (a store whose state file reads fine but whose logs do not).
+    private readonly Dictionary<string, (DateTime RetryAfter, TimeSpan Delay)> _failedPromotions = [];
     private readonly Dictionary<string, IActorRef> _refs = [];
     // Each replica's NBD address (host:port) from its last registration, to tell others where the primary serves.
     private readonly Dictionary<string, string> _nbd = [];
@@ -200,7 +204,10 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
                 if (r.Role == ReplicaRole.Secondary)
                     AssignPrimaryIfSecondariesListen();
                 else
+                {
+                    _failedPromotions.Remove(r.ReplicaId);
                     OnPrimaryResumed();
+                }
             }
             StartRunningIfAllAssumed();
         });
@@ -220,8 +227,11 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         Command<Terminated>(t => OnMemberGone(Forget(t.ActorRef), "terminated", StartRunningIfAllAssumed));
         Command<ReplicaFailed>(f =>
         {
-            if (!IsStale(f))
-                OnMemberGone(f.ReplicaId, $"failed: {f.Reason}", StartRunningIfAllAssumed);
+            if (IsStale(f))
+                return;
+            if (f.ReplicaId == _state.Primary && _awaitingRoleAssumed.Contains(f.ReplicaId))
+                BackOffPromotion(f.ReplicaId, f.Reason);
+            OnMemberGone(f.ReplicaId, $"failed: {f.Reason}", StartRunningIfAllAssumed);
         });
         Command<StopGuest>(_ => Stash.Stash());
         IgnoreOtherFenced();
@@ -593,7 +603,18 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     /// </summary>
     private bool OldPrimaryCanComeBack() =>
         _state.Primary is { } primary && _refs.ContainsKey(primary) && _storeVouches.TryGetValue(primary, out var v)
-        && v.Volume == _state.Volume?.VolumeId && v.Oldest <= _state.LastCommitted && _state.LastCommitted <= v.Newest;
+        && v.Volume == _state.Volume?.VolumeId && v.Oldest <= _state.LastCommitted && _state.LastCommitted <= v.Newest
+        && !(_failedPromotions.TryGetValue(primary, out var failed) && DateTime.UtcNow < failed.RetryAfter);
+
+    /// <summary>A promotion failed: the replica's own store is not tried again for a while, doubling up to the configured maximum.</summary>
+    private void BackOffPromotion(string replica, string reason)
+    {
+        var delay = _failedPromotions.TryGetValue(replica, out var last)
+            ? TimeSpan.FromTicks(Math.Min(last.Delay.Ticks * 2, _settings.FailedPromotionBackoffMax.Ticks))
+            : _settings.FailedPromotionBackoffMin;
+        _failedPromotions[replica] = (DateTime.UtcNow + delay, delay);
+        _log.Warning("promotion of {0} failed ({1}); it is not promoted from its own store again for {2:0.#} s", replica, reason, delay.TotalSeconds);
+    }
 
     private bool IsPromotingToCurrentGeneration(RegisterReplica r) =>
         r.Role is null && r.Assuming == ReplicaRole.Primary && r.AssumingGeneration == _state.Generation && r.ReplicaId == _state.Primary;
@@ -863,7 +884,8 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             return;
         object assignment = replica == _state.Primary
             ? new AssignPrimary(_state.Generation, _state.Volume, ReplicaSetPlanner.Endpoints(_state.Secondaries, _registered), _state.LastCommitted)
-            : new AssignSecondary(_state.Generation, _state.Volume, _state.Primary, _state.LastCommitted);
+            // The membership it holds (a secondary resynced in and then restarted is the member of that attempt).
+            : new AssignSecondary(_state.Generation, _state.Volume, _state.Primary, _state.LastCommitted, ResyncAttempt: _state.MembershipOf(replica) ?? 0);
         target.Tell(assignment);
     }
 

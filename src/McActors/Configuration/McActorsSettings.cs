@@ -30,6 +30,9 @@ public sealed record McActorsSettings(
     /// <summary>Bytes of its image the primary scans per step of a resync copy, between guest writes.</summary>
     public long ResyncScanStep { get; init; } = 4L << 20;
 
+    /// <summary>How often a primary whose secondaries hold the checkpoints fsyncs its image in the background, to see a failed writeback (mcactors.primary.image-sync-interval).</summary>
+    public TimeSpan ImageSyncInterval { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>A node whose process was paused longer than this downs itself (it may have been downed meanwhile).</summary>
     public TimeSpan PauseLimit { get; init; } = TimeSpan.FromSeconds(3);
 
@@ -41,6 +44,11 @@ public sealed record McActorsSettings(
 
     /// <summary>After a coordinator move, how long a missing primary may take to register before a failover.</summary>
     public TimeSpan PrimaryRejoinTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>After a failed promotion, how long before the coordinator promotes that replica from its own store again (mcactors.coordinator.failed-promotion-backoff.min), doubling up to max.</summary>
+    public TimeSpan FailedPromotionBackoffMin { get; init; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan FailedPromotionBackoffMax { get; init; } = TimeSpan.FromMinutes(1);
 
     /// <summary>The coordinator saves a snapshot of its state after this many persisted events.</summary>
     public int SnapshotEvery { get; init; } = 1000;
@@ -91,7 +99,10 @@ public sealed record McActorsSettings(
             ResyncScanStep = Bytes(c, "resync.scan-step"),
             ResyncStallTimeout = Duration(c, "resync.stall-timeout"),
             PauseLimit = Duration(c, "node.pause-limit"),
+            ImageSyncInterval = Duration(c, "primary.image-sync-interval"),
             PrimaryRejoinTimeout = Duration(c, "coordinator.primary-rejoin-timeout"),
+            FailedPromotionBackoffMin = Duration(c, "coordinator.failed-promotion-backoff.min"),
+            FailedPromotionBackoffMax = Duration(c, "coordinator.failed-promotion-backoff.max"),
             SnapshotEvery = Read(c, "coordinator.snapshot-every", () => c.GetInt("coordinator.snapshot-every")),
             CoordinatorRestartMin = Duration(c, "coordinator.restart-backoff.min"),
             CoordinatorRestartMax = Duration(c, "coordinator.restart-backoff.max"),
@@ -129,9 +140,12 @@ public sealed record McActorsSettings(
         Require(AssignRetry > TimeSpan.Zero, "mcactors.coordinator.assign-retry", $"{AssignRetry} is not positive");
         Require(ResyncScanStep >= BlockSize, "mcactors.resync.scan-step", $"{ResyncScanStep} B is under one block ({BlockSize} B)");
         Require(PauseLimit > TimeSpan.Zero, "mcactors.node.pause-limit", $"{PauseLimit} is not positive");
+        Require(ImageSyncInterval > TimeSpan.Zero, "mcactors.primary.image-sync-interval", $"{ImageSyncInterval} is not positive");
         Require(ResyncStallTimeout > TimeSpan.Zero, "mcactors.resync.stall-timeout", $"{ResyncStallTimeout} is not positive");
         Require(AssignTimeout > TimeSpan.Zero, "mcactors.coordinator.assign-timeout", $"{AssignTimeout} is not positive");
         Require(PrimaryRejoinTimeout > TimeSpan.Zero, "mcactors.coordinator.primary-rejoin-timeout", $"{PrimaryRejoinTimeout} is not positive");
+        Require(FailedPromotionBackoffMin > TimeSpan.Zero && FailedPromotionBackoffMax >= FailedPromotionBackoffMin, "mcactors.coordinator.failed-promotion-backoff",
+            $"min {FailedPromotionBackoffMin} must be positive and at most max {FailedPromotionBackoffMax}");
         Require(SnapshotEvery >= 1, "mcactors.coordinator.snapshot-every", $"{SnapshotEvery} is under 1");
         Require(CoordinatorRestartMin > TimeSpan.Zero, "mcactors.coordinator.restart-backoff.min", $"{CoordinatorRestartMin} is not positive");
         Require(CoordinatorRestartMax >= CoordinatorRestartMin, "mcactors.coordinator.restart-backoff.max",

@@ -72,6 +72,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private VolumeImage? _image;
     private PrimaryAloneCheckpoints? _alone; // while no secondary holds the checkpoints
     private bool _lastCommitOnNoSecondary;
+    private bool _imageSyncing;
     private VolumeSpec? _volume;
     private IActorRef? _guest;
     private IActorRef _assignedBy = ActorRefs.Nobody;
@@ -219,6 +220,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
                     _replicaId, ledger.LastCommitted, PrimaryVolumeFiles.StatePath(_directory, ledger.LastCommitted));
         }
         _guest.Tell(new ResumeGuest(ledger.Epoch));
+        Timers.StartPeriodicTimer(ImageSyncTimer, SyncImage.Instance, _settings.ImageSyncInterval);
         if (_senders.Count == 0 || _senders.Count < _assignedSecondaries)
             _log.Warning("primary {0} runs degraded: {1} of {2} secondaries connected", _replicaId, _senders.Count, _assignedSecondaries);
         _assignedBy.Tell(new RoleAssumed(ledger.Generation, _replicaId, ReplicaRole.Primary));
@@ -242,6 +244,13 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private void CommonWhileAssigned()
     {
         Receive<Commit>(OnCommit);
+        Receive<SyncImage>(_ => BeginImageSync());
+        Receive<ImageSynced>(m =>
+        {
+            _imageSyncing = false;
+            if (m.Error is { } error)
+                ImageFailed("the periodic fsync of the image failed", error);
+        });
         Receive<StopGuest>(_ =>
         {
             _stopGuest = true;
@@ -451,14 +460,15 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     /// <summary>
     /// A primary that no secondary follows is the only holder of the checkpoint it just closed: it
     /// keeps it on its own disk (attaching a rollback store at the first one, preparing each later
-    /// one) before the coordinator hears that it closed, so before it can commit. It goes on
-    /// preparing until a commit says a secondary holds the checkpoints again. False if the image
-    /// failed (the primary stops).
+    /// one) before the coordinator hears that it closed, so before it can commit. Once a secondary
+    /// follows again (in sync, and the last commit had it), its prepare holds the new checkpoints;
+    /// the store stays, unprepared, until a commit covers the ones only it holds. False if the
+    /// image failed (the primary stops).
     /// </summary>
     private bool KeepIfAlone(ClosedCheckpoint closed)
     {
         var alone = _lastCommitOnNoSecondary || _senders.All(s => s.Id == _copy?.ReplicaId); // a joiner holds no checkpoint yet
-        if (_alone is null && !alone)
+        if (!alone)
             return true;
         try
         {
@@ -479,7 +489,11 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         }
     }
 
-    /// <summary>The commit of a checkpoint the primary keeps alone drops its logs; one a secondary prepared ends keeping them.</summary>
+    /// <summary>
+    /// The commit of a checkpoint the primary keeps alone drops its logs; one a secondary prepared
+    /// ends keeping them once it covers every checkpoint prepared here (until then, losing that
+    /// secondary would leave the later ones on this disk only).
+    /// </summary>
     private bool CommitIfAlone(Commit m)
     {
         _lastCommitOnNoSecondary = m.Secondaries == 0;
@@ -487,7 +501,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             return true;
         try
         {
-            if (m.Secondaries == 0)
+            if (m.Secondaries == 0 || m.Epoch < _alone.Prepared)
             {
                 _alone.Commit(m.Epoch);
                 return true;
@@ -592,9 +606,10 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         {
             try
             {
+                _alone?.Drain(); // closed while a secondary followed, its writes may still wait in the store's queue
                 _image!.Flush();
             }
-            catch (IOException e)
+            catch (Exception e) when (IsDiskError(e))
             {
                 // Never retried: a second fsync would succeed without the pages the failed one lost.
                 ImageFailed($"fsync of the image for checkpoint {m.Epoch} failed", e);
@@ -602,6 +617,26 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             }
         }
         _gate!.Commit(m.Epoch);
+    }
+
+    /// <summary>
+    /// While secondaries hold the checkpoints, nothing on the reply path fsyncs the primary's image
+    /// (issue 12: the secondaries' prepare is the durability), so a failed writeback would go
+    /// unseen: its pages are marked clean and, once evicted, reads would return older data. An
+    /// fsync reports such an error on the next call, so one off the actor's thread every
+    /// mcactors.primary.image-sync-interval bounds how long the primary serves from a disk that
+    /// lost writes; the failure is then fatal, as any other of its image. Alone, the store's
+    /// prepare already fsyncs the image at every checkpoint.
+    /// </summary>
+    private void BeginImageSync()
+    {
+        if (_imageSyncing || _alone is not null || _image is not { } image)
+            return;
+        _imageSyncing = true;
+        Task.Run(image.Flush).ContinueWith(
+                t => new ImageSynced(t.Exception?.GetBaseException() is IOException e ? e : null),
+                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default)
+            .PipeTo(Self);
     }
 
     private void SaveStoppedCheckpoint(long epoch, byte[] state)
@@ -1006,5 +1041,14 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
 
     private sealed record SendStalled(long Token);
 
+    private sealed record SyncImage
+    {
+        public static readonly SyncImage Instance = new();
+    }
+
+    /// <summary>The periodic fsync of the image ended; <paramref name="Error"/> is its I/O error, if any.</summary>
+    private sealed record ImageSynced(IOException? Error);
+
     private const string SendStallTimer = "send-stall";
+    private const string ImageSyncTimer = "image-sync";
 }

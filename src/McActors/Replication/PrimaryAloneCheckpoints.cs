@@ -12,8 +12,10 @@ namespace McActors.Replication;
 /// primary reports it closed, and a commit drops what it covers. A primary that dies alone and
 /// restarts therefore opens this store like a secondary's, rolls back to the last committed
 /// checkpoint and is promoted again: the volume does not wait for good (DESIGN.md, degraded mode).
-/// Checkpoints it closed before it was alone are not in this store: until one it prepared here
-/// commits, it cannot vouch for the last committed one.
+/// Checkpoints it closed while a secondary followed are not in this store: until one it prepared
+/// here commits, it cannot vouch for the last committed one. The store stays until a commit that a
+/// secondary prepared covers every checkpoint prepared here (before that, the secondary may still
+/// be lost and these be the only copies).
 /// Not thread-safe: the primary actor owns it.
 /// </summary>
 public sealed class PrimaryAloneCheckpoints : IDisposable
@@ -70,7 +72,7 @@ public sealed class PrimaryAloneCheckpoints : IDisposable
     public void Commit(long epoch)
     {
         if (epoch > _store.PreparedEpoch)
-            return; // a checkpoint closed before this store existed: not held here
+            return; // closed while a secondary followed, so not prepared here: the store still vouches only up to Prepared
         _store.Commit(epoch);
         DeleteStates(_saved.Where(e => e < epoch).ToList());
     }
@@ -81,6 +83,9 @@ public sealed class PrimaryAloneCheckpoints : IDisposable
     /// </summary>
     public void Detach(string dataDirectory)
     {
+        // Every queued write into the image file first, or it is lost with the store (Dispose skips
+        // its flush after a failure, e.g. the deleter's fsync: this throws it instead).
+        _store.Flush();
         _store.Dispose();
         RollbackStore.Detach(PrimaryVolumeFiles.ImageDirectory(dataDirectory));
         DeleteStates([.. _saved]);

@@ -332,6 +332,29 @@ public sealed class EpochCoordinatorTests : TestKit
     }
 
     [Fact]
+    public void A_resynced_secondary_that_registers_again_is_assigned_with_the_membership_it_joined_by()
+    {
+        var coordinator = Start(Settings());
+        Sys.Stop(_r.S2.Ref);
+        AwaitAssert(() => Assert.Equal(["s1"], Status(coordinator).Secondaries));
+        var joiner = CreateTestProbe("s3");
+        Register(coordinator, joiner, 7003);
+        var attempt = joiner.ExpectMsg<AssignSecondary>().ResyncAttempt;
+        coordinator.Tell(new ResyncReady(Gen, "s3", 65536, null, attempt), joiner.Ref);
+        _r.Primary.FishForMessage<AddSecondary>(_ => true);
+        coordinator.Tell(new ResyncCompleted(Gen, "s3", 1, attempt), _r.Primary.Ref);
+        AwaitAssert(() => Assert.Equal(["s1", "s3"], Status(coordinator).Secondaries));
+
+        // Registered again (a restart, or a moved coordinator's first contact): its assignment names the
+        // attempt it is the member of, so that a later LeftReplicaSet about that membership is not ignored.
+        var again = CreateTestProbe("s3-again");
+        coordinator.Tell(new RegisterReplica("s3", again.Ref, "127.0.0.1", 7003, null, 0, 0), again.Ref);
+        var assign = again.FishForMessage<AssignSecondary>(_ => true);
+        Assert.Equal((Gen, false, attempt), (assign.Generation, assign.Resync, assign.ResyncAttempt));
+        Assert.NotEqual(0, attempt);
+    }
+
+    [Fact]
     public void A_secondary_whose_resync_completes_before_the_primary_closed_an_open_checkpoint_is_not_counted_for_it()
     {
         var coordinator = Start(Settings());
@@ -578,6 +601,32 @@ public sealed class EpochCoordinatorTests : TestKit
             var status = Status(coordinator);
             Assert.Equal((Gen + 1, "p", 2L), (status.Generation, status.Primary, status.LastCommitted));
         });
+    }
+
+    [Fact]
+    public void A_primary_whose_comeback_from_its_own_store_failed_is_not_promoted_again_before_the_backoff()
+    {
+        var coordinator = LoseBothSecondariesThenThePrimary();
+        var volume = _r.Volume!.VolumeId;
+        var back = CreateTestProbe("p-back");
+        coordinator.Tell(new RegisterReplica("p", back.Ref, "127.0.0.1", 7000, volume, 2, 3), back.Ref);
+        Assert.Equal(Gen + 1, back.FishForMessage<AssignPrimary>(_ => true).Generation);
+        // Its store reads fine but refuses the rollback (a damaged log): the promotion fails.
+        EventFilter.Error(contains: "no secondary is alive to take over").ExpectOne(() =>
+            coordinator.Tell(new ReplicaFailed(Gen + 1, "p", "cannot promote: the rollback log of epoch 3 is damaged"), back.Ref));
+
+        // It registers again at once with the same vouch: no new generation (min backoff is 1 s here).
+        coordinator.Tell(new RegisterReplica("p", back.Ref, "127.0.0.1", 7000, volume, 2, 3), back.Ref);
+        back.FishForMessage<ReplicaRegistered>(_ => true);
+        back.ExpectNoMsg(Quiet);
+        Assert.Equal(Gen + 1, Status(coordinator).Generation);
+
+        // After the backoff it is tried again (a transient failure heals).
+        AwaitAssert(() =>
+        {
+            coordinator.Tell(new RegisterReplica("p", back.Ref, "127.0.0.1", 7000, volume, 2, 3), back.Ref);
+            Assert.Equal(Gen + 2, Status(coordinator).Generation);
+        }, TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(200));
     }
 
     [Fact]

@@ -599,6 +599,33 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
     }
 
     [Fact]
+    public void A_primary_that_was_alone_keeps_the_checkpoints_only_it_prepared_until_a_commit_with_a_secondary_covers_them()
+    {
+        var primary = StartPrimary([], minReplicas: 0);
+        void WritesPast(long writes) => AwaitAssert(() => Assert.True(GuestStatusOf(primary).Writes > writes + 20), Patience);
+        WritesPast(0);
+        Close(primary, 1, 1);
+        primary.Tell(new Commit(1, 1, 0), _coordinator.Ref);
+        WritesPast(Status(primary).Writes);
+        Close(primary, 1, 2);
+        WritesPast(Status(primary).Writes);
+        Close(primary, 1, 3); // 2 and 3 prepared alone, in flight
+        var joiner = Secondary("s1", out var endpoint);
+        primary.Tell(new AddSecondary(1, endpoint, 64 << 10, Digest: null, Attempt: 1), _coordinator.Ref);
+        _coordinator.FishForMessage(m => m is ResyncCompleted { ReplicaId: "s1" }, Patience);
+
+        // s1 prepared 2 (it counts): 3 is still on this disk only, and s1 may yet be lost before it prepares it.
+        primary.Tell(new Commit(1, 2, 1), _coordinator.Ref);
+        AwaitAssert(() => Assert.Equal(2, Status(primary).LastCommitted), Patience);
+        var seen = joiner.Writes.Count;
+        AwaitAssert(() => Assert.True(joiner.Writes.Count > seen + 20), Patience);
+        Watch(primary);
+        Sys.Stop(primary);
+        ExpectTerminated(primary);
+        Assert.Equal((2L, 3L), McActors.Storage.Rollback.RollbackStore.ReadCheckpoints(PrimaryVolumeFiles.ImageDirectory(_directory)));
+    }
+
+    [Fact]
     public void An_image_of_another_volume_is_not_taken_over()
     {
         var other = _volume with { VolumeId = Guid.NewGuid() };
