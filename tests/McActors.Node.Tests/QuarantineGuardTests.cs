@@ -31,9 +31,15 @@ public sealed class QuarantineGuardTests(ITestOutputHelper output) : TestKit(Con
         guard.Tell(new Identify(1), TestActor); // answered after its PreStart: subscribed
         ExpectMsg<ActorIdentity>();
 
-        var peer = new Address("akka.tcp", Sys.Name, "127.0.0.1", 1);
+        // Not a member: no judge of membership.
+        var stranger = new Address("akka.tcp", Sys.Name, "127.0.0.1", 1);
+        EventFilter.Warning(contains: "not a member, quarantined this node; ignored").ExpectOne(() =>
+            Sys.EventStream.Publish(new ThisActorSystemQuarantinedEvent(cluster.SelfAddress, stranger)));
+        Assert.Equal(MemberStatus.Up, cluster.SelfMember.Status);
+
+        // A member (here the node itself, the one member there is) that quarantined it: the cluster removed it.
         EventFilter.Error(contains: "quarantined this node").ExpectOne(() =>
-            Sys.EventStream.Publish(new ThisActorSystemQuarantinedEvent(cluster.SelfAddress, peer)));
+            Sys.EventStream.Publish(new ThisActorSystemQuarantinedEvent(cluster.SelfAddress, cluster.SelfAddress)));
         AwaitAssert(() => Assert.True(cluster.SelfMember.Status is MemberStatus.Down or MemberStatus.Removed, $"self is {cluster.SelfMember.Status}"),
             TimeSpan.FromSeconds(5));
     }

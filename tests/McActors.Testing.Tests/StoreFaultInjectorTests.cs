@@ -101,6 +101,19 @@ public sealed class StoreFaultInjectorTests : IDisposable
     }
 
     [Fact]
+    public void A_failed_fsync_of_an_image_fails_every_later_one_of_it_so_no_caller_takes_the_retry_for_durability()
+    {
+        using var image = McActors.Storage.Volume.VolumeImage.Create(_dir.Sub("volume.img"), 1 << 20);
+        image.Faults = _faults;
+        image.Write(0, Block(1));
+        _faults.FailSync(1, pathEndsWith: "volume.img");
+        Assert.Throws<IOException>(image.Flush); // e.g. the primary's background fsync
+        var later = Assert.Throws<IOException>(image.Flush); // e.g. the fsync before a FLUSH reply
+        Assert.Contains("an earlier fsync", later.Message);
+        Assert.Equal(1, _faults.Failures);
+    }
+
+    [Fact]
     public void A_failed_fsync_of_the_image_fails_the_prepare_and_the_store_never_prepares_again()
     {
         using var store = CreateStore();

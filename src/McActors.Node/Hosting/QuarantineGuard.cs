@@ -23,9 +23,15 @@ public sealed class QuarantineGuard : ReceiveActor
     {
         Receive<ThisActorSystemQuarantinedEvent>(e =>
         {
+            var cluster = Cluster.Get(Context.System);
+            if (!cluster.State.Members.Any(m => m.Address.Equals(e.RemoteAddress)))
+            {
+                // Only a member's word counts: anything else that reaches the port is no judge of membership.
+                Context.GetLogger().Warning("{0}, not a member, quarantined this node; ignored", e.RemoteAddress);
+                return;
+            }
             Context.GetLogger().Error("{0} quarantined this node ({1}): the cluster removed it, so it leaves (downs itself) rather than act on a stale view",
                 e.RemoteAddress, e.LocalAddress);
-            var cluster = Cluster.Get(Context.System);
             cluster.Down(cluster.SelfAddress);
         });
     }

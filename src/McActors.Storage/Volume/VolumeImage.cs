@@ -106,12 +106,33 @@ public sealed class VolumeImage : IDisposable
     /// <summary>Starts writing dirty pages back in the background, so that the next <see cref="Flush"/> has less to wait for.</summary>
     public void StartWriteback() => Durability.StartWriteback(_handle);
 
-    /// <summary>Makes every write so far durable (fsync).</summary>
+    /// <summary>
+    /// Makes every write so far durable (fsync). Safe beside writes on other threads. A failure is
+    /// sticky: Linux reports a failed writeback to one fsync only and the next succeeds without the
+    /// lost pages, so every later call throws it again (one caller may have fsynced in the background
+    /// while another must not take a later success for durability).
+    /// </summary>
     public void Flush()
     {
-        Faults?.BeforeSync(Path);
-        RandomAccess.FlushToDisk(_handle);
+        lock (_syncLock)
+        {
+            if (_syncFailure is { } earlier)
+                throw new IOException($"an earlier fsync of {Path} failed ({earlier.Message}); its writes may be lost", earlier);
+            try
+            {
+                Faults?.BeforeSync(Path);
+                RandomAccess.FlushToDisk(_handle);
+            }
+            catch (IOException e)
+            {
+                _syncFailure = e;
+                throw;
+            }
+        }
     }
+
+    private readonly Lock _syncLock = new();
+    private IOException? _syncFailure;
 
     public void Dispose() => _handle.Dispose();
 }

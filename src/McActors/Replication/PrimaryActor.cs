@@ -474,6 +474,9 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         {
             if (_alone is null)
             {
+                // Through the primary's own image first: an error the background fsync already took
+                // (sticky there) would not be reported to the store's newly opened file.
+                _image!.Flush();
                 _alone = PrimaryAloneCheckpoints.Attach(_directory, _volume!, closed.Epoch, closed.State, _settings.StoreOptions);
                 _log.Warning("primary {0}: no secondary holds the checkpoints of generation {1}; keeping them here from checkpoint {2} on " +
                     "(rollback logs in its store), so that it can come back from a crash on its own", _replicaId, Ledger.Generation, closed.Epoch);
@@ -501,6 +504,12 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             return true;
         try
         {
+            if (m.Secondaries == 0 && m.Epoch > _alone.Prepared)
+            {
+                // Closed while a secondary followed, committed once it was lost: only this disk holds
+                // it now, so it is prepared here late (its guest state is still in the ledger).
+                _alone.Prepare(m.Epoch, Ledger.Find(m.Epoch)?.State);
+            }
             if (m.Secondaries == 0 || m.Epoch < _alone.Prepared)
             {
                 _alone.Commit(m.Epoch);
@@ -606,7 +615,6 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         {
             try
             {
-                _alone?.Drain(); // closed while a secondary followed, its writes may still wait in the store's queue
                 _image!.Flush();
             }
             catch (Exception e) when (IsDiskError(e))
@@ -634,7 +642,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             return;
         _imageSyncing = true;
         Task.Run(image.Flush).ContinueWith(
-                t => new ImageSynced(t.Exception?.GetBaseException() is IOException e ? e : null),
+                t => new ImageSynced(t.Exception?.GetBaseException() is { } e and not ObjectDisposedException ? e : null),
                 CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default)
             .PipeTo(Self);
     }
@@ -1047,7 +1055,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     }
 
     /// <summary>The periodic fsync of the image ended; <paramref name="Error"/> is its I/O error, if any.</summary>
-    private sealed record ImageSynced(IOException? Error);
+    private sealed record ImageSynced(Exception? Error);
 
     private const string SendStallTimer = "send-stall";
     private const string ImageSyncTimer = "image-sync";

@@ -598,31 +598,59 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
         Assert.True(verification.Ok, verification.ToString());
     }
 
-    [Fact]
-    public void A_primary_that_was_alone_keeps_the_checkpoints_only_it_prepared_until_a_commit_with_a_secondary_covers_them()
+    /// <summary>
+    /// A primary alone prepares checkpoints 1..3 itself (commits 1), then s1 is resynced in and
+    /// counted for checkpoint 2: 3 is still on the primary's disk only.
+    /// </summary>
+    private IActorRef AloneThenJoinedAtTwo(out RecordingSecondary joiner)
     {
         var primary = StartPrimary([], minReplicas: 0);
-        void WritesPast(long writes) => AwaitAssert(() => Assert.True(GuestStatusOf(primary).Writes > writes + 20), Patience);
-        WritesPast(0);
         Close(primary, 1, 1);
         primary.Tell(new Commit(1, 1, 0), _coordinator.Ref);
-        WritesPast(Status(primary).Writes);
+        WritesPast(primary, Status(primary).Writes);
         Close(primary, 1, 2);
-        WritesPast(Status(primary).Writes);
+        WritesPast(primary, Status(primary).Writes);
         Close(primary, 1, 3); // 2 and 3 prepared alone, in flight
-        var joiner = Secondary("s1", out var endpoint);
+        joiner = Secondary("s1", out var endpoint);
         primary.Tell(new AddSecondary(1, endpoint, 64 << 10, Digest: null, Attempt: 1), _coordinator.Ref);
         _coordinator.FishForMessage(m => m is ResyncCompleted { ReplicaId: "s1" }, Patience);
-
-        // s1 prepared 2 (it counts): 3 is still on this disk only, and s1 may yet be lost before it prepares it.
         primary.Tell(new Commit(1, 2, 1), _coordinator.Ref);
         AwaitAssert(() => Assert.Equal(2, Status(primary).LastCommitted), Patience);
-        var seen = joiner.Writes.Count;
-        AwaitAssert(() => Assert.True(joiner.Writes.Count > seen + 20), Patience);
+        return primary;
+    }
+
+    private void WritesPast(IActorRef primary, long writes) => AwaitAssert(() => Assert.True(GuestStatusOf(primary).Writes > writes + 20), Patience);
+
+    private (long Oldest, long Newest)? StopAndReadCheckpoints(IActorRef primary)
+    {
         Watch(primary);
         Sys.Stop(primary);
         ExpectTerminated(primary);
-        Assert.Equal((2L, 3L), McActors.Storage.Rollback.RollbackStore.ReadCheckpoints(PrimaryVolumeFiles.ImageDirectory(_directory)));
+        return McActors.Storage.Rollback.RollbackStore.ReadCheckpoints(PrimaryVolumeFiles.ImageDirectory(_directory));
+    }
+
+    [Fact]
+    public void A_primary_that_was_alone_keeps_the_checkpoints_only_it_prepared_until_a_commit_with_a_secondary_covers_them()
+    {
+        // s1 may yet be lost before it prepares 3.
+        var primary = AloneThenJoinedAtTwo(out var joiner);
+        var seen = joiner.Writes.Count;
+        AwaitAssert(() => Assert.True(joiner.Writes.Count > seen + 20), Patience);
+        Assert.Equal((2L, 3L), StopAndReadCheckpoints(primary));
+    }
+
+    [Fact]
+    public void A_checkpoint_closed_while_a_secondary_followed_and_committed_after_it_was_lost_is_kept_on_the_primary()
+    {
+        var primary = AloneThenJoinedAtTwo(out _);
+        WritesPast(primary, Status(primary).Writes);
+        Close(primary, 1, 4); // s1 follows: 4 is not prepared on the primary
+        // s1 is lost before it prepares 3 and 4: both commit with no secondary, 4 on this disk only.
+        primary.Tell(new Commit(1, 3, 0), _coordinator.Ref);
+        primary.Tell(new Commit(1, 4, 0), _coordinator.Ref);
+        AwaitAssert(() => Assert.Equal(4, Status(primary).LastCommitted), Patience);
+        Assert.Equal((4L, 4L), StopAndReadCheckpoints(primary));
+        Assert.True(File.Exists(PrimaryVolumeFiles.StatePath(_directory, 4)), "the guest state of checkpoint 4 is kept for a promotion");
     }
 
     [Fact]
