@@ -5,7 +5,7 @@ using Akka.Cluster;
 namespace McActors.Node.LocalCluster;
 
 /// <summary>What the observer saw of one node, UTC wall clock; null: not seen (yet).</summary>
-public sealed record MemberTimes(DateTime? UnreachableAt, DateTime? DownedAt, DateTime? RemovedAt);
+public sealed record MemberTimes(DateTime? UnreachableAt, DateTime? DownedAt, DateTime? RemovedAt, DateTime? UpAt = null);
 
 /// <summary>
 /// The observer's own record of membership events per node (host:port), so that detection and
@@ -31,6 +31,7 @@ public sealed class MembershipLog
     {
         public Watcher(MembershipLog log)
         {
+            Receive<ClusterEvent.MemberUp>(e => log.Record(e.Member.Address, t => t with { UpAt = t.UpAt ?? DateTime.UtcNow }));
             Receive<ClusterEvent.UnreachableMember>(e => log.Record(e.Member.Address, t => t with { UnreachableAt = t.UnreachableAt ?? DateTime.UtcNow }));
             Receive<ClusterEvent.MemberDowned>(e => log.Record(e.Member.Address, t => t with { DownedAt = t.DownedAt ?? DateTime.UtcNow }));
             Receive<ClusterEvent.MemberRemoved>(e => log.Record(e.Member.Address, t => t with
@@ -44,7 +45,7 @@ public sealed class MembershipLog
 
         protected override void PreStart() =>
             Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-                typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.MemberDowned), typeof(ClusterEvent.MemberRemoved));
+                typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.MemberDowned), typeof(ClusterEvent.MemberRemoved));
 
         protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
 
