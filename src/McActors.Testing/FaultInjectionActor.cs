@@ -26,6 +26,7 @@ public sealed class FaultInjectionActor : ReceiveActor
                 {
                     case StoreFaultKind.IOError: store.FailAfterWrites(m.AfterWrites); break;
                     case StoreFaultKind.NoSpace: store.NoSpace(m.AfterWrites); break;
+                    case StoreFaultKind.SyncError: store.FailSync(); break;
                     case StoreFaultKind.Slow: store.SlowWrites(m.Delay); break;
                     case StoreFaultKind.Heal: store.Heal(); break;
                     default: throw new ArgumentOutOfRangeException(nameof(m), $"unknown store fault {m.Kind}");

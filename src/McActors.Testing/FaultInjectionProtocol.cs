@@ -11,6 +11,9 @@ public enum StoreFaultKind
     /// <summary>Writes fail with ENOSPC after <see cref="InjectStoreFault.AfterWrites"/> more writes.</summary>
     NoSpace,
 
+    /// <summary>The next fsync of the store fails once with EIO, as Linux reports a lost writeback (the one after succeeds).</summary>
+    SyncError,
+
     /// <summary>Every write takes <see cref="InjectStoreFault.Delay"/> longer (a slow secondary).</summary>
     Slow,
 

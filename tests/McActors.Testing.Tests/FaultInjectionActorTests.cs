@@ -52,12 +52,17 @@ public sealed class FaultInjectionActorTests : TestKit
         Ask(new InjectStoreFault(StoreFaultKind.NoSpace, 0, TimeSpan.Zero));
         Assert.Equal(StoreFaultInjector.ENOSPC, Assert.Throws<IOException>(() => _disk.BeforeWrite("img", 0, 512)).HResult);
 
+        Ask(new InjectStoreFault(StoreFaultKind.Heal, 0, TimeSpan.Zero));
+        Assert.Contains("fsync 1 of any file fails", Ask(new InjectStoreFault(StoreFaultKind.SyncError, 0, TimeSpan.Zero)).Description);
+        Assert.Equal(StoreFaultInjector.EIO, Assert.Throws<IOException>(() => _disk.BeforeSync("store.state")).HResult);
+        _disk.BeforeSync("store.state"); // once, as Linux reports a lost writeback
+
         Assert.Contains("slow: 20 ms", Ask(new InjectStoreFault(StoreFaultKind.Slow, 0, TimeSpan.FromMilliseconds(20))).Description);
         _disk.BeforeWrite("img", 0, 512);
 
         Assert.Equal("store disk: healthy", Ask(new InjectStoreFault(StoreFaultKind.Heal, 0, TimeSpan.Zero)).Description);
         _disk.BeforeWrite("img", 0, 512);
-        Assert.Equal(2, _disk.Failures);
+        Assert.Equal(3, _disk.Failures); // the I/O error, ENOSPC and the fsync
     }
 
     [Fact]

@@ -170,7 +170,9 @@ public static class ChaosRunner
                     break;
                 case ChaosFault.DiskErrorSecondary:
                     seen.FaultAt = DateTime.UtcNow;
-                    seen.Notes.Add(await NodeFaults.InjectStoreFaultAsync(cluster.Observer, node, plan.Fault, afterWrites: 16, TimeSpan.Zero));
+                    // Half the runs (by seed) fail a write, the other half an fsync (a lost writeback).
+                    seen.Notes.Add(await NodeFaults.InjectStoreFaultAsync(cluster.Observer, node, plan.Fault, afterWrites: 16, TimeSpan.Zero,
+                        failSync: plan.Seed % 2 == 0));
                     break;
                 case ChaosFault.SlowSecondary:
                     seen.FaultAt = DateTime.UtcNow;

@@ -27,9 +27,13 @@ public static class NodeFaults
     public static IReadOnlyList<string> NodeOverrides(ChaosPlan plan) =>
         IsStoreFault(plan.Fault) ? [$"{FaultConfig.FaultInjectionKey} = on"] : [];
 
-    /// <summary>Makes <paramref name="node"/>'s store disk fail (I/O error after <paramref name="afterWrites"/> writes) or slow (<paramref name="delay"/> per write).</summary>
-    public static Task<string> InjectStoreFaultAsync(ClusterObserver observer, LocalNodeProcess node, ChaosFault fault, int afterWrites, TimeSpan delay) =>
-        AskAsync(observer, node, new InjectStoreFault(fault == ChaosFault.DiskErrorSecondary ? StoreFaultKind.IOError : StoreFaultKind.Slow, afterWrites, delay));
+    /// <summary>
+    /// Makes <paramref name="node"/>'s store disk fail (an I/O error after <paramref name="afterWrites"/>
+    /// writes, or with <paramref name="failSync"/> its next fsync) or slow (<paramref name="delay"/> per write).
+    /// </summary>
+    public static Task<string> InjectStoreFaultAsync(ClusterObserver observer, LocalNodeProcess node, ChaosFault fault, int afterWrites, TimeSpan delay, bool failSync = false) =>
+        AskAsync(observer, node, new InjectStoreFault(
+            fault != ChaosFault.DiskErrorSecondary ? StoreFaultKind.Slow : failSync ? StoreFaultKind.SyncError : StoreFaultKind.IOError, afterWrites, delay));
 
     /// <summary>A healthy store disk again.</summary>
     public static Task<string> HealStoreAsync(ClusterObserver observer, LocalNodeProcess node) =>
