@@ -306,10 +306,9 @@ public sealed class EpochCoordinatorTests : TestKit
         ExpectCommit(1, _r.Primary, _r.S1, joiner);
     }
 
-    [Fact]
-    public void A_resynced_secondary_dropped_again_is_told_which_membership_ended()
+    /// <summary>s2 is lost, and s3 is resynced in (by the attempt returned) in its place.</summary>
+    private (Akka.TestKit.TestProbe Joiner, long Attempt) ReplaceS2WithAResyncedS3(IActorRef coordinator)
     {
-        var coordinator = Start(Settings("mcactors.checkpoint.prepare-timeout = 300ms"));
         Sys.Stop(_r.S2.Ref);
         AwaitAssert(() => Assert.Equal(["s1"], Status(coordinator).Secondaries));
         var joiner = CreateTestProbe("s3");
@@ -319,6 +318,14 @@ public sealed class EpochCoordinatorTests : TestKit
         _r.Primary.FishForMessage<AddSecondary>(_ => true);
         coordinator.Tell(new ResyncCompleted(Gen, "s3", 1, attempt), _r.Primary.Ref);
         AwaitAssert(() => Assert.Equal(["s1", "s3"], Status(coordinator).Secondaries));
+        return (joiner, attempt);
+    }
+
+    [Fact]
+    public void A_resynced_secondary_dropped_again_is_told_which_membership_ended()
+    {
+        var coordinator = Start(Settings("mcactors.checkpoint.prepare-timeout = 300ms"));
+        var (joiner, attempt) = ReplaceS2WithAResyncedS3(coordinator);
 
         // s3 never answers Prepared(1): dropped, and the LeftReplicaSet names the attempt it joined by.
         coordinator.Tell(new CheckpointNow(Gen));
@@ -335,15 +342,7 @@ public sealed class EpochCoordinatorTests : TestKit
     public void A_resynced_secondary_that_registers_again_is_assigned_with_the_membership_it_joined_by()
     {
         var coordinator = Start(Settings());
-        Sys.Stop(_r.S2.Ref);
-        AwaitAssert(() => Assert.Equal(["s1"], Status(coordinator).Secondaries));
-        var joiner = CreateTestProbe("s3");
-        Register(coordinator, joiner, 7003);
-        var attempt = joiner.ExpectMsg<AssignSecondary>().ResyncAttempt;
-        coordinator.Tell(new ResyncReady(Gen, "s3", 65536, null, attempt), joiner.Ref);
-        _r.Primary.FishForMessage<AddSecondary>(_ => true);
-        coordinator.Tell(new ResyncCompleted(Gen, "s3", 1, attempt), _r.Primary.Ref);
-        AwaitAssert(() => Assert.Equal(["s1", "s3"], Status(coordinator).Secondaries));
+        var (joiner, attempt) = ReplaceS2WithAResyncedS3(coordinator);
 
         // Registered again (a restart, or a moved coordinator's first contact): its assignment names the
         // attempt it is the member of, so that a later LeftReplicaSet about that membership is not ignored.
