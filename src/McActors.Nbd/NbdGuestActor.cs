@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using Akka.Actor;
 using Akka.Event;
 using McActors.Guests;
-using McActors.Replication;
 
 namespace McActors.Nbd;
 
@@ -16,51 +15,49 @@ namespace McActors.Nbd;
 /// to close that epoch at once (group commit; later epochs close while it commits). READ →
 /// <see cref="GuestRead"/>, answered at once (it may see a write not completed yet, which NBD allows).
 /// FLUSH is answered at once: every write completed before it was committed before its reply went
-/// out. While paused, writes wait here; reads and flushes go on. Its state blob is an
+/// out. While paused, writes wait (held by <see cref="GuestActorBase"/>); reads and flushes go on.
+/// A failed write fails that request with EIO and the guest runs on: the client owns its state. Its state blob is an
 /// <see cref="OpaqueGuestState"/> of kind "nbd": the client owns its own state, so the blob holds
 /// only the epoch and counters. It attaches its export to the node's <see cref="NbdExportSlot"/> when
 /// it starts and detaches it when it stops, so the export lives exactly as long as the primary role.
 /// </summary>
-public sealed class NbdGuestActor : ReceiveActor
+public sealed class NbdGuestActor : GuestActorBase
 {
     public const string Kind = "nbd";
 
-    private readonly IActorRef _disk;
     private readonly NbdExportSlot _slot;
     private readonly ActorNbdExport _export;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    private readonly Dictionary<long, (NbdWriteRequest Write, long Epoch)> _writes = [];
+    // Requests by the tag of their GuestWrite / GuestRead (a held write has its tag already).
+    private readonly Dictionary<long, NbdWriteRequest> _writes = [];
     private readonly Dictionary<long, TaskCompletionSource<byte[]>> _reads = [];
     // Applied writes whose replies wait for their epoch's checkpoint to commit, by epoch.
     private readonly SortedDictionary<long, List<TaskCompletionSource>> _uncommitted = [];
-    private readonly Queue<NbdWriteRequest> _held = new();
-    private long _tag;
-    private long _epoch;
-    private bool _paused = true; // a guest starts paused (GuestProtocol.cs)
-    private long? _pausing;
     private long _writeCount;
     private long _bytes;
 
-    public NbdGuestActor(IActorRef disk, NbdExportSlot slot, long sizeBytes, int zeroChunkBytes)
+    public NbdGuestActor(GuestContext guest, NbdExportSlot slot, int zeroChunkBytes) : base(guest)
     {
-        _disk = disk;
         _slot = slot;
-        _export = new ActorNbdExport(Self, sizeBytes, zeroChunkBytes);
+        _export = new ActorNbdExport(Self, guest.Volume.SizeBytes, zeroChunkBytes);
+    }
 
-        Receive<NbdWriteRequest>(m =>
-        {
-            if (_paused)
-                _held.Enqueue(m);
-            else
-                Issue(m);
-        });
-        Receive<NbdReadRequest>(m =>
-        {
-            var tag = ++_tag;
-            _reads[tag] = m.Done;
-            _disk.Tell(new GuestRead(m.Offset, m.Length, tag));
-        });
+    /// <summary>The guest of the primary <paramref name="guest"/> describes, serving the export through <paramref name="slot"/>.</summary>
+    public static Props Props(GuestContext guest, NbdExportSlot slot, int zeroChunkBytes) =>
+        Akka.Actor.Props.Create(() => new NbdGuestActor(guest, slot, zeroChunkBytes));
+
+    /// <summary>The guest factory of a replica serving NBD through <paramref name="slot"/>.</summary>
+    public static Func<GuestContext, Props> ForReplica(NbdExportSlot slot, NbdOptions options) =>
+        guest => Props(guest, slot, options.ZeroChunkBytes);
+
+    protected override (long Writes, long Bytes) Counters => (_writeCount, _bytes);
+
+    protected override void ReceiveGuestMessages()
+    {
+        // A write issued while the guest runs epoch E is applied in E: the primary closes E only
+        // after this guest paused, which it does once every issued write was applied.
+        Receive<NbdWriteRequest>(m => _writes[Write(m.Offset, m.Data)] = m);
+        Receive<NbdReadRequest>(m => _reads[Read(m.Offset, m.Length)] = m.Done);
         // Every completed write was committed before its reply: nothing left for a FLUSH to wait for.
         Receive<NbdFlushRequest>(m => m.Done.TrySetResult());
         Receive<NbdEpochCommitted>(m =>
@@ -73,115 +70,71 @@ public sealed class NbdGuestActor : ReceiveActor
                     reply.TrySetResult();
             }
         });
-        Receive<GuestWriteCompleted>(m =>
-        {
-            if (!_writes.Remove(m.Tag, out var issued))
-                return;
-            _writeCount++;
-            _bytes += issued.Write.Data.Length;
-            ReplyAtCommit(issued.Epoch, issued.Write.Done);
-            MaybePaused();
-        });
-        Receive<GuestWriteFailed>(m =>
-        {
-            if (!_writes.Remove(m.Tag, out var issued))
-                return;
-            var write = issued.Write;
-            _log.Warning("nbd guest: write of {0} B at {1} failed: {2}", write.Data.Length, write.Offset, m.Reason);
-            write.Done.TrySetException(new NbdErrorException(NbdProtocol.EIo, m.Reason));
-            MaybePaused();
-        });
-        Receive<GuestReadCompleted>(m =>
-        {
-            if (_reads.Remove(m.Tag, out var done))
-                done.TrySetResult(m.Data);
-        });
-        Receive<GuestReadFailed>(m =>
-        {
-            if (_reads.Remove(m.Tag, out var done))
-                done.TrySetException(new NbdErrorException(NbdProtocol.EIo, m.Reason));
-        });
-
-        Receive<PauseGuest>(m =>
-        {
-            _paused = true;
-            _pausing = m.Epoch;
-            MaybePaused();
-        });
-        Receive<CaptureGuestState>(m =>
-        {
-            if (!_paused || _pausing is not null)
-            {
-                Sender.Tell(new GuestCommandRefused(m, "capture while writes are admitted or outstanding"));
-                return;
-            }
-            Sender.Tell(new GuestStateCaptured(m.Epoch, Serialize(m.Epoch)));
-        });
-        Receive<RestoreGuestState>(m =>
-        {
-            if (!_paused)
-            {
-                Sender.Tell(new GuestCommandRefused(m, "restore while running"));
-                return;
-            }
-            if (!OpaqueGuestState.HasMagic(m.State))
-            {
-                // A volume written by another guest (the synthetic one) before: the disk is the state.
-                _log.Info("nbd guest: checkpoint {0}'s state is not an NBD guest's; counters start at zero", m.Epoch);
-            }
-            else
-            {
-                try
-                {
-                    var state = OpaqueGuestState.Parse(m.State);
-                    if (state.Kind == Kind && state.Payload.Length >= 16)
-                    {
-                        _writeCount = BinaryPrimitives.ReadInt64LittleEndian(state.Payload);
-                        _bytes = BinaryPrimitives.ReadInt64LittleEndian(state.Payload.AsSpan(8));
-                    }
-                }
-                catch (GuestStateCorruptException e)
-                {
-                    Sender.Tell(new GuestCommandRefused(m, e.Message));
-                    return;
-                }
-            }
-            _epoch = m.Epoch;
-            Sender.Tell(new GuestRestored(m.Epoch));
-        });
-        Receive<ResumeGuest>(m =>
-        {
-            _epoch = m.Epoch;
-            _paused = false;
-            _pausing = null;
-            while (!_paused && _held.TryDequeue(out var write))
-                Issue(write);
-            Sender.Tell(new GuestResumed(m.Epoch));
-        });
-        Receive<GetGuestStatus>(_ => Sender.Tell(new GuestStatus(_writeCount, _bytes, _epoch, _writes.Count, _paused,
-            _pausing is not null ? "Pausing" : _paused ? "Paused" : "Running", null)));
     }
 
-    /// <summary>
-    /// The guest of a primary whose disk is <paramref name="disk"/>, serving the export through
-    /// <paramref name="slot"/>; <paramref name="sizeBytes"/> is the volume's size.
-    /// </summary>
-    public static Props Props(IActorRef disk, NbdExportSlot slot, long sizeBytes, int zeroChunkBytes) =>
-        Akka.Actor.Props.Create(() => new NbdGuestActor(disk, slot, sizeBytes, zeroChunkBytes));
+    protected override void OnWriteCompleted(long tag, long epoch)
+    {
+        if (!_writes.Remove(tag, out var write))
+            return;
+        _writeCount++;
+        _bytes += write.Data.Length;
+        ReplyAtCommit(epoch, write.Done);
+    }
 
-    /// <summary>
-    /// <see cref="ReplicaSettings.GuestProps"/> for a replica keeping its files in
-    /// <paramref name="dataDirectory"/>: the guest learns the volume's size from the image's
-    /// descriptor, which the primary has opened (or created) before it starts its guest.
-    /// </summary>
-    public static Func<IActorRef, Props> ForReplica(string dataDirectory, NbdExportSlot slot, NbdOptions options) =>
-        disk => Props(disk, slot, Storage.Volume.VolumeDescriptor.Load(PrimaryVolumeFiles.ImageDirectory(dataDirectory)).SizeBytes,
-            options.ZeroChunkBytes);
+    protected override void OnWriteFailed(long tag, long epoch, string reason)
+    {
+        if (!_writes.Remove(tag, out var write))
+            return;
+        Log.Warning("nbd guest: write of {0} B at {1} failed: {2}", write.Data.Length, write.Offset, reason);
+        write.Done.TrySetException(new NbdErrorException(NbdProtocol.EIo, reason));
+    }
+
+    protected override void OnReadCompleted(long tag, byte[] data)
+    {
+        if (_reads.Remove(tag, out var done))
+            done.TrySetResult(data);
+    }
+
+    protected override void OnReadFailed(long tag, string reason)
+    {
+        if (_reads.Remove(tag, out var done))
+            done.TrySetException(new NbdErrorException(NbdProtocol.EIo, reason));
+    }
+
+    protected override byte[] CaptureState(long epoch)
+    {
+        var payload = new byte[16];
+        BinaryPrimitives.WriteInt64LittleEndian(payload, _writeCount);
+        BinaryPrimitives.WriteInt64LittleEndian(payload.AsSpan(8), _bytes);
+        return new OpaqueGuestState(Kind, epoch, payload).Serialize();
+    }
+
+    protected override void RestoreState(long epoch, byte[] state)
+    {
+        if (!OpaqueGuestState.HasMagic(state))
+        {
+            // A volume written by another guest (the synthetic one) before: the disk is the state.
+            Log.Info("nbd guest: checkpoint {0}'s state is not an NBD guest's; counters start at zero", epoch);
+        }
+        else
+        {
+            var parsed = OpaqueGuestState.Parse(state);
+            if (parsed.Kind == Kind && parsed.Payload.Length >= 16)
+            {
+                _writeCount = BinaryPrimitives.ReadInt64LittleEndian(parsed.Payload);
+                _bytes = BinaryPrimitives.ReadInt64LittleEndian(parsed.Payload.AsSpan(8));
+            }
+        }
+        // Writes issued before belong to the abandoned lineage: their replies must not say they happened.
+        foreach (var tag in OutstandingWriteTags)
+            if (_writes.Remove(tag, out var write))
+                write.Done.TrySetException(new NbdErrorException(NbdProtocol.EIo, $"rolled back to checkpoint {epoch} before it was applied"));
+    }
 
     protected override void PreStart()
     {
         _slot.Attach(_export);
-        _log.Info("nbd guest: serving the volume ({0} B) as export '{1}'", _export.SizeBytes, _slot.ExportName);
+        Log.Info("nbd guest: serving the volume ({0} B) as export '{1}'", _export.SizeBytes, _slot.ExportName);
     }
 
     protected override void PostStop()
@@ -191,22 +144,13 @@ public sealed class NbdGuestActor : ReceiveActor
         _slot.Detach(_export);
         _export.Close();
         var gone = new NbdErrorException(NbdProtocol.EShutdown, "the primary role stopped");
-        foreach (var write in _writes.Values.Select(w => w.Write).Concat(_held))
+        foreach (var write in _writes.Values)
             write.Done.TrySetException(gone);
         foreach (var read in _reads.Values)
             read.TrySetException(gone);
         foreach (var reply in _uncommitted.Values.SelectMany(r => r))
             reply.TrySetException(gone);
         base.PostStop();
-    }
-
-    private void Issue(NbdWriteRequest m)
-    {
-        var tag = ++_tag;
-        // A write issued while the guest runs epoch E is applied in E: the primary closes E only
-        // after this guest paused, which it does once every issued write was applied.
-        _writes[tag] = (m, _epoch);
-        _disk.Tell(new GuestWrite(m.Offset, m.Data, tag));
     }
 
     /// <summary>
@@ -219,25 +163,8 @@ public sealed class NbdGuestActor : ReceiveActor
         if (!_uncommitted.TryGetValue(epoch, out var replies))
         {
             _uncommitted[epoch] = replies = [];
-            _disk.Tell(new ReleaseWhenCommitted(new NbdEpochCommitted(epoch)));
+            ReleaseWhenCommitted(new NbdEpochCommitted(epoch));
         }
         replies.Add(done);
-    }
-
-    private void MaybePaused()
-    {
-        if (_pausing is { } epoch && _writes.Count == 0)
-        {
-            _pausing = null;
-            _disk.Tell(new GuestPaused(epoch));
-        }
-    }
-
-    private byte[] Serialize(long epoch)
-    {
-        var payload = new byte[16];
-        BinaryPrimitives.WriteInt64LittleEndian(payload, _writeCount);
-        BinaryPrimitives.WriteInt64LittleEndian(payload.AsSpan(8), _bytes);
-        return new OpaqueGuestState(Kind, epoch, payload).Serialize();
     }
 }

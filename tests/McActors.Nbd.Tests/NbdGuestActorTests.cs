@@ -1,3 +1,4 @@
+using McActors.Testing.Xunit.Guests;
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
 using McActors.Guests;
@@ -17,7 +18,7 @@ public sealed class NbdGuestActorTests : TestKit
     public NbdGuestActorTests()
     {
         _disk = CreateTestProbe();
-        _guest = Sys.ActorOf(NbdGuestActor.Props(_disk.Ref, _slot, 1 << 20, 4096));
+        _guest = Sys.ActorOf(NbdGuestActor.Props(TestGuestContext.Create(Sys, _disk.Ref, 1 << 20), _slot, 4096));
         AwaitCondition(() => _slot.Current is not null, Patience);
         _export = _slot.Current!;
         _guest.Tell(new ResumeGuest(1), _disk.Ref);
@@ -122,9 +123,9 @@ public sealed class NbdGuestActorTests : TestKit
         Assert.Equal(1, GuestStateBlob.EpochOf(blob));
 
         _guest.Tell(new ResumeGuest(2), _disk.Ref);
+        _disk.ExpectMsg<GuestResumed>(); // then the held write, issued in epoch 2
         var w2 = _disk.ExpectMsg<GuestWrite>();
         Assert.Equal(512, w2.Offset);
-        _disk.ExpectMsg<GuestResumed>();
         _disk.Reply(new GuestWriteCompleted(w2.Tag));
         _disk.Reply(_disk.ExpectMsg<ReleaseWhenCommitted>().Output);
         await second.WaitAsync(Patience);

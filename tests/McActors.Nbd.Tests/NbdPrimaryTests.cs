@@ -47,7 +47,7 @@ public sealed class NbdPrimaryTests : TestKit, IAsyncLifetime
         var settings = McActorsSettings.From(Sys.Settings.Config) with { PrepareTimeout = TimeSpan.FromSeconds(30), MinReplicas = minReplicas };
         var volume = new VolumeSpec(Guid.NewGuid(), VolumeSize, 4096);
         var primary = Sys.ActorOf(PrimaryActor.Props("p", _directory.Path, _coordinator.Ref, settings,
-            disk => NbdGuestActor.Props(disk, _slot, VolumeSize, 4096)), "primary");
+            guest => NbdGuestActor.Props(guest, _slot, 4096)), "primary");
         primary.Tell(new AssignPrimary(1, volume, [], LastCommitted: 0), _coordinator.Ref);
         _coordinator.ExpectMsg<RoleAssumed>(Patience);
         AwaitCondition(() => _slot.Current is not null, Patience);

@@ -3,6 +3,7 @@ using Akka.Cluster;
 using Akka.Event;
 using McActors.Checkpointing;
 using McActors.Configuration;
+using McActors.Guests;
 using McActors.Nbd;
 using McActors.Replication;
 using McActors.Testing;
@@ -43,7 +44,7 @@ public static class NodeHost
             var coordinator = CoordinatorSingleton.Start(system, settings);
             if (options.Kind == NodeKind.Replica)
             {
-                Func<IActorRef, Props>? guest = null;
+                Func<GuestContext, Props>? guest = null;
                 if (options.Nbd is { } address)
                 {
                     // The volume over NBD: the listener lives as long as the node; the export only
@@ -61,7 +62,7 @@ public static class NodeHost
                     {
                         throw new ArgumentException($"cannot serve NBD at {address}: {e.Message}", e);
                     }
-                    guest = NbdGuestActor.ForReplica(options.DataDirectory, slot, nbdOptions);
+                    guest = NbdGuestActor.ForReplica(slot, nbdOptions);
                 }
                 var replica = new ReplicaSettings(options.Name, options.DataDirectory, options.Host, options.DataPort, settings, guest, options.Nbd);
                 system.ActorOf(ReplicaActor.Props(replica, coordinator), "replica");

@@ -1,10 +1,16 @@
 namespace McActors.Guests;
 
-/// <summary>A synthetic guest state blob cannot be trusted: the message names what is wrong with it.</summary>
-public class GuestStateCorruptException : Exception
+/// <summary>
+/// A guest cannot become the state it was given (the message says why); thrown from
+/// <see cref="GuestActorBase"/>'s RestoreState, it becomes a <see cref="GuestCommandRefused"/>.
+/// </summary>
+public class GuestStateRefusedException(string reason) : Exception(reason);
+
+/// <summary>A guest state blob cannot be trusted: the message names what is wrong with it.</summary>
+public class GuestStateCorruptException : GuestStateRefusedException
 {
     public GuestStateCorruptException(string detail)
-        : base($"synthetic guest state is corrupt: {detail}") => Detail = detail;
+        : base($"guest state is corrupt: {detail}") => Detail = detail;
 
     public string Detail { get; }
 }

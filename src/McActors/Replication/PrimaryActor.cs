@@ -58,8 +58,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private readonly string _directory;
     private readonly IActorRef _coordinator;
     private readonly McActorsSettings _settings;
-    private readonly Func<IActorRef, Props>? _guestProps;
-    private readonly long _syntheticSeed;
+    private readonly Func<GuestContext, Props> _guestProps;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
     // In assignment order: status and logs list the secondaries as the coordinator did.
@@ -100,14 +99,13 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private string? _guestFailure;
 
     public PrimaryActor(string replicaId, string dataDirectory, IActorRef coordinator, McActorsSettings settings,
-        Func<IActorRef, Props>? guestProps = null, long syntheticSeed = 1)
+        Func<GuestContext, Props>? guestProps = null)
     {
         _replicaId = replicaId;
         _directory = dataDirectory;
         _coordinator = coordinator;
         _settings = settings;
-        _guestProps = guestProps;
-        _syntheticSeed = syntheticSeed;
+        _guestProps = guestProps ?? SyntheticGuestActor.Props;
         _state = Unassigned;
         Enter(Unassigned, "Unassigned");
     }
@@ -119,12 +117,12 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     /// <summary>
     /// A primary for <paramref name="replicaId"/> keeping its files in <paramref name="dataDirectory"/>,
     /// on the replica dispatcher (it does blocking file I/O). <paramref name="guestProps"/> builds
-    /// the guest given its disk (this actor); by default the built-in synthetic guest with
-    /// <paramref name="syntheticSeed"/>, sized to the assigned volume.
+    /// the guest given its <see cref="GuestContext"/> (this actor is its disk); by default the
+    /// built-in synthetic guest, sized to the assigned volume, with the settings' guest seed.
     /// </summary>
     public static Props Props(string replicaId, string dataDirectory, IActorRef coordinator, McActorsSettings settings,
-        Func<IActorRef, Props>? guestProps = null, long syntheticSeed = 1) =>
-        Akka.Actor.Props.Create(() => new PrimaryActor(replicaId, dataDirectory, coordinator, settings, guestProps, syntheticSeed))
+        Func<GuestContext, Props>? guestProps = null) =>
+        Akka.Actor.Props.Create(() => new PrimaryActor(replicaId, dataDirectory, coordinator, settings, guestProps))
             .WithDispatcher(McActorsSettings.ReplicaDispatcher);
 
     private PrimaryEpochLedger Ledger => _ledger ?? throw new InvalidOperationException("no role assigned yet");
@@ -202,11 +200,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
 
     private void StartGuest()
     {
-        var volume = _volume!;
-        var props = _guestProps?.Invoke(Self)
-            ?? SyntheticGuestActor.Props(Self, new SyntheticGuestOptions(_syntheticSeed, volume.SizeBytes, volume.BlockSize,
-                _settings.GuestMaxOutstanding, _settings.GuestWriteLimit));
-        _guest = Context.ActorOf(props, "guest");
+        _guest = Context.ActorOf(_guestProps(new GuestContext(Self, _volume!, _replicaId, _directory, _settings)), "guest");
         Context.Watch(_guest);
         var ledger = Ledger;
         if (ledger.LastCommitted > 0)

@@ -2,6 +2,7 @@ using System.Net;
 using Akka.Actor;
 using Akka.Event;
 using McActors.Configuration;
+using McActors.Guests;
 using McActors.Protocol;
 using McActors.Storage.Rollback;
 using McActors.Storage.Volume;
@@ -15,7 +16,7 @@ public sealed record ReplicaSettings(
     string DataPlaneHost,
     int DataPlanePort,
     McActorsSettings Settings,
-    Func<IActorRef, Props>? GuestProps = null,
+    Func<GuestContext, Props>? GuestProps = null,
     string? Nbd = null);
 
 /// <summary>
@@ -227,7 +228,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     private void StartRole(ReplicaRole kind, long generation)
     {
         var props = kind == ReplicaRole.Primary
-            ? PrimaryActor.Props(_replica.ReplicaId, _replica.DataDirectory, _coordinator, _replica.Settings, _replica.GuestProps, _replica.Settings.GuestSeed)
+            ? PrimaryActor.Props(_replica.ReplicaId, _replica.DataDirectory, _coordinator, _replica.Settings, _replica.GuestProps)
             : SecondaryActor.Props(_replica.ReplicaId, _replica.DataDirectory,
                 new IPEndPoint(IPAddress.Parse(_replica.DataPlaneHost), _replica.DataPlanePort), _coordinator, _replica.Settings);
         // Names carry the generation: the previous role's actor may still be stopping.

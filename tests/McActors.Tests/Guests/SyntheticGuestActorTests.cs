@@ -1,3 +1,4 @@
+using McActors.Testing.Xunit.Guests;
 using Akka.Actor;
 using Akka.TestKit;
 using Akka.TestKit.Xunit2;
@@ -26,7 +27,7 @@ public sealed class SyntheticGuestActorTests : TestKit
 
     private IActorRef Start(TestProbe disk, SyntheticGuestOptions options, long epoch = 1)
     {
-        var guest = Sys.ActorOf(SyntheticGuestActor.Props(disk.Ref, options));
+        var guest = Sys.ActorOf(SyntheticGuestActor.Props(TestGuestContext.Create(Sys, disk.Ref, Volume), options));
         guest.Tell(new ResumeGuest(epoch));
         Assert.Equal(epoch, ExpectMsg<GuestResumed>().Epoch);
         return guest;
@@ -64,7 +65,7 @@ public sealed class SyntheticGuestActorTests : TestKit
     public void A_new_guest_is_paused_and_issues_nothing()
     {
         var disk = CreateTestProbe();
-        var guest = Sys.ActorOf(SyntheticGuestActor.Props(disk.Ref, Options()));
+        var guest = Sys.ActorOf(SyntheticGuestActor.Props(TestGuestContext.Create(Sys, disk.Ref, Volume), Options()));
         var status = Status(guest);
         Assert.True(status.Paused);
         Assert.Equal(0, status.Writes);
@@ -203,7 +204,7 @@ public sealed class SyntheticGuestActorTests : TestKit
 
             // The new primary's guest: another seed in its options, replaced by the restored state.
             var diskB = CreateTestProbe();
-            var b = Sys.ActorOf(SyntheticGuestActor.Props(diskB.Ref, Options(seed + 1, window: 3)));
+            var b = Sys.ActorOf(SyntheticGuestActor.Props(TestGuestContext.Create(Sys, diskB.Ref, Volume), Options(seed + 1, window: 3)));
             b.Tell(new RestoreGuestState(4, blob));
             Assert.Equal(4, ExpectMsg<GuestRestored>().Epoch);
             var restored = Status(b);
@@ -229,7 +230,7 @@ public sealed class SyntheticGuestActorTests : TestKit
     public void A_corrupt_blob_or_a_restore_while_running_is_refused_and_changes_nothing()
     {
         var disk = CreateTestProbe();
-        var guest = Sys.ActorOf(SyntheticGuestActor.Props(disk.Ref, Options()));
+        var guest = Sys.ActorOf(SyntheticGuestActor.Props(TestGuestContext.Create(Sys, disk.Ref, Volume), Options()));
         var blob = new SyntheticWorkload(21, Volume).Capture(0);
         blob[^3] ^= 0x10;
         guest.Tell(new RestoreGuestState(3, blob));
@@ -320,7 +321,7 @@ public sealed class SyntheticGuestActorTests : TestKit
         using var image = VolumeImage.Create(dir.Sub("guest.img"), Volume);
         var progress = CreateTestProbe();
         var disk = Sys.ActorOf(Props.Create(() => new ImageDisk(image, progress.Ref)));
-        var guest = Sys.ActorOf(SyntheticGuestActor.Props(disk, Options(seed: 5, window: 8)));
+        var guest = Sys.ActorOf(SyntheticGuestActor.Props(TestGuestContext.Create(Sys, disk, Volume), Options(seed: 5, window: 8)));
         for (var epoch = 1; epoch <= 3; epoch++)
         {
             guest.Tell(new ResumeGuest(epoch));

@@ -77,11 +77,11 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
         return handler;
     }
 
-    private static Func<IActorRef, Props> Guest(int window = 4, long? limit = null) =>
-        disk => SyntheticGuestActor.Props(disk, new SyntheticGuestOptions(Seed, VolumeSize, MaxOutstanding: window, WriteLimit: limit));
+    private static Func<GuestContext, Props> Guest(int window = 4, long? limit = null) =>
+        guest => SyntheticGuestActor.Props(guest, new SyntheticGuestOptions(Seed, VolumeSize, MaxOutstanding: window, WriteLimit: limit));
 
     private IActorRef StartPrimary(IReadOnlyList<SecondaryEndpoint> secondaries, long generation = 1, long? window = null,
-        Func<IActorRef, Props>? guest = null, TimeSpan? stall = null, int? minReplicas = null)
+        Func<GuestContext, Props>? guest = null, TimeSpan? stall = null, int? minReplicas = null)
     {
         var primary = Sys.ActorOf(PrimaryActor.Props("p", _directory, _coordinator.Ref, Settings(window, stall, minReplicas), guest ?? Guest()), "primary");
         primary.Tell(new AssignPrimary(generation, _volume, secondaries, LastCommitted: 0), _coordinator.Ref);
