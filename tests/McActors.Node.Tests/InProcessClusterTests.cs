@@ -3,6 +3,7 @@ using Akka.Cluster;
 using McActors.Checkpointing;
 using McActors.Configuration;
 using McActors.Node.Demo;
+using McActors.Hosting;
 using McActors.Node.Hosting;
 using McActors.Node.LocalCluster;
 using McActors.Protocol;

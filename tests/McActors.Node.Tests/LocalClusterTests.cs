@@ -167,8 +167,8 @@ public sealed class LocalClusterTests
             await cluster.WaitForRolesAsync(TimeSpan.FromSeconds(90), CancellationToken.None);
             var members = Akka.Cluster.Cluster.Get(cluster.Observer.System).State.Members;
             Assert.Equal(replicas + 2, members.Count); // replicas, the arbiter and the observer
-            Assert.Equal(voters, members.Count(m => m.HasRole(Hosting.NodeOptions.VoterRole)));
-            Assert.All(members.Where(m => m.HasRole("replica")), m => Assert.True(m.HasRole(Hosting.NodeOptions.VoterRole)));
+            Assert.Equal(voters, members.Count(m => m.HasRole(McActors.Hosting.NodeOptions.VoterRole)));
+            Assert.All(members.Where(m => m.HasRole("replica")), m => Assert.True(m.HasRole(McActors.Hosting.NodeOptions.VoterRole)));
         }
         finally
         {

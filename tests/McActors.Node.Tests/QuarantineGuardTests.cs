@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Remote;
 using Akka.TestKit.Xunit2;
+using McActors.Hosting;
 using McActors.Node.Hosting;
 using Xunit.Abstractions;
 

@@ -5,6 +5,7 @@ using Akka.Configuration;
 using Akka.TestKit;
 using Akka.TestKit.Xunit2;
 using McActors.Configuration;
+using McActors.Hosting;
 using McActors.Node.Hosting;
 using McActors.Testing;
 using Xunit.Abstractions;

@@ -135,7 +135,7 @@ public static class ChaosRunner
             var target = plan.Fault switch
             {
                 var f when f is ChaosFault.KillPrimary or ChaosFault.PartitionPrimary || NetworkFaults.TargetsPrimary(f) => start.Primary!,
-                ChaosFault.KillArbiter => cluster.Nodes.First(n => n.Options.Kind == Hosting.NodeKind.Arbiter).Options.Name,
+                ChaosFault.KillArbiter => cluster.Nodes.First(n => n.Options.Kind == McActors.Hosting.NodeKind.Arbiter).Options.Name,
                 _ => start.Secondaries[plan.SecondaryIndex % start.Secondaries.Count],
             };
             seen.Target = target;

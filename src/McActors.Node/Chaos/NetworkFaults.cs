@@ -158,7 +158,7 @@ public static class NetworkFaults
         // starve this 2-core box's heartbeats for a second, and the resolver then downs a healthy
         // node as indirectly connected (seen in the 200-run campaign, partition-coordinator-minority).
         var restarted = new List<string>();
-        foreach (var node in cluster.Nodes.Where(n => n.HasExited).OrderBy(n => n.Options.Kind != Hosting.NodeKind.Arbiter).ToList())
+        foreach (var node in cluster.Nodes.Where(n => n.HasExited).OrderBy(n => n.Options.Kind != McActors.Hosting.NodeKind.Arbiter).ToList())
         {
             if (restarted.Count > 0)
             {
@@ -170,7 +170,7 @@ public static class NetworkFaults
             restarted.Add(node.Options.Name);
         }
         seen.Restarted = restarted.Count > 0 || plan.Fault == ChaosFault.CutDuringResync;
-        var replicas = restarted.Where(r => cluster.Node(r).Options.Kind == Hosting.NodeKind.Replica).ToList();
+        var replicas = restarted.Where(r => cluster.Node(r).Options.Kind == McActors.Hosting.NodeKind.Replica).ToList();
         await ChaosRecovery.UntilReprotectedAsync(tracker, replicas, DateTime.UtcNow, cancel);
         var last = tracker.Last;
         seen.Reprotected = last is not null && (replicas.Count > 0 ? replicas.All(last.Secondaries.Contains) : last.Secondaries.Contains(target));

@@ -41,7 +41,7 @@ public static class NodeFaults
 
     private static async Task<string> AskAsync(ClusterObserver observer, LocalNodeProcess node, InjectStoreFault fault)
     {
-        var target = observer.System.ActorSelection(FaultConfig.FaultInjectionPath(node.Options.Host, node.Options.Port, Hosting.NodeOptions.SystemName));
+        var target = observer.System.ActorSelection(FaultConfig.FaultInjectionPath(node.Options.Host, node.Options.Port, McActors.Hosting.NodeOptions.SystemName));
         var reply = await target.Ask<object>(fault, AskTimeout);
         return reply switch
         {

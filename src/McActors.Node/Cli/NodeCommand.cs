@@ -1,4 +1,5 @@
 using System.CommandLine;
+using McActors.Hosting;
 using McActors.Node.Hosting;
 
 namespace McActors.Node.Cli;

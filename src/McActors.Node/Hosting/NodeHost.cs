@@ -1,3 +1,4 @@
+using McActors.Hosting;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;

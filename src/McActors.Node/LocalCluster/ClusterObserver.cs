@@ -1,5 +1,6 @@
 using Akka.Actor;
 using McActors.Checkpointing;
+using McActors.Hosting;
 using McActors.Node.Hosting;
 using McActors.Protocol;
 using McActors.Testing;

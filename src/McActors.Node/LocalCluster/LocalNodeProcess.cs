@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using McActors.Hosting;
 using McActors.Node.Hosting;
 
 namespace McActors.Node.LocalCluster;

@@ -2,7 +2,7 @@ using Akka.Configuration;
 using McActors.Checkpointing;
 using McActors.Configuration;
 
-namespace McActors.Node.Hosting;
+namespace McActors.Hosting;
 
 /// <summary>
 /// A node's configuration: the hocon/ files, then what the command line says of this node

@@ -3,7 +3,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 
-namespace McActors.Node.Hosting;
+namespace McActors.Hosting;
 
 /// <summary>
 /// Stops a node whose whole process was paused (SIGSTOP, a stalled VM, a swap storm) for longer

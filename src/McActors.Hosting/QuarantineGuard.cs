@@ -3,7 +3,7 @@ using Akka.Cluster;
 using Akka.Event;
 using Akka.Remote;
 
-namespace McActors.Node.Hosting;
+namespace McActors.Hosting;
 
 /// <summary>
 /// Stops a node that a peer has quarantined. A peer quarantines this node's incarnation when the

@@ -1,4 +1,4 @@
-namespace McActors.Node.Hosting;
+namespace McActors.Hosting;
 
 /// <summary>What a node is for: a replica (primary or secondary), an arbiter (a vote for the Split Brain Resolver), or an observer (the CLI watching a cluster).</summary>
 public enum NodeKind
