@@ -1,3 +1,4 @@
+using McActors.Hosting;
 using System.Net;
 using System.Net.Sockets;
 using McActors.Node.LocalCluster;

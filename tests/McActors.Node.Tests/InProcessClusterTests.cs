@@ -13,49 +13,12 @@ using Xunit.Abstractions;
 namespace McActors.Node.Tests;
 
 /// <summary>
-/// Cluster nodes in one process (the TestKit's system is the arbiter, replica systems beside it),
-/// the real coordinator singleton on a shared SQLite journal, real replica actors and data plane.
-/// Each test class gets its own ports and directory (statics of the closed generic type).
+/// The test kit's <see cref="Testing.Xunit.InProcess.InProcessCluster{TSelf}"/> plus the demo's check
+/// of a stopped cluster: the replicas hold the same checkpoint.
 /// </summary>
-public abstract class InProcessCluster<TSelf> : Akka.TestKit.Xunit2.TestKit
+public abstract class InProcessCluster<TSelf>(ITestOutputHelper output, NodeKind self = NodeKind.Arbiter)
+    : Testing.Xunit.InProcess.InProcessCluster<TSelf>(output, self)
 {
-    protected static readonly string Root = Path.Combine(Path.GetTempPath(), $"mcactors-inproc-{Guid.NewGuid():N}");
-    private static readonly int[] Ports = FreePorts.Take(8);
-    private static readonly string[] Seeds = [$"127.0.0.1:{Ports[0]}"];
-
-    protected InProcessCluster(ITestOutputHelper output, NodeKind self = NodeKind.Arbiter)
-        : base(NodeConfig.Build(Options(self, "arbiter", 0)), NodeOptions.SystemName, output)
-    {
-    }
-
-    private static NodeOptions Options(NodeKind kind, string name, int index) =>
-        new(kind, name, "127.0.0.1", Ports[index], Seeds, Path.Combine(Root, name), Path.Combine(Root, "coordinator.db"),
-            index == 0 ? 0 : Ports[4 + index], ["mcactors.checkpoint.epoch-interval = 50ms", "mcactors.volume.size = 32MiB", "akka.loglevel = INFO"]);
-
-    /// <summary>
-    /// Config that makes <see cref="ActorSystem.Terminate"/> a crash: no coordinated shutdown, so no
-    /// graceful leave or singleton hand-over; the others must detect the node and down it.
-    /// </summary>
-    protected const string Crashable = """
-        akka.coordinated-shutdown.run-by-actor-system-terminate = off
-        akka.cluster.run-coordinated-shutdown-when-down = off
-        """;
-
-    /// <summary>Starts replica nodes joined to the TestKit's (arbiter) system, each with its replica actor.</summary>
-    protected static List<ActorSystem> StartReplicas(McActorsSettings settings, int count, string extraConfig = "") =>
-        [.. Enumerable.Range(1, count).Select(index => StartReplica(settings, index, extraConfig))];
-
-    protected static ActorSystem StartReplica(McActorsSettings settings, int index, string extraConfig = "")
-    {
-        var name = $"replica-{index}";
-        var options = Options(NodeKind.Replica, name, index);
-        var config = Akka.Configuration.ConfigurationFactory.ParseString(extraConfig).WithFallback(NodeConfig.Build(options));
-        var system = ActorSystem.Create(NodeOptions.SystemName, config);
-        var proxy = CoordinatorSingleton.Start(system, settings);
-        system.ActorOf(ReplicaActor.Props(new ReplicaSettings(name, options.DataDirectory, "127.0.0.1", options.DataPort, settings), proxy), "replica");
-        return system;
-    }
-
     /// <summary>
     /// Stops the guest at a last committed checkpoint, shuts the running replica nodes down, and
     /// checks that both replicas hold that checkpoint: the same guest state, the image it describes.
@@ -73,53 +36,6 @@ public abstract class InProcessCluster<TSelf> : Akka.TestKit.Xunit2.TestKit
         var verdict = DemoVerifier.Verify(Path.Combine(Root, primary), Path.Combine(Root, secondary), stopped.Epoch);
         Assert.True(verdict.Verified, verdict.Detail);
         return stopped;
-    }
-
-    /// <summary>The coordinator singleton on this node, this node forming the cluster, then <paramref name="count"/> replica nodes.</summary>
-    protected IActorRef StartCluster(McActorsSettings settings, List<ActorSystem> replicas, int count, string extraConfig = "")
-    {
-        var coordinator = CoordinatorSingleton.Start(Sys, settings);
-        Cluster.Get(Sys).Join(Cluster.Get(Sys).SelfAddress);
-        replicas.AddRange(StartReplicas(settings, count, extraConfig));
-        return coordinator;
-    }
-
-    /// <summary>The replica number in a node name ("replica-2" → 2), as <see cref="StartReplica"/> numbers them.</summary>
-    protected static int IndexOf(string replica) => int.Parse(replica["replica-".Length..]);
-
-    /// <summary>Stops a replica node's system (a crash with <see cref="Crashable"/>) and forgets it.</summary>
-    protected static async Task Stop(List<ActorSystem> replicas, ActorSystem node)
-    {
-        await node.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
-        replicas.Remove(node);
-    }
-
-    /// <summary>The running node of replica <paramref name="replica"/>.</summary>
-    protected static ActorSystem NodeOf(List<ActorSystem> replicas, string replica) =>
-        replicas.Single(s => Cluster.Get(s).SelfAddress.Port == Ports[IndexOf(replica)]);
-
-    protected static async Task TerminateAll(IEnumerable<ActorSystem> systems)
-    {
-        foreach (var system in systems)
-            await system.Terminate().WaitAsync(TimeSpan.FromSeconds(30));
-    }
-
-    protected async Task<CoordinatorStatus> AwaitStatus(IActorRef coordinator, Func<CoordinatorStatus, bool> condition, string what, TimeSpan timeout)
-    {
-        CoordinatorStatus status = null!;
-        await AwaitAssertAsync(async () =>
-        {
-            status = await coordinator.Ask<CoordinatorStatus>(GetCoordinatorStatus.Instance, TimeSpan.FromSeconds(2));
-            Assert.True(condition(status), $"{what}: generation {status.Generation}, primary {status.Primary}, last committed {status.LastCommitted}");
-        }, timeout, TimeSpan.FromMilliseconds(200));
-        return status;
-    }
-
-    protected override void AfterAll()
-    {
-        base.AfterAll();
-        if (Directory.Exists(Root))
-            Directory.Delete(Root, recursive: true);
     }
 }
 

@@ -1,3 +1,4 @@
+using McActors.Hosting;
 using System.Globalization;
 using System.Text.Json.Nodes;
 
@@ -37,7 +38,7 @@ public sealed class MirroredQemuTarget : INbdBenchTarget
             var image = Path.Combine(directory, "volume.raw");
             using (var file = new FileStream(image, FileMode.Create, FileAccess.Write))
                 file.SetLength(sizeBytes);
-            var port = McActors.Node.LocalCluster.FreePorts.Take(1)[0];
+            var port = FreePorts.Take(1)[0];
             var qmp = Path.Combine(directory, "qmp.sock");
             var daemon = ToolProcess.Start(BenchTool.StorageDaemon,
             [

@@ -1,3 +1,4 @@
+using McActors.Hosting;
 using McActors.Node.LocalCluster;
 
 namespace McActors.Node.Bench.Nbd;

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
-namespace McActors.Node.LocalCluster;
+namespace McActors.Hosting;
 
 /// <summary>
 /// TCP ports free on 127.0.0.1 right now, for the listeners of local clusters and benches. They are
