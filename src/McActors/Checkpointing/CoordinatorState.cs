@@ -4,7 +4,7 @@ namespace McActors.Checkpointing;
 
 // The coordinator's journal: what must survive a restart or a singleton move. ActorRefs are not
 // here on purpose: replicas re-register with the coordinator that runs now. Events and the
-// snapshot go through the default JSON serializer, which records concrete types: collections are
+// snapshot go through CoordinatorJournalSerializer (JSON under versioned manifests): collections are
 // plain arrays, because `[.. x]` into an IReadOnlyList makes a compiler-generated type that JSON
 // cannot read back.
 
