@@ -35,7 +35,9 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
 
     private static Config JournalConfig(string folder)
     {
-        var shipped = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "persistence-sqlite.conf")));
+        // The shipped journal and serialization: recovery reads back what the journal serializer wrote.
+        var shipped = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "persistence-sqlite.conf")))
+            .WithFallback(ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "serialization.conf"))));
         return CoordinatorJournal.Configure(ConfigurationFactory.ParseString("akka.loglevel = INFO").WithFallback(shipped), Path.Combine(folder, "DATA", "coordinator.db"));
     }
 
