@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Akka.Persistence;
+using McActors.Checkpointing.Policies;
 using McActors.Configuration;
 using McActors.Protocol;
 
@@ -72,11 +73,15 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private bool _stopRequested;
     private long? _stopEpoch;
     private bool _guestStopped;
+    private readonly ICheckpointPolicy _policy;
+    // What the primary last reported of the epoch it has open (EpochProgress), for the policy.
+    private EpochProgress? _openEpoch;
 
     public EpochCoordinator(McActorsSettings settings, string persistenceId = DefaultPersistenceId)
     {
         _settings = settings;
         _persistenceId = persistenceId;
+        _policy = CheckpointPolicies.Create(settings);
         Recover<SnapshotOffer>(offer =>
         {
             if (offer.Snapshot is CoordinatorState state)
@@ -279,7 +284,9 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     {
         Timers.Cancel(AssignRetryTick.Instance);
         _pipeline = new CheckpointPipeline(_state.Generation, _state.LastCommitted, _state.Secondaries, _settings.MaxInFlight, _settings.PrepareTimeout, _state.Joined);
+        // The epoch-interval clock: the policy is asked at every tick (and on the events that may change its mind).
         Timers.StartPeriodicTimer(EpochTick.Instance, EpochTick.Instance, _settings.EpochInterval);
+        _lastCloseTicks = Stopwatch.GetTimestamp();
         Timers.StartPeriodicTimer(CheckTick.Instance, CheckTick.Instance, CheckInterval);
         _log.Info("generation {0} running: epochs from {1}, every {2} ms", _state.Generation, _state.LastCommitted + 1, _settings.EpochInterval.TotalMilliseconds);
         if (_stopRequested && !_guestStopped)
@@ -293,18 +300,21 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         Stash.UnstashAll();
 
         Common();
-        Command<EpochTick>(_ =>
-        {
-            if (_pipeline.CanClose)
-                CloseNextEpoch();
-            else
-                _log.Debug("{0} checkpoints in flight: epoch tick skipped (back-pressure)", _pipeline.InFlight);
-        });
+        Command<EpochTick>(_ => ConsultPolicy(tick: true));
+        Command<PolicyTick>(_ => ConsultPolicy());
         Command<Promoted>(OnPromoted);
+        // One the pipeline cannot take now is dropped: the primary asks again after the next commit.
         Command<CheckpointNow>(c =>
         {
-            if (!IsStale(c) && _pipeline.CanClose && !_stopRequested)
-                CloseNextEpoch();
+            if (!IsStale(c))
+                ConsultPolicy(outputWaiting: true);
+        });
+        Command<EpochProgress>(p =>
+        {
+            if (IsStale(p) || p.Epoch <= _pipeline.LastClosed)
+                return;
+            _openEpoch = p;
+            ConsultPolicy();
         });
         Command<EpochClosed>(c =>
         {
@@ -789,6 +799,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         _closedAtTicks.Clear();
         _prepareSentAt.Clear();
         _closedCounts.Clear();
+        _openEpoch = null;
         // What was prepared past the last committed checkpoint is rolled back everywhere.
         foreach (var replica in _preparedBy.Keys.ToList())
             _preparedBy[replica] = Math.Min(_preparedBy[replica], _state.LastCommitted);
@@ -922,6 +933,32 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             CloseNextEpoch();
     }
 
+    /// <summary>
+    /// Asks the checkpoint policy whether to close the open epoch now (never past max-in-flight, nor
+    /// once a StopGuest took over the closes), and arms the wait it asks for.
+    /// </summary>
+    private void ConsultPolicy(bool outputWaiting = false, bool tick = false)
+    {
+        if (_pipeline is null || _stopRequested)
+            return;
+        var since = Stopwatch.GetElapsedTime(_lastCloseTicks);
+        var open = _openEpoch is { } o && o.Epoch == _pipeline.LastClosed + 1 ? o : null;
+        var view = new CheckpointPolicyView(since, _pipeline.InFlight, open?.Bytes ?? 0, open?.Writes ?? 0, outputWaiting,
+            IntervalDue: tick || since >= _settings.EpochInterval);
+        switch (_policy.Decide(view))
+        {
+            case CloseNow when _pipeline.CanClose:
+                CloseNextEpoch();
+                break;
+            case CloseNow when tick:
+                _log.Debug("{0} checkpoints in flight: epoch tick skipped (back-pressure)", _pipeline.InFlight);
+                break;
+            case Wait { Delay: var delay } when delay > TimeSpan.Zero && delay != Timeout.InfiniteTimeSpan:
+                Timers.StartSingleTimer(PolicyTick.Instance, PolicyTick.Instance, delay);
+                break;
+        }
+    }
+
     private void CloseNextEpoch()
     {
         _lastCloseTicks = Stopwatch.GetTimestamp();
@@ -1013,8 +1050,8 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             Become(GuestStopped);
         else if (_stopRequested)
             CloseForStop();
-        else if (!_stopRequested && _pipeline.CanClose && Stopwatch.GetElapsedTime(_lastCloseTicks) >= _settings.EpochInterval)
-            CloseNextEpoch(); // an epoch is due (or its tick was skipped while the pipeline was full): do not wait for the next tick
+        else
+            ConsultPolicy(); // an epoch may be due (its tick skipped while the pipeline was full): do not wait for the next tick
     }
 
     private void ApplyEvent(ICoordinatorEvent e)
@@ -1050,6 +1087,12 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private sealed record EpochTick
     {
         public static readonly EpochTick Instance = new();
+    }
+
+    /// <summary>A <see cref="Wait"/> of the checkpoint policy ran out.</summary>
+    private sealed record PolicyTick
+    {
+        public static readonly PolicyTick Instance = new();
     }
 
     private sealed record CheckTick
