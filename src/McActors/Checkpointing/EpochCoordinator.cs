@@ -74,6 +74,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
     private long? _stopEpoch;
     private bool _guestStopped;
     private readonly ICheckpointPolicy _policy;
+    private readonly Events.EventPublisher _events = new(Context.System);
     // What the primary last reported of the epoch it has open (EpochProgress), for the policy.
     private EpochProgress? _openEpoch;
 
@@ -365,17 +366,20 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             if (IsStale(r) || !IsCurrentResync(r.Progress.Replica, r.Attempt, nameof(ResyncStatus)))
                 return;
             _resyncs[r.Progress.Replica] = (r.Progress, DateTime.UtcNow);
+            _events.Publish(new Events.ResyncProgress(r.Generation, r.Progress.Replica, r.Progress.ScannedBytes, r.Progress.TotalBytes, r.Progress.CopiedBytes));
         });
         Command<ResyncCompleted>(r =>
         {
             if (IsStale(r) || !IsCurrentResync(r.ReplicaId, r.Attempt, nameof(ResyncCompleted)) || !_resyncs.Remove(r.ReplicaId))
                 return;
+            _events.Publish(new Events.ResyncCompleted(r.Generation, r.ReplicaId, r.FromEpoch));
             // It takes part in the checkpoints opened from now on: those already open (the primary may
             // not even have closed the one it is in sync from) were never asked of it.
             Persist(new SecondaryAdded(_state.Generation, r.ReplicaId, r.FromEpoch, _pipeline!.JoinEpoch(r.FromEpoch), r.Attempt), e =>
             {
                 ApplyEvent(e);
                 _pipeline!.AddSecondary(e.Replica, e.CountsFrom);
+                _events.Publish(new Events.ReplicaAdded(e.Generation, e.Replica, e.CountsFrom));
                 _log.Info("{0} is in sync from checkpoint {1} and protects the volume again from checkpoint {2}: secondaries [{3}]",
                     e.Replica, e.Epoch, e.CountsFrom, string.Join(", ", _state.Secondaries));
             });
@@ -766,6 +770,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
             _lastFailover = new FailoverReport(e.Generation, old, e.Primary, _state.LastCommitted, detectedAt, downedAt ?? DateTime.UtcNow,
                 DateTime.UtcNow, null, null, 0, 0, 0, 0);
             ResetCheckpointing();
+            _events.Publish(new Events.FailoverStarted(e.Generation, old, e.Primary, _state.LastCommitted, reason));
             Become(AssigningRoles);
         });
     }
@@ -811,6 +816,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         if (_lastFailover is { ResumedAt: null } f && f.Generation == _state.Generation)
         {
             _lastFailover = f with { ResumedAt = DateTime.UtcNow };
+            _events.Publish(new Events.FailoverCompleted(f.Generation, _lastFailover));
             var since = (_lastFailover.ResumedAt!.Value - (f.DetectedAt ?? f.DownedAt ?? f.PromotedAt)).TotalMilliseconds;
             _log.Warning("failover to generation {0} done: {1} resumed the guest after checkpoint {2} ({3:0} ms after the old primary was detected lost)",
                 f.Generation, f.ToPrimary, f.TargetCheckpoint, since);
@@ -1025,6 +1031,7 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         var membership = _state.MembershipOf(e.Replica);
         ApplyEvent(e);
         _log.Warning("secondary {0} dropped from generation {1} at epoch {2}: {3}", e.Replica, e.Generation, e.Epoch, e.Reason);
+        _events.Publish(new Events.ReplicaDropped(e.Generation, e.Replica, e.Epoch, e.Reason));
         // Untold, a dropped secondary that still runs keeps taking the stream (and holding the
         // primary's window). A primary not yet running is told nothing: its assignment leaves it out.
         var left = new LeftReplicaSet(e.Generation, e.Replica, e.Reason, membership);
@@ -1038,8 +1045,10 @@ public sealed class EpochCoordinator : ReceivePersistentActor, IWithTimers
         ApplyEvent(e);
         _closedCounts.Remove(e.Epoch);
         _prepareSentAt.Remove(e.Epoch);
-        if (_closedAtTicks.Remove(e.Epoch, out var closedAt))
-            _latency.Add(Stopwatch.GetElapsedTime(closedAt));
+        TimeSpan? latency = _closedAtTicks.Remove(e.Epoch, out var closedAt) ? Stopwatch.GetElapsedTime(closedAt) : null;
+        if (latency is { } measured)
+            _latency.Add(measured);
+        _events.Publish(new Events.CheckpointCommitted(e.Generation, e.Epoch, latency));
         // Exactly the secondaries that prepared it count (one that joined after it was opened does not).
         var commit = new Commit(e.Generation, e.Epoch, e.Secondaries);
         Primary()?.Tell(commit);
