@@ -26,9 +26,11 @@ public sealed partial class EpochCoordinator
 
     /// <summary>
     /// Asks the checkpoint policy whether to close the open epoch now (never past max-in-flight, nor
-    /// once a StopGuest took over the closes), and arms the wait it asks for.
+    /// once a StopGuest took over the closes), and arms the wait it asks for. <paramref name="armOnly"/>
+    /// (as a generation starts running and after each close): only a wait is taken, so that a policy
+    /// that always says CloseNow cannot close a burst of empty epochs; the next tick or event closes.
     /// </summary>
-    private void ConsultPolicy(bool outputWaiting = false, bool tick = false)
+    private void ConsultPolicy(bool outputWaiting = false, bool tick = false, bool armOnly = false)
     {
         if (_pipeline is null || _stop.Requested)
             return;
@@ -38,6 +40,8 @@ public sealed partial class EpochCoordinator
             IntervalDue: tick || since >= _settings.EpochInterval);
         switch (_policy.Decide(view))
         {
+            case CloseNow when armOnly:
+                break;
             case CloseNow when _pipeline.CanClose:
                 CloseNextEpoch();
                 break;
@@ -66,6 +70,7 @@ public sealed partial class EpochCoordinator
         Primary()?.Tell(new CloseEpoch(_state.Generation, epoch));
         foreach (var secondary in _pipeline.TakingPart(epoch))
             _members.RefOf(secondary)?.Tell(new Prepare(_state.Generation, epoch));
+        ConsultPolicy(armOnly: true);
     }
 
     /// <summary>Resends Prepare of the oldest open checkpoint to the secondaries that still owe it.</summary>

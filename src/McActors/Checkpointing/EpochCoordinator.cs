@@ -254,6 +254,7 @@ public sealed partial class EpochCoordinator : ReceivePersistentActor, IWithTime
             Primary()?.Tell(StopGuest.Instance, Self);
             CloseForStop();
         }
+        ConsultPolicy(armOnly: true);
         Stash.UnstashAll();
 
         Common();

@@ -82,6 +82,14 @@ public sealed class WritesPolicy(McActorsSettings settings) : ICheckpointPolicy
     public CheckpointDecision Decide(CheckpointPolicyView view) => view.OpenEpochWrites >= Writes ? CloseNow.Instance : Wait.UntilNextEvent;
 }
 
+/// <summary>A custom policy for the tests: an epoch closes 300 ms after the last close, by its own timer.</summary>
+public sealed class EveryThirdOfASecondPolicy : ICheckpointPolicy
+{
+    public static readonly TimeSpan Period = TimeSpan.FromMilliseconds(300);
+
+    public CheckpointDecision Decide(CheckpointPolicyView view) => view.SinceLastClose >= Period ? CloseNow.Instance : new Wait(Period - view.SinceLastClose);
+}
+
 /// <summary>The coordinator closes epochs when its configured policy says so.</summary>
 public sealed class CoordinatorPolicyTests : TestKit
 {
@@ -113,6 +121,18 @@ public sealed class CoordinatorPolicyTests : TestKit
         // A late report of the epoch just closed is not taken for the next one.
         coordinator.Tell(new EpochProgress(Gen, 1, 5, 20480));
         _r.Primary.ExpectNoMsg(Quiet);
+    }
+
+    [Fact]
+    public void A_policy_that_asks_to_wait_is_asked_again_when_the_wait_runs_out()
+    {
+        var type = typeof(EveryThirdOfASecondPolicy);
+        // The epoch-interval clock (1 h) never ticks here: only the policy's own waits close epochs.
+        var coordinator = Start(Settings($"mcactors.checkpoint.policy = \"{type.FullName}, {type.Assembly.GetName().Name}\""));
+
+        _r.Primary.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        _r.ExpectClose(1);
+        _r.ExpectClose(2);
     }
 
     [Fact]

@@ -5,9 +5,10 @@ namespace McActors.Checkpointing.Policies;
 /// <c>IShardAllocationStrategy</c> or the Split Brain Resolver's <c>DowningStrategy.Decide()</c>):
 /// tested without actors, chosen in HOCON (<c>mcactors.checkpoint.policy</c>, see
 /// <see cref="CheckpointPolicies"/>). The coordinator asks on every tick of its epoch-interval
-/// clock, when output waits (a CheckpointNow), when a commit frees a slot, when the primary reports
-/// the open epoch's size, and when a <see cref="Wait"/> it was given runs out. A
-/// <see cref="CloseNow"/> is carried out only while the pipeline has room (max-in-flight): the
+/// clock, when output waits (a CheckpointNow), after each commit, when the primary reports the open
+/// epoch's size, and when a <see cref="Wait"/> it was given runs out; as a generation starts running
+/// and after each close it asks only for the wait (a CloseNow then waits for the next tick or event).
+/// A <see cref="CloseNow"/> is carried out only while the pipeline has room (max-in-flight): the
 /// policy never overrides back-pressure.
 /// </summary>
 public interface ICheckpointPolicy
