@@ -3,6 +3,7 @@ using Akka.Cluster;
 using Akka.Cluster.Tools.Singleton;
 using Akka.Pattern;
 using McActors.Configuration;
+using McActors.Events;
 
 namespace McActors.Checkpointing;
 
@@ -51,11 +52,17 @@ public static class CoordinatorSingleton
                     maxNrOfRetries: -1) // never give up: a cluster without its coordinator only waits
                 .WithFinalStopMessage(m => m is HandOver));
 
-    /// <summary>Only the proxy, for nodes that talk to the coordinator but never host it.</summary>
-    public static IActorRef StartProxy(ActorSystem system) =>
-        system.ActorOf(
+    /// <summary>
+    /// Only the proxy, for nodes that talk to the coordinator but never host it; every node starts
+    /// one, so the node's <see cref="EventRelay"/> (the coordinator's events on its EventStream) starts beside it.
+    /// </summary>
+    public static IActorRef StartProxy(ActorSystem system)
+    {
+        system.ActorOf(EventRelay.Props(), EventRelay.Name);
+        return system.ActorOf(
             ClusterSingletonProxy.Props($"/user/{ManagerName}", ClusterSingletonProxySettings.Create(system).WithRole(Role)),
             ProxyName);
+    }
 
     /// <summary>
     /// The manager's termination message when the singleton moves: a plain message (not a

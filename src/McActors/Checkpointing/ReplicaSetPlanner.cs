@@ -54,6 +54,21 @@ public static class ReplicaSetPlanner
         return new RolesAssigned(currentGeneration + 1, alive[0].ReplicaId, alive.Skip(1).Select(c => c.ReplicaId).ToArray(), addressOf(alive[0].ReplicaId));
     }
 
+    /// <summary>
+    /// The failover of <paramref name="state"/>'s primary: the secondary that can take over
+    /// (<see cref="PlanFailover(IEnumerable{string}, IReadOnlyDictionary{string, ReplicaCandidate}, IReadOnlyDictionary{string, long}, long, Func{string, string?}, long, Func{string, long})"/>),
+    /// else, as the last resort, the primary itself from its own store if it vouches for the last
+    /// committed checkpoint (<see cref="ReplicaRegistry.PrimaryCanComeBack"/>); null when neither can.
+    /// </summary>
+    public static RolesAssigned? PlanFailover(CoordinatorState state, ReplicaRegistry members, Func<string, string?> addressOf, DateTime now)
+    {
+        var alive = members.Alive();
+        return PlanFailover(state.Secondaries, alive, members.PreparedBy, state.Generation, addressOf, state.LastCommitted, state.CountsFrom)
+            ?? (members.PrimaryCanComeBack(state, now)
+                ? PlanFailover([state.Primary!], alive, members.PreparedBy, state.Generation, addressOf, state.LastCommitted, _ => 0)
+                : null);
+    }
+
     /// <summary>The data-plane endpoints of <paramref name="secondaries"/> that are registered, in set order.</summary>
     public static IReadOnlyList<SecondaryEndpoint> Endpoints(IEnumerable<string> secondaries, IReadOnlyDictionary<string, ReplicaCandidate> registered) =>
         [.. secondaries

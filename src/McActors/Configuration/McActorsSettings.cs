@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using McActors.Checkpointing.Policies;
 using McActors.DataPlane;
 using McActors.Storage.Io;
 using McActors.Storage.Rollback;
@@ -26,6 +27,15 @@ public sealed record McActorsSettings(
 
     /// <summary>How often the coordinator resends a role assignment not yet answered with RoleAssumed.</summary>
     public TimeSpan AssignRetry { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>When epochs close (mcactors.checkpoint.policy): a built-in policy's name or a type name; see CheckpointPolicies.</summary>
+    public string CheckpointPolicy { get; init; } = FixedIntervalPolicy.Name;
+
+    /// <summary>The dirty-bytes policy closes an epoch holding this many bytes of writes (mcactors.checkpoint.dirty-bytes.threshold).</summary>
+    public long DirtyBytesThreshold { get; init; } = 16L << 20;
+
+    /// <summary>The mcactors.checkpoint section, for the keys of a custom checkpoint policy.</summary>
+    public Config CheckpointSection { get; init; } = Config.Empty;
 
     /// <summary>Bytes of its image the primary scans per step of a resync copy, between guest writes.</summary>
     public long ResyncScanStep { get; init; } = 4L << 20;
@@ -89,6 +99,9 @@ public sealed record McActorsSettings(
             })
         {
             VolumeSize = Bytes(c, "volume.size"),
+            CheckpointPolicy = Read(c, "checkpoint.policy", () => c.GetString("checkpoint.policy")),
+            DirtyBytesThreshold = Bytes(c, "checkpoint.dirty-bytes.threshold"),
+            CheckpointSection = c.GetConfig("checkpoint"),
             WritebackBytes = Bytes(c, "storage.writeback-interval"),
             GuestSeed = Read(c, "guest.seed", () => c.GetLong("guest.seed")),
             GuestMaxOutstanding = Read(c, "guest.max-outstanding", () => c.GetInt("guest.max-outstanding")),
@@ -128,6 +141,8 @@ public sealed record McActorsSettings(
             "mcactors.storage.write-ahead-batch", $"{WriteAheadBatchBytes} B is not between 64 KiB and 256 MiB");
         Require(EpochInterval >= TimeSpan.FromMilliseconds(1), "mcactors.checkpoint.epoch-interval", $"{EpochInterval} is under 1 ms");
         Require(MaxInFlight >= 1, "mcactors.checkpoint.max-in-flight", $"{MaxInFlight} is under 1");
+        Require(DirtyBytesThreshold >= 1, "mcactors.checkpoint.dirty-bytes.threshold", $"{DirtyBytesThreshold} B is under 1 B");
+        CheckpointPolicies.Validate(CheckpointPolicy);
         Require(PrepareTimeout > TimeSpan.Zero, "mcactors.checkpoint.prepare-timeout", $"{PrepareTimeout} is not positive");
         Require(MinReplicas >= 0, "mcactors.checkpoint.min-replicas", $"{MinReplicas} is negative");
         Require(VolumeSize > 0 && VolumeSize % BlockSize == 0 && VolumeSize % 512 == 0,

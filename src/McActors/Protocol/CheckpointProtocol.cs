@@ -31,3 +31,9 @@ public sealed record StaleGeneration(long Current, long Received, string Message
 
 /// <summary>Primary or guest front-end → coordinator: close the current epoch at once (a FLUSH is waiting).</summary>
 public sealed record CheckpointNow(long Generation) : IFencedMessage;
+
+/// <summary>
+/// Primary → coordinator: epoch <see cref="Epoch"/>, still open, holds <see cref="Writes"/> writes of
+/// <see cref="Bytes"/> bytes so far; what a checkpoint policy that closes on size (dirty-bytes) decides on.
+/// </summary>
+public sealed record EpochProgress(long Generation, long Epoch, long Writes, long Bytes) : IFencedMessage;
