@@ -2,7 +2,7 @@ using Akka.Configuration;
 
 namespace McActors.Nbd;
 
-/// <summary>The NBD server's settings, from <c>mcactors.nbd</c> (hocon/nbd.conf).</summary>
+/// <summary>The NBD server's settings, from <c>mcactors.nbd</c> (defaults in src/McActors.Nbd/reference.conf).</summary>
 public sealed record NbdOptions(
     string ExportName,
     int MaxPayloadBytes,
@@ -17,9 +17,12 @@ public sealed record NbdOptions(
 {
     public const string Path = "mcactors.nbd";
 
+    /// <summary>The defaults: McActors.Nbd's embedded <c>reference.conf</c>, under whatever <see cref="From"/> is given.</summary>
+    public static Config DefaultConfig { get; } = LoadReference();
+
     public static NbdOptions From(Config config)
     {
-        var c = config.GetConfig(Path) ?? throw new ConfigurationException($"{Path} is missing (hocon/nbd.conf)");
+        var c = config.WithFallback(DefaultConfig).GetConfig(Path);
         var options = new NbdOptions(
             c.GetString("export-name"),
             checked((int)c.GetByteSize("max-payload")!.Value),
@@ -52,5 +55,14 @@ public sealed record NbdOptions(
             throw new ConfigurationException($"{Path}.max-connections {MaxConnections} must be at least 1");
         if (MaxOptionBytes < 4096 + 8)
             throw new ConfigurationException($"{Path}.max-option-length must allow a 4096-byte export name");
+    }
+
+    private static Config LoadReference()
+    {
+        const string name = "McActors.Nbd.reference.conf";
+        using var stream = typeof(NbdOptions).Assembly.GetManifestResourceStream(name)
+            ?? throw new ConfigurationException($"{name} is not embedded in {typeof(NbdOptions).Assembly.GetName().Name}");
+        using var reader = new StreamReader(stream);
+        return ConfigurationFactory.ParseString(reader.ReadToEnd());
     }
 }

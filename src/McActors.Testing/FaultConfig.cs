@@ -6,7 +6,7 @@ namespace McActors.Testing;
 /// <summary>Configuration that fault injection needs, and the switch a node reads.</summary>
 public static class FaultConfig
 {
-    /// <summary>The key of hocon/mcactors.conf that makes a node start <c>/user/fault-injection</c>.</summary>
+    /// <summary>The key of src/McActors/reference.conf that makes a node start <c>/user/fault-injection</c>.</summary>
     public const string FaultInjectionKey = "mcactors.testing.fault-injection";
 
     /// <summary>

@@ -22,7 +22,7 @@ public enum StoreFaultKind
 }
 
 // The messages of /user/fault-injection. They cross processes (a chaos observer drives the
-// nodes), so they are control messages: Hyperion, per hocon/serialization.conf.
+// nodes), so they are control messages: Hyperion, per src/McActors/reference.conf.
 
 /// <summary>Makes the node's store disk fail or slow down. Answered with <see cref="FaultInjected"/>.</summary>
 public sealed record InjectStoreFault(StoreFaultKind Kind, int AfterWrites, TimeSpan Delay) : IControlMessage;

@@ -26,7 +26,7 @@ public sealed class NbdPrimaryTests : TestKit, IAsyncLifetime
     private NbdServer _server = null!;
 
     public NbdPrimaryTests(ITestOutputHelper output)
-        : base(ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "mcactors.conf"))), output: output) =>
+        : base(McActorsSettings.DefaultConfig, output: output) =>
         _coordinator = CreateTestProbe("coordinator");
 
     public Task InitializeAsync()

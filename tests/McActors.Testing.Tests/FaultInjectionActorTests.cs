@@ -14,7 +14,7 @@ namespace McActors.Testing.Tests;
 
 /// <summary>
 /// /user/fault-injection driven from another ActorSystem over real remoting, as the chaos
-/// observer drives a node: the messages cross the wire through Hyperion (hocon/serialization.conf).
+/// observer drives a node: the messages cross the wire through Hyperion (src/McActors/reference.conf).
 /// A is the observer (the test's system), B runs the fault-injection actor, C an echo.
 /// </summary>
 public sealed class FaultInjectionActorTests : TestKit

@@ -33,7 +33,7 @@ public sealed class PrimaryImageFaultTests : TestKit, IDisposable
 
     // The shipped mcactors section: settings and the replica dispatcher the primary runs on.
     private static Akka.Configuration.Config Config() => Akka.Configuration.ConfigurationFactory.ParseString(
-        File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "mcactors.conf")));
+        McActorsSettings.DefaultConfig.ToString());
 
     /// <summary>A degraded primary (no secondary, min-replicas 0: output released on local durability) with a scripted guest.</summary>
     private (IActorRef Primary, IActorRef AsGuest) StartDegradedPrimary(TimeSpan? imageSync = null)

@@ -12,13 +12,12 @@ public static class TestGuestContext
 
     /// <summary>
     /// A context whose disk is <paramref name="disk"/>, for a fresh volume of <paramref name="sizeBytes"/>;
-    /// settings from <paramref name="system"/>'s <c>mcactors</c> section, or the shipped defaults if it has none.
+    /// settings from <paramref name="system"/>'s <c>mcactors</c> section over the library's defaults.
     /// </summary>
     public static GuestContext Create(ActorSystem system, IActorRef disk, long sizeBytes = DefaultVolumeSize, int blockSize = 4096,
         string? dataDirectory = null, string replicaId = "test-replica")
     {
-        var config = system.Settings.Config.HasPath("mcactors") ? system.Settings.Config : HoconFiles.Load();
         return new GuestContext(disk, new VolumeSpec(Guid.NewGuid(), sizeBytes, blockSize), replicaId,
-            dataDirectory ?? Path.GetTempPath(), McActorsSettings.From(config));
+            dataDirectory ?? Path.GetTempPath(), McActorsSettings.From(system.Settings.Config));
     }
 }

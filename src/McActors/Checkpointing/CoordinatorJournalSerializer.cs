@@ -6,7 +6,7 @@ using Akka.Serialization;
 namespace McActors.Checkpointing;
 
 /// <summary>
-/// The serializer of the coordinator's journal events and snapshots (bound in hocon/serialization.conf).
+/// The serializer of the coordinator's journal events and snapshots (bound in src/McActors/reference.conf).
 /// The journal stores its <see cref="Id"/> and a manifest with every row, so both are fixed: the
 /// manifest is a stable name with a version ("roles-assigned.v1"), never a CLR type name, so that
 /// renaming or moving a type cannot orphan a journal. The payload is JSON: a field added with a

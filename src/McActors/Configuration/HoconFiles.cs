@@ -3,8 +3,9 @@ using Akka.Configuration;
 namespace McActors.Configuration;
 
 /// <summary>
-/// Loads the node's configuration: every <c>hocon/*.conf</c> file shipped beside the binaries,
-/// with <c>key=value</c> overrides from the command line on top. A bad file or override throws
+/// Loads the node's configuration: every <c>hocon/*.conf</c> file shipped beside the binaries (the
+/// deployment's choices: cluster, remoting, journal) over the library's defaults
+/// (<see cref="McActorsSettings.DefaultConfig"/>), with <c>key=value</c> overrides from the command line on top. A bad file or override throws
 /// a <see cref="ConfigurationException"/> naming the file or the key.
 /// </summary>
 public static class HoconFiles
@@ -30,7 +31,7 @@ public static class HoconFiles
                 throw new ConfigurationException($"cannot parse {file}: {e.Message}");
             }
         }
-        return WithOverrides(config, overrides ?? []);
+        return WithOverrides(config.WithFallback(McActorsSettings.DefaultConfig), overrides ?? []);
     }
 
     /// <summary>Applies <c>key=value</c> pairs (HOCON syntax for the value) over a configuration.</summary>

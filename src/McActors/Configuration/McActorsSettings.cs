@@ -80,9 +80,17 @@ public sealed record McActorsSettings(
     /// <summary>Writes the guest makes before it idles (still answering pause/capture); null = no cap.</summary>
     public long? GuestWriteLimit { get; init; }
 
+    /// <summary>
+    /// The library's defaults: its embedded <c>reference.conf</c> (every <c>mcactors</c> key, the
+    /// replica dispatcher, the serializer bindings). <see cref="From"/> falls back on it, and so does
+    /// every node's configuration (HoconFiles.Load), so a user's config never repeats a default.
+    /// </summary>
+    public static Config DefaultConfig { get; } = LoadReference();
+
+    /// <summary>The settings in <paramref name="config"/>'s <c>mcactors</c> section, over <see cref="DefaultConfig"/>.</summary>
     public static McActorsSettings From(Config config)
     {
-        var c = config.GetConfig("mcactors") ?? throw new ConfigurationException("the mcactors section is missing");
+        var c = config.WithFallback(DefaultConfig).GetConfig("mcactors");
         var settings = new McActorsSettings(
             BlockSize: checked((int)Bytes(c, "storage.block-size")),
             WriteAheadBatchBytes: checked((int)Bytes(c, "storage.write-ahead-batch")),
@@ -199,5 +207,14 @@ public sealed record McActorsSettings(
         {
             throw new ConfigurationException($"mcactors.{key}: '{c.GetString(key)}' is not valid ({e.Message})");
         }
+    }
+
+    private static Config LoadReference()
+    {
+        const string name = "McActors.reference.conf";
+        using var stream = typeof(McActorsSettings).Assembly.GetManifestResourceStream(name)
+            ?? throw new ConfigurationException($"{name} is not embedded in {typeof(McActorsSettings).Assembly.GetName().Name}");
+        using var reader = new StreamReader(stream);
+        return ConfigurationFactory.ParseString(reader.ReadToEnd());
     }
 }

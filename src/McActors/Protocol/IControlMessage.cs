@@ -2,7 +2,7 @@ namespace McActors.Protocol;
 
 /// <summary>
 /// Marker of every message that crosses nodes on Akka.Remote (the control plane); bound to one
-/// serializer in hocon/serialization.conf. Bulk data (writes, guest state) never implements it:
+/// serializer in src/McActors/reference.conf. Bulk data (writes, guest state) never implements it:
 /// it travels on the data plane.
 /// </summary>
 public interface IControlMessage;

@@ -10,7 +10,7 @@ namespace McActors.Tests.Checkpointing;
 
 /// <summary>The journal's rows: a fixed serializer, versioned manifests, no CLR type names.</summary>
 public sealed class CoordinatorJournalSerializerTests() : Akka.TestKit.Xunit2.TestKit(
-    ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "serialization.conf"))))
+    McActorsSettings.DefaultConfig)
 {
     private static readonly object[] Samples =
     [

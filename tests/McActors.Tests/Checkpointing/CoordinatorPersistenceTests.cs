@@ -37,7 +37,7 @@ public sealed class CoordinatorPersistenceTests : TestKit, IDisposable
     {
         // The shipped journal and serialization: recovery reads back what the journal serializer wrote.
         var shipped = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "persistence-sqlite.conf")))
-            .WithFallback(ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "serialization.conf"))));
+            .WithFallback(McActorsSettings.DefaultConfig);
         return CoordinatorJournal.Configure(ConfigurationFactory.ParseString("akka.loglevel = INFO").WithFallback(shipped), Path.Combine(folder, "DATA", "coordinator.db"));
     }
 

@@ -21,6 +21,18 @@ public sealed class SettingsTests
     }
 
     [Fact]
+    public void A_configuration_without_any_mcactors_keys_gets_every_default_from_the_embedded_reference()
+    {
+        // What a NuGet consumer has: no hocon/ folder, only their own akka settings.
+        var bare = McActorsSettings.From(ConfigurationFactory.ParseString("akka.loglevel = INFO"));
+        var shipped = McActorsSettings.From(HoconFiles.Load());
+        Assert.Equal((shipped.BlockSize, shipped.EpochInterval, shipped.VolumeSize, shipped.DataPlane, shipped.CheckpointPolicy),
+            (bare.BlockSize, bare.EpochInterval, bare.VolumeSize, bare.DataPlane, bare.CheckpointPolicy));
+        Assert.Equal("thread-pool-executor", McActorsSettings.DefaultConfig.GetString("mcactors.replica-dispatcher.executor"));
+        Assert.Equal("hyperion", McActorsSettings.DefaultConfig.GetString("akka.actor.serialization-bindings.\"McActors.Protocol.IControlMessage, McActors\""));
+    }
+
+    [Fact]
     public void Command_line_overrides_win()
     {
         var settings = McActorsSettings.From(HoconFiles.Load(["mcactors.checkpoint.epoch-interval=20ms", "mcactors.storage.block-size = 64 KiB"]));

@@ -28,7 +28,7 @@ public sealed class ClusterEventsTests : TestKit
         akka.remote.dot-netty.tcp.port = 0
         akka.cluster.pub-sub.gossip-interval = 200ms
         akka.coordinated-shutdown.exit-clr = off
-        {File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "serialization.conf"))}
+        {McActorsSettings.DefaultConfig.ToString(true)}
         {InMemoryPersistence}
         """;
 

@@ -7,9 +7,9 @@ using McActors.Protocol;
 
 namespace McActors.Tests.Events;
 
-/// <summary>Events cross nodes like the other control messages: through the shipped binding (hocon/serialization.conf), round trip intact.</summary>
+/// <summary>Events cross nodes like the other control messages: through the shipped binding (src/McActors/reference.conf), round trip intact.</summary>
 public sealed class EventSerializationTests()
-    : TestKit(ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "serialization.conf"))))
+    : TestKit(McActorsSettings.DefaultConfig)
 {
     public static TheoryData<IMcActorsEvent> Events()
     {

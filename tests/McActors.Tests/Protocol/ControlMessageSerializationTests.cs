@@ -6,9 +6,9 @@ using McActors.Protocol;
 
 namespace McActors.Tests.Protocol;
 
-/// <summary>Control messages cross nodes through the shipped binding (hocon/serialization.conf): Hyperion, round trip intact.</summary>
+/// <summary>Control messages cross nodes through the shipped binding (src/McActors/reference.conf): Hyperion, round trip intact.</summary>
 public sealed class ControlMessageSerializationTests()
-    : TestKit(ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "serialization.conf"))))
+    : TestKit(McActorsSettings.DefaultConfig)
 {
     [Theory]
     [InlineData(null)]

@@ -39,7 +39,7 @@ public sealed class PrimaryActorTests : TestKit, IAsyncLifetime
 
     // The shipped mcactors section: settings and the replica dispatcher the primary runs on.
     private static Config Config() =>
-        ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "mcactors.conf")));
+        McActorsSettings.DefaultConfig;
 
     public Task InitializeAsync() => Task.CompletedTask;
 
