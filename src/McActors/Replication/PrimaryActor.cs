@@ -61,11 +61,8 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private readonly Func<GuestContext, Props> _guestProps;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    // In assignment order: status and logs list the secondaries as the coordinator did.
-    private readonly List<(string Id, DataPlaneSender Sender)> _senders = [];
-    // The resync attempt that brought each joined sender in (none for those the assignment named):
-    // a late LeftReplicaSet about an earlier membership must not cut the stream of a later one.
-    private readonly Dictionary<DataPlaneSender, long> _joinedBy = new(ReferenceEqualityComparer.Instance);
+    private readonly IReplicaStreamConnector _connector;
+    private readonly ReplicaFanOut _fanOut = new();
     private PrimaryEpochLedger? _ledger;
     private PrimaryOutputGate? _gate;
     private VolumeImage? _image;
@@ -82,7 +79,6 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private string _stateName = "Unassigned";
     private long _sendToken;
     private Action? _afterSends;
-    private List<(string Id, DataPlaneSender Sender, Task Send)> _stalled = [];
 
     private long _closing;
     private long _checkpointAskedFor; // the open epoch a CheckpointNow was last sent for
@@ -99,8 +95,9 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private string? _guestFailure;
 
     public PrimaryActor(string replicaId, string dataDirectory, IActorRef coordinator, McActorsSettings settings,
-        Func<GuestContext, Props>? guestProps = null)
+        Func<GuestContext, Props>? guestProps = null, IReplicaStreamConnector? streams = null)
     {
+        _connector = streams ?? TcpReplicaStreamConnector.Instance;
         _replicaId = replicaId;
         _directory = dataDirectory;
         _coordinator = coordinator;
@@ -119,10 +116,11 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     /// on the replica dispatcher (it does blocking file I/O). <paramref name="guestProps"/> builds
     /// the guest given its <see cref="GuestContext"/> (this actor is its disk); by default the
     /// built-in synthetic guest, sized to the assigned volume, with the settings' guest seed.
+    /// <paramref name="streams"/> opens the streams to the secondaries: TCP data-plane connections by default.
     /// </summary>
     public static Props Props(string replicaId, string dataDirectory, IActorRef coordinator, McActorsSettings settings,
-        Func<GuestContext, Props>? guestProps = null) =>
-        Akka.Actor.Props.Create(() => new PrimaryActor(replicaId, dataDirectory, coordinator, settings, guestProps))
+        Func<GuestContext, Props>? guestProps = null, IReplicaStreamConnector? streams = null) =>
+        Akka.Actor.Props.Create(() => new PrimaryActor(replicaId, dataDirectory, coordinator, settings, guestProps, streams))
             .WithDispatcher(McActorsSettings.ReplicaDispatcher);
 
     private PrimaryEpochLedger Ledger => _ledger ?? throw new InvalidOperationException("no role assigned yet");
@@ -162,7 +160,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         // sequence 1 and carries every frame, so none may be sent before a connection exists.
         foreach (var endpoint in m.Secondaries)
         {
-            DataPlaneSender.ConnectAsync(endpoint.Host, endpoint.Port, dataPlaneVolume, m.Generation, firstSequence: 1, _settings.DataPlane)
+            _connector.ConnectAsync(endpoint.Host, endpoint.Port, dataPlaneVolume, m.Generation, firstSequence: 1, _settings.DataPlane)
                 .PipeTo(Self,
                     success: sender => new SecondaryConnected(endpoint, sender),
                     failure: e => new SecondaryConnectFailed(endpoint, e is AggregateException a ? a.GetBaseException() : e));
@@ -176,7 +174,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     {
         Receive<SecondaryConnected>(m =>
         {
-            _senders.Add((m.Endpoint.ReplicaId, m.Sender));
+            _fanOut.Add(m.Endpoint.ReplicaId, m.Sender);
             WatchCompletion(m.Endpoint.ReplicaId, m.Sender);
             _log.Info("primary {0}: streaming to secondary {1} at {2}:{3}", _replicaId, m.Endpoint.ReplicaId, m.Endpoint.Host, m.Endpoint.Port);
             ConnectSettled();
@@ -215,8 +213,8 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         }
         _guest.Tell(new ResumeGuest(ledger.Epoch));
         Timers.StartPeriodicTimer(ImageSyncTimer, SyncImage.Instance, _settings.ImageSyncInterval);
-        if (_senders.Count == 0 || _senders.Count < _assignedSecondaries)
-            _log.Warning("primary {0} runs degraded: {1} of {2} secondaries connected", _replicaId, _senders.Count, _assignedSecondaries);
+        if (_fanOut.Count == 0 || _fanOut.Count < _assignedSecondaries)
+            _log.Warning("primary {0} runs degraded: {1} of {2} secondaries connected", _replicaId, _fanOut.Count, _assignedSecondaries);
         _assignedBy.Tell(new RoleAssumed(ledger.Generation, _replicaId, ReplicaRole.Primary));
         Enter(Running, "Running");
         Stash.UnstashAll();
@@ -461,7 +459,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     /// </summary>
     private bool KeepIfAlone(ClosedCheckpoint closed)
     {
-        var alone = _lastCommitOnNoSecondary || _senders.All(s => s.Id == _copy?.ReplicaId); // a joiner holds no checkpoint yet
+        var alone = _lastCommitOnNoSecondary || _fanOut.OnlyTo(_copy?.ReplicaId); // a joiner holds no checkpoint yet
         if (!alone)
             return true;
         try
@@ -707,10 +705,10 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             _coordinator.Tell(new ResyncFailed(Ledger.Generation, id, problem, m.Attempt));
             return;
         }
-        foreach (var (oldId, oldSender) in _senders.Where(s => s.Id == id).ToList())
+        foreach (var (oldId, oldSender) in _fanOut.To(id))
             Drop(oldId, oldSender, new DataPlaneConnectionException("it joins again"));
         _log.Info("primary {0}: resyncing {1} at {2}:{3}, streaming to it from sequence {4}", _replicaId, id, m.Endpoint.Host, m.Endpoint.Port, Ledger.NextSequence);
-        DataPlaneSender.ConnectAsync(m.Endpoint.Host, m.Endpoint.Port, new DataPlaneVolume(_volume!.VolumeId, _volume.BlockSize), Ledger.Generation,
+        _connector.ConnectAsync(m.Endpoint.Host, m.Endpoint.Port, new DataPlaneVolume(_volume!.VolumeId, _volume.BlockSize), Ledger.Generation,
                 Ledger.NextSequence, _settings.DataPlane)
             .PipeTo(Self,
                 success: sender => new JoinerConnected(m, sender),
@@ -723,8 +721,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         Receive<JoinerConnected>(m =>
         {
             var id = m.Join.Endpoint.ReplicaId;
-            _senders.Add((id, m.Sender));
-            _joinedBy[m.Sender] = m.Join.Attempt;
+            _fanOut.Add(id, m.Sender, joinedBy: m.Join.Attempt);
             WatchCompletion(id, m.Sender);
             _copy = new ResyncCopy(id, m.Sender, _volume!.SizeBytes, m.Join.ChunkBytes, m.Join.Digest) { Attempt = m.Join.Attempt };
             _copyReportedAt = Environment.TickCount64;
@@ -748,7 +745,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     {
         if (_copy is not { } copy)
             return;
-        if (!_senders.Any(s => ReferenceEquals(s.Sender, copy.Sender)))
+        if (!_fanOut.Contains(copy.Sender))
         {
             _copy = null;
             _log.Warning("primary {0}: resync of {1} abandoned: its connection is gone", _replicaId, copy.ReplicaId);
@@ -801,7 +798,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         SendToAll(s => s.SendSyncCompleteAsync(from), () =>
         {
             _copy = null;
-            if (!_senders.Any(s => ReferenceEquals(s.Sender, copy.Sender)))
+            if (!_fanOut.Contains(copy.Sender))
             {
                 _coordinator.Tell(new ResyncFailed(Ledger.Generation, copy.ReplicaId, "the connection closed as the copy ended", copy.Attempt));
                 return;
@@ -851,65 +848,25 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     /// Sends one frame to every secondary, then runs <paramref name="then"/>. If a window is full,
     /// waits (stashing everything else) until every send completed: that is the back-pressure.
     /// </summary>
-    private void SendToAll(Func<DataPlaneSender, ValueTask> send, Action then, string? only = null)
+    private void SendToAll(Func<IReplicaStream, ValueTask> send, Action then, string? only = null)
     {
-        List<Task<SendFailure?>>? pending = null;
-        _stalled = [];
-        foreach (var (id, sender) in _senders.Where(s => only is null || s.Id == only).ToList())
-        {
-            ValueTask sending;
-            try
-            {
-                sending = send(sender);
-            }
-            catch (Exception e)
-            {
-                Drop(id, sender, e);
-                continue;
-            }
-            if (sending.IsCompleted)
-            {
-                try
-                {
-                    sending.GetAwaiter().GetResult(); // consumes the (possibly pooled) ValueTask
-                }
-                catch (Exception e)
-                {
-                    Drop(id, sender, e);
-                }
-                continue;
-            }
-            var observed = Observe(id, sender, sending);
-            (pending ??= []).Add(observed);
-            _stalled.Add((id, sender, observed));
-        }
-        if (pending is null)
+        var sent = _fanOut.Send(send, only);
+        foreach (var failure in sent.Failed)
+            Drop(failure);
+        if (sent.Waiting is null)
         {
             then();
             return;
         }
         var token = ++_sendToken;
         _afterSends = then;
-        Task.WhenAll(pending).PipeTo(Self,
-            success: results => new SendsSettled(token, [.. results.OfType<SendFailure>()]),
-            failure: e => new SendsSettled(token, []));
+        sent.Waiting.PipeTo(Self,
+            success: failures => new SendsSettled(token, failures),
+            failure: _ => new SendsSettled(token, []));
         // A secondary that cannot take a frame for a prepare timeout is dropped by the coordinator
         // anyway; dropping it here too keeps the guest from waiting on it forever.
         Timers.StartSingleTimer(SendStallTimer, new SendStalled(token), _settings.PrepareTimeout);
         Become(AwaitingSends);
-    }
-
-    private static async Task<SendFailure?> Observe(string id, DataPlaneSender sender, ValueTask sending)
-    {
-        try
-        {
-            await sending.ConfigureAwait(false);
-            return null;
-        }
-        catch (Exception e)
-        {
-            return new SendFailure(id, sender, e);
-        }
     }
 
     private void AwaitingSends()
@@ -917,9 +874,9 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         Receive<SendsSettled>(m => m.Token == _sendToken, m =>
         {
             Timers.Cancel(SendStallTimer);
-            _stalled = [];
+            _fanOut.SendsSettled();
             foreach (var failure in m.Failures)
-                Drop(failure.Id, failure.Sender, failure.Error);
+                Drop(failure);
             var then = _afterSends!;
             _afterSends = null;
             Become(_state);
@@ -929,8 +886,8 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         Receive<SendStalled>(m => m.Token == _sendToken, _ =>
         {
             // Disposing a stalled sender fails its pending send, which settles the wait.
-            foreach (var (id, sender, _) in _stalled.Where(s => !s.Send.IsCompleted))
-                Drop(id, sender, new TimeoutException($"its window stayed full for {_settings.PrepareTimeout.TotalMilliseconds} ms"));
+            foreach (var (id, stream) in _fanOut.Stalled)
+                Drop(id, stream, new TimeoutException($"its window stayed full for {_settings.PrepareTimeout.TotalMilliseconds} ms"));
         });
         Receive<SendStalled>(_ => { });
         // A secondary left out while its full window holds sends: disposing it settles the wait.
@@ -941,7 +898,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         ReceiveAny(_ => Stash.Stash());
     }
 
-    private void WatchCompletion(string id, DataPlaneSender sender) =>
+    private void WatchCompletion(string id, IReplicaStream sender) =>
         sender.Completion.ContinueWith(
                 t => new SecondaryLost(id, sender, t.Exception?.GetBaseException()),
                 CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default)
@@ -954,9 +911,9 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             Sender.Tell(new StaleGeneration(Ledger.Generation, m.Generation, nameof(LeftReplicaSet)));
         if (Ledger.Fence(m.Generation) != FenceVerdict.Current)
             return;
-        foreach (var (id, sender) in _senders.Where(s => s.Id == m.Replica).ToList())
+        foreach (var (id, sender) in _fanOut.To(m.Replica))
         {
-            if (m.ResyncAttempt is { } attempt && _joinedBy.TryGetValue(sender, out var joinedBy) && joinedBy != attempt)
+            if (m.ResyncAttempt is { } attempt && _fanOut.JoinedBy(sender) is { } joinedBy && joinedBy != attempt)
             {
                 _log.Info("primary {0}: ignoring LeftReplicaSet of generation {1} for {2}'s resync attempt {3}: its stream is the one of attempt {4}",
                     _replicaId, m.Generation, id, attempt, joinedBy);
@@ -966,39 +923,34 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         }
     }
 
-    private void Drop(string id, DataPlaneSender sender, Exception error)
+    private void Drop(StreamFailure failure) => Drop(failure.Id, failure.Stream, failure.Error);
+
+    private void Drop(string id, IReplicaStream stream, Exception error)
     {
-        var index = _senders.FindIndex(s => s.Id == id && ReferenceEquals(s.Sender, sender));
-        if (index < 0)
+        if (!_fanOut.Remove(id, stream))
             return;
-        _senders.RemoveAt(index);
-        _joinedBy.Remove(sender);
         _log.Warning("primary {0}: secondary {1} dropped from the stream of generation {2}: {3}; running degraded with {4} of {5} secondaries",
-            _replicaId, id, Ledger.Generation, error.Message, _senders.Count, _assignedSecondaries);
-        _ = sender.DisposeAsync().AsTask().ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
+            _replicaId, id, Ledger.Generation, error.Message, _fanOut.Count, _assignedSecondaries);
     }
 
     private PrimaryStatus Status()
     {
         var ledger = _ledger;
-        var outstanding = _senders.ToDictionary(s => s.Id, s => s.Sender.OutstandingBytes);
         var name = _afterSends is null ? _stateName : _stateName + "/AwaitingSends";
         return new PrimaryStatus(
             ledger?.Generation ?? 0, ledger?.Epoch ?? 0, ledger?.TotalWrites ?? 0, ledger?.TotalBytes ?? 0,
             ledger?.LastClosed ?? 0, ledger?.LastCommitted ?? 0,
-            [.. _senders.Select(s => s.Id)], ledger is not null && (_senders.Count == 0 || _senders.Count < _assignedSecondaries), outstanding,
+            _fanOut.Ids, ledger is not null && (_fanOut.Count == 0 || _fanOut.Count < _assignedSecondaries), _fanOut.OutstandingBytes,
             name, _stoppedAt is not null, _guestFailure);
     }
 
     protected override void PostStop()
     {
-        var closing = _senders.Select(s => s.Sender.DisposeAsync().AsTask()).ToArray();
-        _senders.Clear();
-        _joinedBy.Clear();
+        var closing = _fanOut.CloseAll();
         try
         {
             // Bounded: a sender closes within its close timeout.
-            Task.WhenAll(closing).Wait(_settings.DataPlane.CloseTimeout + TimeSpan.FromSeconds(1));
+            closing.Wait(_settings.DataPlane.CloseTimeout + TimeSpan.FromSeconds(1));
         }
         catch (AggregateException e)
         {
@@ -1018,9 +970,9 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
 
     // ---- Internal messages ------------------------------------------------------------------
 
-    private sealed record SecondaryConnected(SecondaryEndpoint Endpoint, DataPlaneSender Sender);
+    private sealed record SecondaryConnected(SecondaryEndpoint Endpoint, IReplicaStream Sender);
 
-    private sealed record JoinerConnected(AddSecondary Join, DataPlaneSender Sender);
+    private sealed record JoinerConnected(AddSecondary Join, IReplicaStream Sender);
 
     private sealed record JoinerConnectFailed(AddSecondary Join, Exception Error);
 
@@ -1035,11 +987,9 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
 
     private sealed record SecondaryConnectFailed(SecondaryEndpoint Endpoint, Exception Error);
 
-    private sealed record SecondaryLost(string Id, DataPlaneSender Sender, Exception? Error);
+    private sealed record SecondaryLost(string Id, IReplicaStream Sender, Exception? Error);
 
-    private sealed record SendFailure(string Id, DataPlaneSender Sender, Exception Error);
-
-    private sealed record SendsSettled(long Token, IReadOnlyList<SendFailure> Failures);
+    private sealed record SendsSettled(long Token, IReadOnlyList<StreamFailure> Failures);
 
     private sealed record SendStalled(long Token);
 

@@ -19,7 +19,7 @@ public sealed class ResyncCopy
     private readonly byte[] _buffer;
     private int _next;
 
-    public ResyncCopy(string replicaId, DataPlaneSender sender, long volumeSize, int chunkBytes, byte[]? digest)
+    public ResyncCopy(string replicaId, IReplicaStream sender, long volumeSize, int chunkBytes, byte[]? digest)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkBytes, 512);
         _chunkCount = ImageDigest.ChunkCount(volumeSize, chunkBytes);
@@ -37,7 +37,7 @@ public sealed class ResyncCopy
 
     /// <summary>The coordinator's id of this resync attempt, echoed in every report of it.</summary>
     public long Attempt { get; init; }
-    public DataPlaneSender Sender { get; }
+    public IReplicaStream Sender { get; }
     public int ChunkBytes { get; }
     public long ScannedBytes { get; private set; }
     public long CopiedBytes { get; private set; }
