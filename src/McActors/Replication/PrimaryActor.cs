@@ -86,7 +86,6 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private IActorRef _closeRequester = ActorRefs.Nobody;
 
     private ResyncCopy? _copy;
-    private long _copyReportedAt;
 
     private bool _stopGuest;
     private long? _stoppedAt;
@@ -698,7 +697,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             _coordinator.Tell(new ResyncFailed(Ledger.Generation, id, $"the primary is resyncing {_copy.ReplicaId}; one at a time", m.Attempt));
             return;
         }
-        if (DigestProblem(m) is { } problem)
+        if (ResyncCopy.Refusal(m, _volume!) is { } problem)
         {
             // A joiner's bad digest is its problem, never a reason for the primary to fail.
             _log.Error("primary {0}: resync of {1} refused: {2}", _replicaId, id, problem);
@@ -724,7 +723,6 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             _fanOut.Add(id, m.Sender, joinedBy: m.Join.Attempt);
             WatchCompletion(id, m.Sender);
             _copy = new ResyncCopy(id, m.Sender, _volume!.SizeBytes, m.Join.ChunkBytes, m.Join.Digest) { Attempt = m.Join.Attempt };
-            _copyReportedAt = Environment.TickCount64;
             Enter(Running, "Running");
             Stash.UnstashAll();
             Self.Tell(CopyNext.Instance);
@@ -763,36 +761,15 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         }
         // Up to one scan step per turn: differing chunks go out back to back while the window has
         // room; a full window ends the turn, and the copy goes on when the send settles.
-        var budget = _settings.ResyncScanStep;
-        while (budget > 0 && !copy.Done)
-        {
-            var scannedBefore = copy.ScannedBytes;
-            var chunk = copy.NextDiffering(_image!, budget);
-            budget -= copy.ScannedBytes - scannedBefore;
-            if (chunk is not { } c)
-                break;
-            var epoch = Ledger.Epoch;
-            var inTurn = true;
-            var sentInTurn = false;
-            SendToAll(s => s.SendCopyAsync(epoch, c.Offset, c.Data), () =>
-            {
-                if (inTurn)
-                    sentInTurn = true;
-                else
-                    Self.Tell(CopyNext.Instance);
-            }, only: copy.ReplicaId);
-            inTurn = false;
-            if (!sentInTurn)
-            {
-                ReportCopyProgress(copy, force: false);
-                return;
-            }
-        }
+        var turn = copy.Turn(_image!, _settings.ResyncScanStep, (offset, data) => SendChunk(copy, offset, data));
         ReportCopyProgress(copy, force: false);
-        if (!copy.Done)
+        switch (turn)
         {
-            Self.Tell(CopyNext.Instance);
-            return;
+            case CopyTurn.WaitingForWindow:
+                return;
+            case CopyTurn.MoreToScan:
+                Self.Tell(CopyNext.Instance);
+                return;
         }
         var from = Ledger.Epoch;
         SendToAll(s => s.SendSyncCompleteAsync(from), () =>
@@ -810,6 +787,23 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         }, only: copy.ReplicaId);
     }
 
+    /// <summary>Sends one chunk to the joiner; true if it went out within this turn, else the copy goes on once it did.</summary>
+    private bool SendChunk(ResyncCopy copy, long offset, byte[] data)
+    {
+        var epoch = Ledger.Epoch;
+        var inTurn = true;
+        var sentInTurn = false;
+        SendToAll(s => s.SendCopyAsync(epoch, offset, data), () =>
+        {
+            if (inTurn)
+                sentInTurn = true;
+            else
+                Self.Tell(CopyNext.Instance);
+        }, only: copy.ReplicaId);
+        inTurn = false;
+        return sentInTurn;
+    }
+
     private void OnSyncAcknowledged(SyncAcknowledged m)
     {
         var copy = m.Copy;
@@ -820,26 +814,13 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         _coordinator.Tell(new ResyncCompleted(Ledger.Generation, copy.ReplicaId, m.From, copy.Attempt));
     }
 
-    private string? DigestProblem(AddSecondary m)
-    {
-        var blockSize = _volume!.BlockSize;
-        if (m.ChunkBytes < blockSize || m.ChunkBytes % blockSize != 0)
-            return $"chunks of {m.ChunkBytes} B are not a multiple of the block size {blockSize} B";
-        var expected = (long)ImageDigest.ChunkCount(_volume.SizeBytes, m.ChunkBytes) * 16;
-        return m.Digest is not null && m.Digest.Length != expected
-            ? $"its digest has {m.Digest.Length} B, chunks of {m.ChunkBytes} B need {expected} B"
-            : null;
-    }
-
     private void ReportCopyProgress(ResyncCopy copy, bool force)
     {
-        var now = Environment.TickCount64;
-        if (!force && now - _copyReportedAt < 250)
+        if (!copy.ProgressDue(force))
             return;
-        _copyReportedAt = now;
         _coordinator.Tell(new ResyncStatus(Ledger.Generation, copy.Progress, copy.Attempt));
         _log.Info("primary {0}: resync of {1}: {2:0}% scanned, {3:0.0} MiB copied", _replicaId, copy.ReplicaId,
-            100.0 * copy.ScannedBytes / _volume!.SizeBytes, copy.CopiedBytes / 1048576.0);
+            copy.ScannedPercent, copy.CopiedBytes / 1048576.0);
     }
 
     // ---- Streaming --------------------------------------------------------------------------
