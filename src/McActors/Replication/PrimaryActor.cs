@@ -47,10 +47,14 @@ public sealed record ReleaseWhenCommitted(object Output);
 /// guest's writes and streams them to every secondary tagged (generation, epoch, sequence), closes
 /// epochs on the coordinator's CloseEpoch (pause, marker, guest state, resume), and holds external
 /// output until its checkpoint commits. The guest's "disk" is this actor.
-/// States: Unassigned → (AssignPrimary) Connecting → Running ⇄ Closing, with AwaitingSends entered
-/// from either while a full window holds a stream frame (back-pressure: the guest's write, or the
-/// close, completes only when every secondary took the frame). Epoch bookkeeping lives in
-/// <see cref="PrimaryEpochLedger"/>, output holding in <see cref="PrimaryOutputGate"/>.
+/// States are receive functions, each entered through one method that does its entry work
+/// (BecomeRunning unstashes, BecomeClosing pauses the guest): Unassigned → (AssignPrimary)
+/// Connecting → Running ⇄ Closing, Running ⇄ Joining, with AwaitingSends stacked over Running or
+/// Closing while a full window holds a stream frame (back-pressure: the guest's write, or the
+/// close, completes only when every secondary took the frame). The status names the state whose
+/// receive function answers it ("Running", "Closing/AwaitingSends", ...). Epoch bookkeeping lives
+/// in <see cref="PrimaryEpochLedger"/>, output holding in <see cref="PrimaryOutputGate"/>, the
+/// streams in <see cref="ReplicaFanOut"/>, the resync copy in <see cref="ResyncCopy"/>.
 /// </summary>
 public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
@@ -75,10 +79,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private int _assignedSecondaries;
     private int _pendingConnects;
 
-    private Action _state;
-    private string _stateName = "Unassigned";
     private long _sendToken;
-    private Action? _afterSends;
 
     private long _closing;
     private long _checkpointAskedFor; // the open epoch a CheckpointNow was last sent for
@@ -102,8 +103,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         _coordinator = coordinator;
         _settings = settings;
         _guestProps = guestProps ?? SyntheticGuestActor.Props;
-        _state = Unassigned;
-        Enter(Unassigned, "Unassigned");
+        Become(Unassigned);
     }
 
     public IStash Stash { get; set; } = null!;
@@ -127,19 +127,12 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     /// <summary>Who answers go to: the asker, or the coordinator when the asker cannot be answered (Tell without a sender).</summary>
     private IActorRef ReplyTarget => Sender.IsNobody() || Sender.Equals(Context.System.DeadLetters) ? _coordinator : Sender;
 
-    private void Enter(Action state, string name)
-    {
-        _state = state;
-        _stateName = name;
-        Become(state);
-    }
-
     // ---- Unassigned / Connecting ------------------------------------------------------------
 
     private void Unassigned()
     {
         Receive<AssignPrimary>(Assign);
-        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
+        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status(nameof(Unassigned))));
         ReceiveAny(m => _log.Warning("primary {0} has no role yet: ignoring {1}", _replicaId, m.GetType().Name));
     }
 
@@ -164,7 +157,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
                     success: sender => new SecondaryConnected(endpoint, sender),
                     failure: e => new SecondaryConnectFailed(endpoint, e is AggregateException a ? a.GetBaseException() : e));
         }
-        Enter(Connecting, "Connecting");
+        Become(Connecting);
         if (_pendingConnects == 0)
             StartGuest();
     }
@@ -185,7 +178,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
                 _replicaId, m.Endpoint.ReplicaId, m.Endpoint.Host, m.Endpoint.Port);
             ConnectSettled();
         });
-        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
+        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status(nameof(Connecting))));
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -215,7 +208,13 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         if (_fanOut.Count == 0 || _fanOut.Count < _assignedSecondaries)
             _log.Warning("primary {0} runs degraded: {1} of {2} secondaries connected", _replicaId, _fanOut.Count, _assignedSecondaries);
         _assignedBy.Tell(new RoleAssumed(ledger.Generation, _replicaId, ReplicaRole.Primary));
-        Enter(Running, "Running");
+        BecomeRunning();
+    }
+
+    /// <summary>Entry to Running: what waited for the guest, a close or a connect comes in now.</summary>
+    private void BecomeRunning()
+    {
+        Become(Running);
         Stash.UnstashAll();
     }
 
@@ -223,16 +222,17 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
 
     private void Running()
     {
-        Receive<GuestWrite>(Write);
+        Receive<GuestWrite>(m => Write(m, nameof(Running)));
         Receive<CloseEpoch>(BeginClose);
         Receive<AddSecondary>(BeginJoin);
         Receive<CopyNext>(_ => CopyStep());
-        CommonWhileAssigned();
+        CommonWhileAssigned(nameof(Running));
         Receive<GuestPaused>(m => _log.Debug("primary {0}: late GuestPaused({1}) ignored", _replicaId, m.Epoch));
         Receive<GuestStateCaptured>(m => _log.Debug("primary {0}: late GuestStateCaptured({1}) ignored", _replicaId, m.Epoch));
     }
 
-    private void CommonWhileAssigned()
+    /// <summary>What Running and Closing (named <paramref name="state"/> in the status) both handle.</summary>
+    private void CommonWhileAssigned(string state)
     {
         Receive<Commit>(OnCommit);
         Receive<SyncImage>(_ => BeginImageSync());
@@ -285,10 +285,11 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         Receive<GuestRestored>(_ => { });
         Receive<GuestCommandRefused>(m => GuestFailed($"guest refused {m.Command.GetType().Name}: {m.Reason}"));
         Receive<Terminated>(m => m.ActorRef.Equals(_guest), _ => GuestFailed("the guest actor stopped"));
-        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
+        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status(state)));
     }
 
-    private void Write(GuestWrite m)
+    /// <summary>Applies a guest write and streams it; <paramref name="state"/> is the state it arrived in (for the status while sends wait).</summary>
+    private void Write(GuestWrite m, string state)
     {
         var guest = Sender;
         if (m.Data.Length > _settings.DataPlane.MaxPayloadBytes)
@@ -319,7 +320,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             return;
         }
         var sequence = ledger.RecordWrite(m.Data.Length);
-        SendToAll(s => s.SendWriteAsync(epoch, sequence, m.Offset, m.Data), () => guest.Tell(new GuestWriteCompleted(m.Tag)));
+        SendToAll(s => s.SendWriteAsync(epoch, sequence, m.Offset, m.Data), () => guest.Tell(new GuestWriteCompleted(m.Tag)), state);
     }
 
     private void Read(GuestRead m)
@@ -391,34 +392,43 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
                 _log.Warning("primary {0}: CloseEpoch({1}) out of order (last closed {2}); ignored", _replicaId, m.Epoch, ledger.LastClosed);
                 return;
         }
-        _closing = m.Epoch;
+        BecomeClosing(m.Epoch);
+    }
+
+    /// <summary>Entry to Closing: the guest is asked to pause; its GuestPaused starts the marker and the capture.</summary>
+    private void BecomeClosing(long epoch)
+    {
+        _closing = epoch;
         _capturing = false;
         _closeRequester = ReplyTarget;
-        Enter(Closing, "Closing");
-        _guest!.Tell(new PauseGuest(m.Epoch));
+        Become(Closing);
+        _guest!.Tell(new PauseGuest(epoch));
     }
 
     private void Closing()
     {
         // Until GuestPaused the guest's last writes of the epoch still arrive; after it, a write
         // (from a misbehaving guest) waits for the next epoch.
-        Receive<GuestWrite>(_ => !_capturing, Write);
+        Receive<GuestWrite>(_ => !_capturing, m => Write(m, nameof(Closing)));
         Receive<GuestPaused>(m => m.Epoch == _closing && !_capturing, _ =>
         {
             _capturing = true;
             var closed = Ledger.CloseEpoch();
             SendToAll(s => s.SendMarkerAsync(closed.Epoch, closed.MarkerSequence, closed.Writes, closed.Bytes),
-                () => _guest!.Tell(new CaptureGuestState(closed.Epoch)));
+                () => _guest!.Tell(new CaptureGuestState(closed.Epoch)), nameof(Closing));
         });
         Receive<GuestStateCaptured>(m => m.Epoch == _closing && _capturing, m =>
         {
             var sequence = Ledger.AttachState(m.Epoch, m.State);
-            SendToAll(s => s.SendGuestStateAsync(m.Epoch, sequence, m.State), FinishClose);
+            SendToAll(s => s.SendGuestStateAsync(m.Epoch, sequence, m.State), FinishClose, nameof(Closing));
         });
+        // A guest failing mid-close abandons the close (handled before CommonWhileAssigned's own).
+        Receive<GuestCommandRefused>(m => AbortClose(GuestFailed($"guest refused {m.Command.GetType().Name}: {m.Reason}")));
+        Receive<Terminated>(m => m.ActorRef.Equals(_guest), _ => AbortClose(GuestFailed("the guest actor stopped")));
         // The coordinator sends StopGuest before the CloseEpoch of the checkpoint the guest stops at;
         // one arriving during a close belongs to the next close, not to this one.
         Receive<StopGuest>(_ => Stash.Stash());
-        CommonWhileAssigned();
+        CommonWhileAssigned(nameof(Closing));
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -444,8 +454,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         }
         _closeRequester.Tell(new EpochClosed(ledger.Generation, closed.Epoch, closed.Writes, closed.Bytes, GuestStoppedAt(closed.Epoch)));
         _closeRequester = ActorRefs.Nobody;
-        Enter(Running, "Running");
-        Stash.UnstashAll();
+        BecomeRunning();
     }
 
     /// <summary>
@@ -529,16 +538,15 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         // No EpochClosed: the coordinator's checkpoint stays open and it decides (timeout, failover).
         _log.Error("primary {0}: closing epoch {1} abandoned: {2}", _replicaId, _closing, reason);
         _closeRequester = ActorRefs.Nobody;
-        Enter(Running, "Running");
-        Stash.UnstashAll();
+        BecomeRunning();
     }
 
-    private void GuestFailed(string reason)
+    /// <summary>Records and logs a guest failure (the status reports it); returns <paramref name="reason"/>.</summary>
+    private string GuestFailed(string reason)
     {
         _guestFailure = reason;
         _log.Error("primary {0}: guest failure: {1}", _replicaId, reason);
-        if (_stateName == "Closing")
-            AbortClose(reason);
+        return reason;
     }
 
     // ---- Commit -----------------------------------------------------------------------------
@@ -712,7 +720,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             .PipeTo(Self,
                 success: sender => new JoinerConnected(m, sender),
                 failure: e => new JoinerConnectFailed(m, e is AggregateException a ? a.GetBaseException() : e));
-        Enter(Joining, "Joining");
+        Become(Joining);
     }
 
     private void Joining()
@@ -723,18 +731,16 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             _fanOut.Add(id, m.Sender, joinedBy: m.Join.Attempt);
             WatchCompletion(id, m.Sender);
             _copy = new ResyncCopy(id, m.Sender, _volume!.SizeBytes, m.Join.ChunkBytes, m.Join.Digest) { Attempt = m.Join.Attempt };
-            Enter(Running, "Running");
-            Stash.UnstashAll();
+            BecomeRunning();
             Self.Tell(CopyNext.Instance);
         });
         Receive<JoinerConnectFailed>(m =>
         {
             _log.Error(m.Error, "primary {0}: cannot connect to joiner {1}", _replicaId, m.Join.Endpoint.ReplicaId);
             _coordinator.Tell(new ResyncFailed(Ledger.Generation, m.Join.Endpoint.ReplicaId, $"cannot connect: {m.Error.Message}", m.Join.Attempt));
-            Enter(Running, "Running");
-            Stash.UnstashAll();
+            BecomeRunning();
         });
-        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
+        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status(nameof(Joining))));
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -772,7 +778,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
                 return;
         }
         var from = Ledger.Epoch;
-        SendToAll(s => s.SendSyncCompleteAsync(from), () =>
+        SendToAll(s => s.SendSyncCompleteAsync(from), over: nameof(Running), only: copy.ReplicaId, then: () =>
         {
             _copy = null;
             if (!_fanOut.Contains(copy.Sender))
@@ -784,7 +790,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             copy.Sender.WaitForFramesAcknowledgedAsync(copy.Sender.FramesSent).PipeTo(Self,
                 success: () => new SyncAcknowledged(copy, from),
                 failure: e => new SyncNotAcknowledged(copy, e.GetBaseException()));
-        }, only: copy.ReplicaId);
+        });
     }
 
     /// <summary>Sends one chunk to the joiner; true if it went out within this turn, else the copy goes on once it did.</summary>
@@ -799,7 +805,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
                 sentInTurn = true;
             else
                 Self.Tell(CopyNext.Instance);
-        }, only: copy.ReplicaId);
+        }, nameof(Running), only: copy.ReplicaId);
         inTurn = false;
         return sentInTurn;
     }
@@ -828,8 +834,9 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     /// <summary>
     /// Sends one frame to every secondary, then runs <paramref name="then"/>. If a window is full,
     /// waits (stashing everything else) until every send completed: that is the back-pressure.
+    /// The wait is stacked over the state <paramref name="over"/> it began in, which it returns to.
     /// </summary>
-    private void SendToAll(Func<IReplicaStream, ValueTask> send, Action then, string? only = null)
+    private void SendToAll(Func<IReplicaStream, ValueTask> send, Action then, string over, string? only = null)
     {
         var sent = _fanOut.Send(send, only);
         foreach (var failure in sent.Failed)
@@ -840,31 +847,28 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             return;
         }
         var token = ++_sendToken;
-        _afterSends = then;
         sent.Waiting.PipeTo(Self,
             success: failures => new SendsSettled(token, failures),
             failure: _ => new SendsSettled(token, []));
         // A secondary that cannot take a frame for a prepare timeout is dropped by the coordinator
         // anyway; dropping it here too keeps the guest from waiting on it forever.
         Timers.StartSingleTimer(SendStallTimer, new SendStalled(token), _settings.PrepareTimeout);
-        Become(AwaitingSends);
+        BecomeStacked(() => AwaitingSends(token, then, over));
     }
 
-    private void AwaitingSends()
+    private void AwaitingSends(long token, Action then, string over)
     {
-        Receive<SendsSettled>(m => m.Token == _sendToken, m =>
+        Receive<SendsSettled>(m => m.Token == token, m =>
         {
             Timers.Cancel(SendStallTimer);
             _fanOut.SendsSettled();
             foreach (var failure in m.Failures)
                 Drop(failure);
-            var then = _afterSends!;
-            _afterSends = null;
-            Become(_state);
+            UnbecomeStacked();
             then();
             Stash.UnstashAll();
         });
-        Receive<SendStalled>(m => m.Token == _sendToken, _ =>
+        Receive<SendStalled>(m => m.Token == token, _ =>
         {
             // Disposing a stalled sender fails its pending send, which settles the wait.
             foreach (var (id, stream) in _fanOut.Stalled)
@@ -873,7 +877,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         Receive<SendStalled>(_ => { });
         // A secondary left out while its full window holds sends: disposing it settles the wait.
         Receive<LeftReplicaSet>(LeaveOut);
-        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
+        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status($"{over}/{nameof(AwaitingSends)}")));
         // StopGuest waits too: during a close it belongs to the next close (see Closing), and the
         // coordinator's last checkpoint is the one after the close under way.
         ReceiveAny(_ => Stash.Stash());
@@ -914,15 +918,15 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             _replicaId, id, Ledger.Generation, error.Message, _fanOut.Count, _assignedSecondaries);
     }
 
-    private PrimaryStatus Status()
+    /// <summary>The status, in <paramref name="state"/>: the receive function answering.</summary>
+    private PrimaryStatus Status(string state)
     {
         var ledger = _ledger;
-        var name = _afterSends is null ? _stateName : _stateName + "/AwaitingSends";
         return new PrimaryStatus(
             ledger?.Generation ?? 0, ledger?.Epoch ?? 0, ledger?.TotalWrites ?? 0, ledger?.TotalBytes ?? 0,
             ledger?.LastClosed ?? 0, ledger?.LastCommitted ?? 0,
             _fanOut.Ids, ledger is not null && (_fanOut.Count == 0 || _fanOut.Count < _assignedSecondaries), _fanOut.OutstandingBytes,
-            name, _stoppedAt is not null, _guestFailure);
+            state, _stoppedAt is not null, _guestFailure);
     }
 
     protected override void PostStop()

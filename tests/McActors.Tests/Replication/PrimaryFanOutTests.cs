@@ -186,6 +186,25 @@ public sealed class PrimaryFanOutTests : TestKit, IDisposable
     }
 
     [Fact]
+    public void A_close_held_by_a_full_window_reports_Closing_AwaitingSends_and_answers_only_once_the_window_opens()
+    {
+        var s1 = _streams.Add("s1");
+        var primary = StartPrimary([Endpoint("s1")]);
+        AwaitAssert(() => Assert.True(s1.Writes.Count >= 10), Patience);
+
+        s1.Hold(frames: 0);
+        primary.Tell(new CloseEpoch(1, 1), _coordinator.Ref);
+        AwaitAssert(() => Assert.Equal("Closing/AwaitingSends", Status(primary).State), Patience);
+        _coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+
+        s1.Release();
+        var closed = _coordinator.ExpectMsg<EpochClosed>(Patience);
+        Assert.Equal(1, closed.Epoch);
+        Assert.Contains(s1.Frames, f => f is { Kind: 'S', Epoch: 1 });
+        AwaitAssert(() => Assert.Equal("Running", Status(primary).State), Patience);
+    }
+
+    [Fact]
     public void A_joiner_gets_the_differing_chunks_in_order_then_sync_complete_and_the_coordinator_hears_it_is_in_sync()
     {
         var s1 = _streams.Add("s1");
