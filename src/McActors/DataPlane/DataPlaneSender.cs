@@ -26,7 +26,7 @@ namespace McActors.DataPlane;
 /// the secondary has handled, so copy bytes are freed as they are applied.
 /// </para>
 /// </summary>
-public sealed class DataPlaneSender : IAsyncDisposable
+public sealed class DataPlaneSender : IReplicaStream
 {
     private readonly SocketConnection _connection;
     private readonly DataPlaneOptions _options;

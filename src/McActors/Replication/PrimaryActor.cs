@@ -4,55 +4,32 @@ using McActors.Configuration;
 using McActors.DataPlane;
 using McActors.Guests;
 using McActors.Protocol;
-using McActors.Storage;
 using McActors.Storage.Volume;
 
 namespace McActors.Replication;
-
-// The primary's own protocol (the coordinator's is in Protocol/; the guest's in Guests/GuestProtocol.cs).
-
-/// <summary>Anyone → primary: answer with <see cref="PrimaryStatus"/>.</summary>
-public sealed record GetPrimaryStatus : IControlMessage
-{
-    public static readonly GetPrimaryStatus Instance = new();
-}
-
-/// <summary>
-/// The primary's view. <see cref="Writes"/>/<see cref="Bytes"/> count writes applied since the role
-/// began; <see cref="Degraded"/> is true while no secondary, or fewer than were assigned, receives the stream;
-/// <see cref="OutstandingBytes"/> is each connected secondary's unacknowledged window.
-/// </summary>
-public sealed record PrimaryStatus(
-    long Generation,
-    long Epoch,
-    long Writes,
-    long Bytes,
-    long LastClosed,
-    long LastCommitted,
-    IReadOnlyList<string> ConnectedSecondaries,
-    bool Degraded,
-    IReadOnlyDictionary<string, long> OutstandingBytes,
-    string State,
-    bool GuestStopped,
-    string? GuestFailure) : IControlMessage;
-
-/// <summary>
-/// Front-end → primary: send <see cref="Output"/> back once the checkpoint covering every write
-/// applied before this message has committed (an NBD write or FLUSH reply, DESIGN.md invariant 3).
-/// </summary>
-public sealed record ReleaseWhenCommitted(object Output);
 
 /// <summary>
 /// The primary replica (DESIGN.md, "Primary"): owns the live image and the guest, applies the
 /// guest's writes and streams them to every secondary tagged (generation, epoch, sequence), closes
 /// epochs on the coordinator's CloseEpoch (pause, marker, guest state, resume), and holds external
 /// output until its checkpoint commits. The guest's "disk" is this actor.
-/// States: Unassigned → (AssignPrimary) Connecting → Running ⇄ Closing, with AwaitingSends entered
-/// from either while a full window holds a stream frame (back-pressure: the guest's write, or the
-/// close, completes only when every secondary took the frame). Epoch bookkeeping lives in
-/// <see cref="PrimaryEpochLedger"/>, output holding in <see cref="PrimaryOutputGate"/>.
+/// States are receive functions, each entered through one method that does its entry work
+/// (BecomeRunning unstashes, BecomeClosing pauses the guest): Unassigned → (AssignPrimary)
+/// Connecting → Running ⇄ Closing, Running ⇄ Joining, with AwaitingSends stacked over Running or
+/// Closing while a full window holds a stream frame (back-pressure: the guest's write, or the
+/// close, completes only when every secondary took the frame). The status names the state whose
+/// receive function answers it ("Running", "Closing/AwaitingSends", ...). Epoch bookkeeping lives
+/// in <see cref="PrimaryEpochLedger"/>, output holding in <see cref="PrimaryOutputGate"/>, the
+/// streams in <see cref="ReplicaFanOut"/>, the resync copy in <see cref="ResyncCopy"/>, the image
+/// and the checkpoints kept alone in <see cref="PrimaryDisk"/>.
+/// <para>
+/// One actor, one mailbox: guest writes, closes, commits and copy steps must interleave in its
+/// turn order (a chunk read before a later write to it is streamed), so what stays actor code is
+/// split by concern over partial files: this one (states, guest I/O, status), .Closing, .Commit,
+/// .Resync and .Streaming.
+/// </para>
 /// </summary>
-public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimers
+public sealed partial class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
     private readonly string _replicaId;
     private readonly string _directory;
@@ -61,16 +38,11 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private readonly Func<GuestContext, Props> _guestProps;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    // In assignment order: status and logs list the secondaries as the coordinator did.
-    private readonly List<(string Id, DataPlaneSender Sender)> _senders = [];
-    // The resync attempt that brought each joined sender in (none for those the assignment named):
-    // a late LeftReplicaSet about an earlier membership must not cut the stream of a later one.
-    private readonly Dictionary<DataPlaneSender, long> _joinedBy = new(ReferenceEqualityComparer.Instance);
+    private readonly IReplicaStreamConnector _connector;
+    private readonly ReplicaFanOut _fanOut = new();
     private PrimaryEpochLedger? _ledger;
     private PrimaryOutputGate? _gate;
-    private VolumeImage? _image;
-    private PrimaryAloneCheckpoints? _alone; // while no secondary holds the checkpoints
-    private bool _lastCommitOnNoSecondary;
+    private PrimaryDisk? _disk;
     private bool _imageSyncing;
     private VolumeSpec? _volume;
     private IActorRef? _guest;
@@ -78,11 +50,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private int _assignedSecondaries;
     private int _pendingConnects;
 
-    private Action _state;
-    private string _stateName = "Unassigned";
     private long _sendToken;
-    private Action? _afterSends;
-    private List<(string Id, DataPlaneSender Sender, Task Send)> _stalled = [];
 
     private long _closing;
     private long _checkpointAskedFor; // the open epoch a CheckpointNow was last sent for
@@ -90,7 +58,6 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private IActorRef _closeRequester = ActorRefs.Nobody;
 
     private ResyncCopy? _copy;
-    private long _copyReportedAt;
 
     private bool _stopGuest;
     private long? _stoppedAt;
@@ -99,15 +66,15 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     private string? _guestFailure;
 
     public PrimaryActor(string replicaId, string dataDirectory, IActorRef coordinator, McActorsSettings settings,
-        Func<GuestContext, Props>? guestProps = null)
+        Func<GuestContext, Props>? guestProps = null, IReplicaStreamConnector? streams = null)
     {
+        _connector = streams ?? TcpReplicaStreamConnector.Instance;
         _replicaId = replicaId;
         _directory = dataDirectory;
         _coordinator = coordinator;
         _settings = settings;
         _guestProps = guestProps ?? SyntheticGuestActor.Props;
-        _state = Unassigned;
-        Enter(Unassigned, "Unassigned");
+        Become(Unassigned);
     }
 
     public IStash Stash { get; set; } = null!;
@@ -119,10 +86,11 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     /// on the replica dispatcher (it does blocking file I/O). <paramref name="guestProps"/> builds
     /// the guest given its <see cref="GuestContext"/> (this actor is its disk); by default the
     /// built-in synthetic guest, sized to the assigned volume, with the settings' guest seed.
+    /// <paramref name="streams"/> opens the streams to the secondaries: TCP data-plane connections by default.
     /// </summary>
     public static Props Props(string replicaId, string dataDirectory, IActorRef coordinator, McActorsSettings settings,
-        Func<GuestContext, Props>? guestProps = null) =>
-        Akka.Actor.Props.Create(() => new PrimaryActor(replicaId, dataDirectory, coordinator, settings, guestProps))
+        Func<GuestContext, Props>? guestProps = null, IReplicaStreamConnector? streams = null) =>
+        Akka.Actor.Props.Create(() => new PrimaryActor(replicaId, dataDirectory, coordinator, settings, guestProps, streams))
             .WithDispatcher(McActorsSettings.ReplicaDispatcher);
 
     private PrimaryEpochLedger Ledger => _ledger ?? throw new InvalidOperationException("no role assigned yet");
@@ -130,19 +98,12 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     /// <summary>Who answers go to: the asker, or the coordinator when the asker cannot be answered (Tell without a sender).</summary>
     private IActorRef ReplyTarget => Sender.IsNobody() || Sender.Equals(Context.System.DeadLetters) ? _coordinator : Sender;
 
-    private void Enter(Action state, string name)
-    {
-        _state = state;
-        _stateName = name;
-        Become(state);
-    }
-
     // ---- Unassigned / Connecting ------------------------------------------------------------
 
     private void Unassigned()
     {
         Receive<AssignPrimary>(Assign);
-        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
+        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status(nameof(Unassigned))));
         ReceiveAny(m => _log.Warning("primary {0} has no role yet: ignoring {1}", _replicaId, m.GetType().Name));
     }
 
@@ -152,7 +113,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         _gate = new PrimaryOutputGate(m.LastCommitted);
         _volume = m.Volume;
         _assignedBy = ReplyTarget;
-        _image = PrimaryVolumeFiles.OpenOrCreate(_directory, m.Volume, _settings.StoreFaults);
+        _disk = PrimaryDisk.Open(_directory, m.Volume, _settings);
         _assignedSecondaries = m.Secondaries.Count;
         _pendingConnects = m.Secondaries.Count;
         _log.Info("primary {0}: generation {1}, volume {2} ({3} B), resuming after checkpoint {4}, connecting to {5} secondaries",
@@ -162,12 +123,12 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         // sequence 1 and carries every frame, so none may be sent before a connection exists.
         foreach (var endpoint in m.Secondaries)
         {
-            DataPlaneSender.ConnectAsync(endpoint.Host, endpoint.Port, dataPlaneVolume, m.Generation, firstSequence: 1, _settings.DataPlane)
+            _connector.ConnectAsync(endpoint.Host, endpoint.Port, dataPlaneVolume, m.Generation, firstSequence: 1, _settings.DataPlane)
                 .PipeTo(Self,
                     success: sender => new SecondaryConnected(endpoint, sender),
                     failure: e => new SecondaryConnectFailed(endpoint, e is AggregateException a ? a.GetBaseException() : e));
         }
-        Enter(Connecting, "Connecting");
+        Become(Connecting);
         if (_pendingConnects == 0)
             StartGuest();
     }
@@ -176,7 +137,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     {
         Receive<SecondaryConnected>(m =>
         {
-            _senders.Add((m.Endpoint.ReplicaId, m.Sender));
+            _fanOut.Add(m.Endpoint.ReplicaId, m.Sender);
             WatchCompletion(m.Endpoint.ReplicaId, m.Sender);
             _log.Info("primary {0}: streaming to secondary {1} at {2}:{3}", _replicaId, m.Endpoint.ReplicaId, m.Endpoint.Host, m.Endpoint.Port);
             ConnectSettled();
@@ -188,7 +149,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
                 _replicaId, m.Endpoint.ReplicaId, m.Endpoint.Host, m.Endpoint.Port);
             ConnectSettled();
         });
-        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
+        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status(nameof(Connecting))));
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -215,10 +176,16 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         }
         _guest.Tell(new ResumeGuest(ledger.Epoch));
         Timers.StartPeriodicTimer(ImageSyncTimer, SyncImage.Instance, _settings.ImageSyncInterval);
-        if (_senders.Count == 0 || _senders.Count < _assignedSecondaries)
-            _log.Warning("primary {0} runs degraded: {1} of {2} secondaries connected", _replicaId, _senders.Count, _assignedSecondaries);
+        if (_fanOut.Count == 0 || _fanOut.Count < _assignedSecondaries)
+            _log.Warning("primary {0} runs degraded: {1} of {2} secondaries connected", _replicaId, _fanOut.Count, _assignedSecondaries);
         _assignedBy.Tell(new RoleAssumed(ledger.Generation, _replicaId, ReplicaRole.Primary));
-        Enter(Running, "Running");
+        BecomeRunning();
+    }
+
+    /// <summary>Entry to Running: what waited for the guest, a close or a connect comes in now.</summary>
+    private void BecomeRunning()
+    {
+        Become(Running);
         Stash.UnstashAll();
     }
 
@@ -226,16 +193,17 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
 
     private void Running()
     {
-        Receive<GuestWrite>(Write);
+        Receive<GuestWrite>(m => Write(m, nameof(Running)));
         Receive<CloseEpoch>(BeginClose);
         Receive<AddSecondary>(BeginJoin);
         Receive<CopyNext>(_ => CopyStep());
-        CommonWhileAssigned();
+        CommonWhileAssigned(nameof(Running));
         Receive<GuestPaused>(m => _log.Debug("primary {0}: late GuestPaused({1}) ignored", _replicaId, m.Epoch));
         Receive<GuestStateCaptured>(m => _log.Debug("primary {0}: late GuestStateCaptured({1}) ignored", _replicaId, m.Epoch));
     }
 
-    private void CommonWhileAssigned()
+    /// <summary>What Running and Closing (named <paramref name="state"/> in the status) both handle.</summary>
+    private void CommonWhileAssigned(string state)
     {
         Receive<Commit>(OnCommit);
         Receive<SyncImage>(_ => BeginImageSync());
@@ -288,10 +256,11 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         Receive<GuestRestored>(_ => { });
         Receive<GuestCommandRefused>(m => GuestFailed($"guest refused {m.Command.GetType().Name}: {m.Reason}"));
         Receive<Terminated>(m => m.ActorRef.Equals(_guest), _ => GuestFailed("the guest actor stopped"));
-        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
+        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status(state)));
     }
 
-    private void Write(GuestWrite m)
+    /// <summary>Applies a guest write and streams it; <paramref name="state"/> is the state it arrived in (for the status while sends wait).</summary>
+    private void Write(GuestWrite m, string state)
     {
         var guest = Sender;
         if (m.Data.Length > _settings.DataPlane.MaxPayloadBytes)
@@ -303,10 +272,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         var epoch = ledger.Epoch;
         try
         {
-            if (_alone is not null)
-                _alone.Write(epoch, m.Offset, m.Data);
-            else
-                _image!.Write(m.Offset, m.Data);
+            _disk!.Write(epoch, m.Offset, m.Data);
         }
         catch (VolumeRangeException e)
         {
@@ -322,7 +288,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
             return;
         }
         var sequence = ledger.RecordWrite(m.Data.Length);
-        SendToAll(s => s.SendWriteAsync(epoch, sequence, m.Offset, m.Data), () => guest.Tell(new GuestWriteCompleted(m.Tag)));
+        SendToAll(s => s.SendWriteAsync(epoch, sequence, m.Offset, m.Data), () => guest.Tell(new GuestWriteCompleted(m.Tag)), state);
     }
 
     private void Read(GuestRead m)
@@ -335,10 +301,7 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         var data = new byte[m.Length];
         try
         {
-            if (_alone is not null)
-                _alone.Read(m.Offset, data);
-            else
-                _image!.Read(m.Offset, data);
+            _disk!.Read(m.Offset, data);
         }
         catch (VolumeRangeException e)
         {
@@ -374,631 +337,24 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         }
     }
 
-    // ---- Closing ----------------------------------------------------------------------------
-
-    private void BeginClose(CloseEpoch m)
-    {
-        var ledger = Ledger;
-        if (!IsCurrent(m))
-            return;
-        switch (ledger.Classify(m.Epoch))
-        {
-            case CloseRequest.Repeat:
-                if (ledger.Find(m.Epoch) is { State: not null } done)
-                    Sender.Tell(new EpochClosed(ledger.Generation, done.Epoch, done.Writes, done.Bytes, GuestStoppedAt(done.Epoch)));
-                else
-                    _log.Warning("primary {0}: CloseEpoch({1}) repeated, but checkpoint {1} is no longer held (committed {2}); ignored",
-                        _replicaId, m.Epoch, ledger.LastCommitted);
-                return;
-            case CloseRequest.OutOfOrder:
-                _log.Warning("primary {0}: CloseEpoch({1}) out of order (last closed {2}); ignored", _replicaId, m.Epoch, ledger.LastClosed);
-                return;
-        }
-        _closing = m.Epoch;
-        _capturing = false;
-        _closeRequester = ReplyTarget;
-        Enter(Closing, "Closing");
-        _guest!.Tell(new PauseGuest(m.Epoch));
-    }
-
-    private void Closing()
-    {
-        // Until GuestPaused the guest's last writes of the epoch still arrive; after it, a write
-        // (from a misbehaving guest) waits for the next epoch.
-        Receive<GuestWrite>(_ => !_capturing, Write);
-        Receive<GuestPaused>(m => m.Epoch == _closing && !_capturing, _ =>
-        {
-            _capturing = true;
-            var closed = Ledger.CloseEpoch();
-            SendToAll(s => s.SendMarkerAsync(closed.Epoch, closed.MarkerSequence, closed.Writes, closed.Bytes),
-                () => _guest!.Tell(new CaptureGuestState(closed.Epoch)));
-        });
-        Receive<GuestStateCaptured>(m => m.Epoch == _closing && _capturing, m =>
-        {
-            var sequence = Ledger.AttachState(m.Epoch, m.State);
-            SendToAll(s => s.SendGuestStateAsync(m.Epoch, sequence, m.State), FinishClose);
-        });
-        // The coordinator sends StopGuest before the CloseEpoch of the checkpoint the guest stops at;
-        // one arriving during a close belongs to the next close, not to this one.
-        Receive<StopGuest>(_ => Stash.Stash());
-        CommonWhileAssigned();
-        ReceiveAny(_ => Stash.Stash());
-    }
-
-    private void FinishClose()
-    {
-        var ledger = Ledger;
-        var closed = ledger.Find(_closing)!;
-        if (!KeepIfAlone(closed))
-            return;
-        if (!_stopGuest)
-        {
-            _guest!.Tell(new ResumeGuest(ledger.Epoch));
-        }
-        else if (_stoppedAt is null)
-        {
-            _stoppedAt = _closing;
-            _log.Info("primary {0}: guest stopped at checkpoint {1}", _replicaId, _closing);
-            // Saved before EpochClosed, so before the coordinator can commit the checkpoint and
-            // answer GuestStopped: whoever hears GuestStopped finds the files in place. No write
-            // follows (the guest stays paused), so the image is the checkpoint's already.
-            if (closed.State is { } state)
-                SaveStoppedCheckpoint(_closing, state);
-        }
-        _closeRequester.Tell(new EpochClosed(ledger.Generation, closed.Epoch, closed.Writes, closed.Bytes, GuestStoppedAt(closed.Epoch)));
-        _closeRequester = ActorRefs.Nobody;
-        Enter(Running, "Running");
-        Stash.UnstashAll();
-    }
-
-    /// <summary>
-    /// A primary that no secondary follows is the only holder of the checkpoint it just closed: it
-    /// keeps it on its own disk (attaching a rollback store at the first one, preparing each later
-    /// one) before the coordinator hears that it closed, so before it can commit. Once a secondary
-    /// follows again (in sync, and the last commit had it), its prepare holds the new checkpoints;
-    /// the store stays, unprepared, until a commit covers the ones only it holds. False if the
-    /// image failed (the primary stops).
-    /// </summary>
-    private bool KeepIfAlone(ClosedCheckpoint closed)
-    {
-        var alone = _lastCommitOnNoSecondary || _senders.All(s => s.Id == _copy?.ReplicaId); // a joiner holds no checkpoint yet
-        if (!alone)
-            return true;
-        try
-        {
-            if (_alone is null)
-            {
-                // Through the primary's own image first: an error the background fsync already took
-                // (sticky there) would not be reported to the store's newly opened file.
-                _image!.Flush();
-                _alone = PrimaryAloneCheckpoints.Attach(_directory, _volume!, closed.Epoch, closed.State, _settings.StoreOptions);
-                _log.Warning("primary {0}: no secondary holds the checkpoints of generation {1}; keeping them here from checkpoint {2} on " +
-                    "(rollback logs in its store), so that it can come back from a crash on its own", _replicaId, Ledger.Generation, closed.Epoch);
-            }
-            else
-                _alone.Prepare(closed.Epoch, closed.State);
-            return true;
-        }
-        catch (Exception e) when (IsDiskError(e))
-        {
-            ImageFailed($"keeping checkpoint {closed.Epoch} on the primary alone failed", e);
-            return false;
-        }
-    }
-
-    /// <summary>
-    /// The commit of a checkpoint the primary keeps alone drops its logs; one a secondary prepared
-    /// ends keeping them once it covers every checkpoint prepared here (until then, losing that
-    /// secondary would leave the later ones on this disk only).
-    /// </summary>
-    private bool CommitIfAlone(Commit m)
-    {
-        _lastCommitOnNoSecondary = m.Secondaries == 0;
-        if (_alone is null)
-            return true;
-        try
-        {
-            if (m.Secondaries == 0 && m.Epoch > _alone.Prepared)
-            {
-                // Closed while a secondary followed, committed once it was lost: only this disk holds
-                // it now, so it is prepared here late (its guest state is still in the ledger).
-                _alone.Prepare(m.Epoch, Ledger.Find(m.Epoch)?.State);
-            }
-            if (m.Secondaries == 0 || m.Epoch < _alone.Prepared)
-            {
-                _alone.Commit(m.Epoch);
-                return true;
-            }
-            _alone.Detach(_directory);
-            _alone = null;
-            _log.Info("primary {0}: checkpoint {1} committed on {2} secondaries; no longer keeping checkpoints alone", _replicaId, m.Epoch, m.Secondaries);
-            return true;
-        }
-        catch (Exception e) when (IsDiskError(e))
-        {
-            ImageFailed($"committing checkpoint {m.Epoch} on the primary alone failed", e);
-            return false;
-        }
-    }
-
-    /// <summary>An I/O error, or the storage engine's own (a store that can no longer vouch, an epoch out of order).</summary>
-    private static bool IsDiskError(Exception e) => e is IOException or StorageException;
-
-    /// <summary>True for the checkpoint the guest stopped at and the (empty) ones closed after it.</summary>
-    private bool GuestStoppedAt(long epoch) => _stoppedAt is { } stopped && epoch >= stopped;
-
-    private void AbortClose(string reason)
-    {
-        // No EpochClosed: the coordinator's checkpoint stays open and it decides (timeout, failover).
-        _log.Error("primary {0}: closing epoch {1} abandoned: {2}", _replicaId, _closing, reason);
-        _closeRequester = ActorRefs.Nobody;
-        Enter(Running, "Running");
-        Stash.UnstashAll();
-    }
-
-    private void GuestFailed(string reason)
-    {
-        _guestFailure = reason;
-        _log.Error("primary {0}: guest failure: {1}", _replicaId, reason);
-        if (_stateName == "Closing")
-            AbortClose(reason);
-    }
-
-    // ---- Commit -----------------------------------------------------------------------------
-
-    private void OnCommit(Commit m)
-    {
-        var ledger = Ledger;
-        if (!IsCurrent(m))
-            return;
-        // The stopped checkpoint's state must be taken before the commit drops older checkpoints.
-        byte[]? stoppedState = null;
-        if (_stoppedAt is { } stopped && !_stoppedStateSaved && m.Epoch >= stopped && m.Epoch <= ledger.LastClosed)
-            stoppedState = ledger.Find(stopped)?.State;
-        switch (ledger.Commit(m.Epoch))
-        {
-            case CommitOutcome.NotClosedYet:
-                _log.Warning("primary {0}: Commit({1}) of a checkpoint not closed yet (last closed {2}); ignored", _replicaId, m.Epoch, ledger.LastClosed);
-                return;
-            case CommitOutcome.AlreadyCommitted:
-                return;
-        }
-        if (!CommitIfAlone(m))
-            return;
-        ReleaseOutput(m);
-        // The coordinator drops a CheckpointNow while max-in-flight checkpoints are open; this commit
-        // freed one, so output still waiting on the open epoch (no close of it begun) asks again.
-        if (_gate!.NewestHeld > ledger.LastClosed && _closing < ledger.Epoch && m.Secondaries >= _settings.MinReplicas)
-            AskForCheckpoint(ledger, again: true);
-        if (stoppedState is not null)
-            SaveStoppedCheckpoint(_stoppedAt!.Value, stoppedState);
-    }
-
-    /// <summary>
-    /// Asks the coordinator to close the open epoch now, once per epoch (group commit: every output
-    /// waiting on it shares the one checkpoint), or <paramref name="again"/> after a commit.
-    /// </summary>
-    private void AskForCheckpoint(PrimaryEpochLedger ledger, bool again)
-    {
-        if (_checkpointAskedFor == ledger.Epoch && !again)
-            return;
-        _checkpointAskedFor = ledger.Epoch;
-        _coordinator.Tell(new CheckpointNow(ledger.Generation));
-    }
-
-    /// <summary>
-    /// Releases the output a commit covers if it meets <c>min-replicas</c> (DESIGN.md, degraded
-    /// mode): with fewer secondaries the output waits for a later commit that has them (after a
-    /// re-protection); with none and min-replicas 0, the image is fsynced first, so that what is
-    /// acknowledged is at least durable here.
-    /// </summary>
-    private void ReleaseOutput(Commit m)
-    {
-        if (m.Secondaries < _settings.MinReplicas)
-        {
-            if (_gate!.Pending > 0 && !_outputWaitLogged)
-                _log.Warning("primary {0}: {1} output(s) (FLUSH replies) wait: checkpoint {2} committed on {3} secondaries, min-replicas is {4}",
-                    _replicaId, _gate.Pending, m.Epoch, m.Secondaries, _settings.MinReplicas);
-            _outputWaitLogged = _gate!.Pending > 0;
-            return;
-        }
-        if (_outputWaitLogged)
-            _log.Info("primary {0}: checkpoint {1} committed on {2} secondaries: waiting output released", _replicaId, m.Epoch, m.Secondaries);
-        _outputWaitLogged = false;
-        if (m.Secondaries == 0 && !(_alone?.Prepared >= m.Epoch)) // prepared alone: durable already
-        {
-            try
-            {
-                _image!.Flush();
-            }
-            catch (Exception e) when (IsDiskError(e))
-            {
-                // Never retried: a second fsync would succeed without the pages the failed one lost.
-                ImageFailed($"fsync of the image for checkpoint {m.Epoch} failed", e);
-                return;
-            }
-        }
-        _gate!.Commit(m.Epoch);
-    }
-
-    /// <summary>
-    /// While secondaries hold the checkpoints, nothing on the reply path fsyncs the primary's image
-    /// (issue 12: the secondaries' prepare is the durability), so a failed writeback would go
-    /// unseen: its pages are marked clean and, once evicted, reads would return older data. An
-    /// fsync reports such an error on the next call, so one off the actor's thread every
-    /// mcactors.primary.image-sync-interval bounds how long the primary serves from a disk that
-    /// lost writes; the failure is then fatal, as any other of its image. Alone, the store's
-    /// prepare already fsyncs the image at every checkpoint.
-    /// </summary>
-    private void BeginImageSync()
-    {
-        if (_imageSyncing || _alone is not null || _image is not { } image)
-            return;
-        _imageSyncing = true;
-        Task.Run(image.Flush).ContinueWith(
-                t => new ImageSynced(t.Exception?.GetBaseException() is { } e and not ObjectDisposedException ? e : null),
-                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default)
-            .PipeTo(Self);
-    }
-
-    private void SaveStoppedCheckpoint(long epoch, byte[] state)
-    {
-        // The guest is paused for good: make image and state durable so they can be verified offline.
-        // A failure here costs the offline check, not replication: log it, don't crash the primary.
-        try
-        {
-            _image!.Flush();
-        }
-        catch (IOException e)
-        {
-            // Unlike the state file below, the image is the replication's: a later fsync must never vouch for it.
-            ImageFailed($"fsync of the image for the stopped checkpoint {epoch} failed", e);
-            return;
-        }
-        try
-        {
-            var path = PrimaryVolumeFiles.SaveState(_directory, epoch, state);
-            _alone?.Keep(epoch);
-            _stoppedStateSaved = true;
-            _log.Info("primary {0}: checkpoint {1} committed with the guest stopped; state saved to {2}", _replicaId, epoch, path);
-        }
-        catch (IOException e)
-        {
-            _log.Error(e, "primary {0}: cannot save the stopped guest's state of checkpoint {1}", _replicaId, epoch);
-        }
-    }
-
-    /// <summary>
-    /// The image failed a write or an fsync: it may now hold bytes never streamed (a partial write) or
-    /// lack bytes it was believed to hold (a failed writeback's pages are marked clean, and the next
-    /// fsync succeeds without them). Fatal for this primary: it stops serving and vouches for
-    /// nothing more (held output is never released; the guest, a child, stops with it, and an NBD
-    /// client gets an error, not a success). The coordinator fails over to a secondary that holds
-    /// the last committed checkpoint, or the volume waits for one.
-    /// </summary>
-    private void ImageFailed(string what, Exception e)
-    {
-        _log.Error(e, "primary {0}: {1}; this image can no longer be trusted: stopping the primary", _replicaId, what);
-        _coordinator.Tell(new ReplicaFailed(Ledger.Generation, _replicaId, $"primary image failed: {what}: {e.Message}"));
-        Context.Stop(Self);
-    }
-
-    // ---- Re-protection (ResyncProtocol.cs) ----------------------------------------------------
-
-    /// <summary>
-    /// A joiner is ready: connect to it, starting at the next sequence of the shared stream. The
-    /// guest waits the few milliseconds of that connect, because every frame from that sequence
-    /// on must reach the joiner too.
-    /// </summary>
-    private void BeginJoin(AddSecondary m)
-    {
-        if (!IsCurrent(m))
-            return;
-        var id = m.Endpoint.ReplicaId;
-        if (_copy is not null)
-        {
-            _coordinator.Tell(new ResyncFailed(Ledger.Generation, id, $"the primary is resyncing {_copy.ReplicaId}; one at a time", m.Attempt));
-            return;
-        }
-        if (DigestProblem(m) is { } problem)
-        {
-            // A joiner's bad digest is its problem, never a reason for the primary to fail.
-            _log.Error("primary {0}: resync of {1} refused: {2}", _replicaId, id, problem);
-            _coordinator.Tell(new ResyncFailed(Ledger.Generation, id, problem, m.Attempt));
-            return;
-        }
-        foreach (var (oldId, oldSender) in _senders.Where(s => s.Id == id).ToList())
-            Drop(oldId, oldSender, new DataPlaneConnectionException("it joins again"));
-        _log.Info("primary {0}: resyncing {1} at {2}:{3}, streaming to it from sequence {4}", _replicaId, id, m.Endpoint.Host, m.Endpoint.Port, Ledger.NextSequence);
-        DataPlaneSender.ConnectAsync(m.Endpoint.Host, m.Endpoint.Port, new DataPlaneVolume(_volume!.VolumeId, _volume.BlockSize), Ledger.Generation,
-                Ledger.NextSequence, _settings.DataPlane)
-            .PipeTo(Self,
-                success: sender => new JoinerConnected(m, sender),
-                failure: e => new JoinerConnectFailed(m, e is AggregateException a ? a.GetBaseException() : e));
-        Enter(Joining, "Joining");
-    }
-
-    private void Joining()
-    {
-        Receive<JoinerConnected>(m =>
-        {
-            var id = m.Join.Endpoint.ReplicaId;
-            _senders.Add((id, m.Sender));
-            _joinedBy[m.Sender] = m.Join.Attempt;
-            WatchCompletion(id, m.Sender);
-            _copy = new ResyncCopy(id, m.Sender, _volume!.SizeBytes, m.Join.ChunkBytes, m.Join.Digest) { Attempt = m.Join.Attempt };
-            _copyReportedAt = Environment.TickCount64;
-            Enter(Running, "Running");
-            Stash.UnstashAll();
-            Self.Tell(CopyNext.Instance);
-        });
-        Receive<JoinerConnectFailed>(m =>
-        {
-            _log.Error(m.Error, "primary {0}: cannot connect to joiner {1}", _replicaId, m.Join.Endpoint.ReplicaId);
-            _coordinator.Tell(new ResyncFailed(Ledger.Generation, m.Join.Endpoint.ReplicaId, $"cannot connect: {m.Error.Message}", m.Join.Attempt));
-            Enter(Running, "Running");
-            Stash.UnstashAll();
-        });
-        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
-        ReceiveAny(_ => Stash.Stash());
-    }
-
-    /// <summary>One step of the copy: scan on, send the next differing chunk to the joiner (back-pressured), or finish.</summary>
-    private void CopyStep()
-    {
-        if (_copy is not { } copy)
-            return;
-        if (!_senders.Any(s => ReferenceEquals(s.Sender, copy.Sender)))
-        {
-            _copy = null;
-            _log.Warning("primary {0}: resync of {1} abandoned: its connection is gone", _replicaId, copy.ReplicaId);
-            _coordinator.Tell(new ResyncFailed(Ledger.Generation, copy.ReplicaId, "the data-plane connection closed during the copy", copy.Attempt));
-            return;
-        }
-        try
-        {
-            _alone?.Drain(); // the copy reads the image file: queued writes first (no write comes in during this turn)
-        }
-        catch (Exception e) when (IsDiskError(e))
-        {
-            ImageFailed("draining the primary's write-ahead queue for the resync copy failed", e);
-            return;
-        }
-        // Up to one scan step per turn: differing chunks go out back to back while the window has
-        // room; a full window ends the turn, and the copy goes on when the send settles.
-        var budget = _settings.ResyncScanStep;
-        while (budget > 0 && !copy.Done)
-        {
-            var scannedBefore = copy.ScannedBytes;
-            var chunk = copy.NextDiffering(_image!, budget);
-            budget -= copy.ScannedBytes - scannedBefore;
-            if (chunk is not { } c)
-                break;
-            var epoch = Ledger.Epoch;
-            var inTurn = true;
-            var sentInTurn = false;
-            SendToAll(s => s.SendCopyAsync(epoch, c.Offset, c.Data), () =>
-            {
-                if (inTurn)
-                    sentInTurn = true;
-                else
-                    Self.Tell(CopyNext.Instance);
-            }, only: copy.ReplicaId);
-            inTurn = false;
-            if (!sentInTurn)
-            {
-                ReportCopyProgress(copy, force: false);
-                return;
-            }
-        }
-        ReportCopyProgress(copy, force: false);
-        if (!copy.Done)
-        {
-            Self.Tell(CopyNext.Instance);
-            return;
-        }
-        var from = Ledger.Epoch;
-        SendToAll(s => s.SendSyncCompleteAsync(from), () =>
-        {
-            _copy = null;
-            if (!_senders.Any(s => ReferenceEquals(s.Sender, copy.Sender)))
-            {
-                _coordinator.Tell(new ResyncFailed(Ledger.Generation, copy.ReplicaId, "the connection closed as the copy ended", copy.Attempt));
-                return;
-            }
-            // "Sent" is only "written to the socket": the coordinator hears of it once the joiner acknowledged it.
-            copy.Sender.WaitForFramesAcknowledgedAsync(copy.Sender.FramesSent).PipeTo(Self,
-                success: () => new SyncAcknowledged(copy, from),
-                failure: e => new SyncNotAcknowledged(copy, e.GetBaseException()));
-        }, only: copy.ReplicaId);
-    }
-
-    private void OnSyncAcknowledged(SyncAcknowledged m)
-    {
-        var copy = m.Copy;
-        ReportCopyProgress(copy, force: true);
-        _assignedSecondaries++;
-        _log.Info("primary {0}: {1} is in sync from checkpoint {2} ({3:0.0} of {4:0.0} MiB differed and were copied)",
-            _replicaId, copy.ReplicaId, m.From, copy.CopiedBytes / 1048576.0, copy.ScannedBytes / 1048576.0);
-        _coordinator.Tell(new ResyncCompleted(Ledger.Generation, copy.ReplicaId, m.From, copy.Attempt));
-    }
-
-    private string? DigestProblem(AddSecondary m)
-    {
-        var blockSize = _volume!.BlockSize;
-        if (m.ChunkBytes < blockSize || m.ChunkBytes % blockSize != 0)
-            return $"chunks of {m.ChunkBytes} B are not a multiple of the block size {blockSize} B";
-        var expected = (long)ImageDigest.ChunkCount(_volume.SizeBytes, m.ChunkBytes) * 16;
-        return m.Digest is not null && m.Digest.Length != expected
-            ? $"its digest has {m.Digest.Length} B, chunks of {m.ChunkBytes} B need {expected} B"
-            : null;
-    }
-
-    private void ReportCopyProgress(ResyncCopy copy, bool force)
-    {
-        var now = Environment.TickCount64;
-        if (!force && now - _copyReportedAt < 250)
-            return;
-        _copyReportedAt = now;
-        _coordinator.Tell(new ResyncStatus(Ledger.Generation, copy.Progress, copy.Attempt));
-        _log.Info("primary {0}: resync of {1}: {2:0}% scanned, {3:0.0} MiB copied", _replicaId, copy.ReplicaId,
-            100.0 * copy.ScannedBytes / _volume!.SizeBytes, copy.CopiedBytes / 1048576.0);
-    }
-
-    // ---- Streaming --------------------------------------------------------------------------
-
-    /// <summary>
-    /// Sends one frame to every secondary, then runs <paramref name="then"/>. If a window is full,
-    /// waits (stashing everything else) until every send completed: that is the back-pressure.
-    /// </summary>
-    private void SendToAll(Func<DataPlaneSender, ValueTask> send, Action then, string? only = null)
-    {
-        List<Task<SendFailure?>>? pending = null;
-        _stalled = [];
-        foreach (var (id, sender) in _senders.Where(s => only is null || s.Id == only).ToList())
-        {
-            ValueTask sending;
-            try
-            {
-                sending = send(sender);
-            }
-            catch (Exception e)
-            {
-                Drop(id, sender, e);
-                continue;
-            }
-            if (sending.IsCompleted)
-            {
-                try
-                {
-                    sending.GetAwaiter().GetResult(); // consumes the (possibly pooled) ValueTask
-                }
-                catch (Exception e)
-                {
-                    Drop(id, sender, e);
-                }
-                continue;
-            }
-            var observed = Observe(id, sender, sending);
-            (pending ??= []).Add(observed);
-            _stalled.Add((id, sender, observed));
-        }
-        if (pending is null)
-        {
-            then();
-            return;
-        }
-        var token = ++_sendToken;
-        _afterSends = then;
-        Task.WhenAll(pending).PipeTo(Self,
-            success: results => new SendsSettled(token, [.. results.OfType<SendFailure>()]),
-            failure: e => new SendsSettled(token, []));
-        // A secondary that cannot take a frame for a prepare timeout is dropped by the coordinator
-        // anyway; dropping it here too keeps the guest from waiting on it forever.
-        Timers.StartSingleTimer(SendStallTimer, new SendStalled(token), _settings.PrepareTimeout);
-        Become(AwaitingSends);
-    }
-
-    private static async Task<SendFailure?> Observe(string id, DataPlaneSender sender, ValueTask sending)
-    {
-        try
-        {
-            await sending.ConfigureAwait(false);
-            return null;
-        }
-        catch (Exception e)
-        {
-            return new SendFailure(id, sender, e);
-        }
-    }
-
-    private void AwaitingSends()
-    {
-        Receive<SendsSettled>(m => m.Token == _sendToken, m =>
-        {
-            Timers.Cancel(SendStallTimer);
-            _stalled = [];
-            foreach (var failure in m.Failures)
-                Drop(failure.Id, failure.Sender, failure.Error);
-            var then = _afterSends!;
-            _afterSends = null;
-            Become(_state);
-            then();
-            Stash.UnstashAll();
-        });
-        Receive<SendStalled>(m => m.Token == _sendToken, _ =>
-        {
-            // Disposing a stalled sender fails its pending send, which settles the wait.
-            foreach (var (id, sender, _) in _stalled.Where(s => !s.Send.IsCompleted))
-                Drop(id, sender, new TimeoutException($"its window stayed full for {_settings.PrepareTimeout.TotalMilliseconds} ms"));
-        });
-        Receive<SendStalled>(_ => { });
-        // A secondary left out while its full window holds sends: disposing it settles the wait.
-        Receive<LeftReplicaSet>(LeaveOut);
-        Receive<GetPrimaryStatus>(_ => Sender.Tell(Status()));
-        // StopGuest waits too: during a close it belongs to the next close (see Closing), and the
-        // coordinator's last checkpoint is the one after the close under way.
-        ReceiveAny(_ => Stash.Stash());
-    }
-
-    private void WatchCompletion(string id, DataPlaneSender sender) =>
-        sender.Completion.ContinueWith(
-                t => new SecondaryLost(id, sender, t.Exception?.GetBaseException()),
-                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default)
-            .PipeTo(Self);
-
-    /// <summary>The coordinator dropped a secondary from the replica set: stop streaming to it.</summary>
-    private void LeaveOut(LeftReplicaSet m)
-    {
-        if (Ledger.Fence(m.Generation) == FenceVerdict.Stale)
-            Sender.Tell(new StaleGeneration(Ledger.Generation, m.Generation, nameof(LeftReplicaSet)));
-        if (Ledger.Fence(m.Generation) != FenceVerdict.Current)
-            return;
-        foreach (var (id, sender) in _senders.Where(s => s.Id == m.Replica).ToList())
-        {
-            if (m.ResyncAttempt is { } attempt && _joinedBy.TryGetValue(sender, out var joinedBy) && joinedBy != attempt)
-            {
-                _log.Info("primary {0}: ignoring LeftReplicaSet of generation {1} for {2}'s resync attempt {3}: its stream is the one of attempt {4}",
-                    _replicaId, m.Generation, id, attempt, joinedBy);
-                continue;
-            }
-            Drop(id, sender, new InvalidOperationException($"the coordinator left it out of the replica set ({m.Reason})"));
-        }
-    }
-
-    private void Drop(string id, DataPlaneSender sender, Exception error)
-    {
-        var index = _senders.FindIndex(s => s.Id == id && ReferenceEquals(s.Sender, sender));
-        if (index < 0)
-            return;
-        _senders.RemoveAt(index);
-        _joinedBy.Remove(sender);
-        _log.Warning("primary {0}: secondary {1} dropped from the stream of generation {2}: {3}; running degraded with {4} of {5} secondaries",
-            _replicaId, id, Ledger.Generation, error.Message, _senders.Count, _assignedSecondaries);
-        _ = sender.DisposeAsync().AsTask().ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
-    }
-
-    private PrimaryStatus Status()
+    /// <summary>The status, in <paramref name="state"/>: the receive function answering.</summary>
+    private PrimaryStatus Status(string state)
     {
         var ledger = _ledger;
-        var outstanding = _senders.ToDictionary(s => s.Id, s => s.Sender.OutstandingBytes);
-        var name = _afterSends is null ? _stateName : _stateName + "/AwaitingSends";
         return new PrimaryStatus(
             ledger?.Generation ?? 0, ledger?.Epoch ?? 0, ledger?.TotalWrites ?? 0, ledger?.TotalBytes ?? 0,
             ledger?.LastClosed ?? 0, ledger?.LastCommitted ?? 0,
-            [.. _senders.Select(s => s.Id)], ledger is not null && (_senders.Count == 0 || _senders.Count < _assignedSecondaries), outstanding,
-            name, _stoppedAt is not null, _guestFailure);
+            _fanOut.Ids, ledger is not null && (_fanOut.Count == 0 || _fanOut.Count < _assignedSecondaries), _fanOut.OutstandingBytes,
+            state, _stoppedAt is not null, _guestFailure);
     }
 
     protected override void PostStop()
     {
-        var closing = _senders.Select(s => s.Sender.DisposeAsync().AsTask()).ToArray();
-        _senders.Clear();
-        _joinedBy.Clear();
+        var closing = _fanOut.CloseAll();
         try
         {
             // Bounded: a sender closes within its close timeout.
-            Task.WhenAll(closing).Wait(_settings.DataPlane.CloseTimeout + TimeSpan.FromSeconds(1));
+            closing.Wait(_settings.DataPlane.CloseTimeout + TimeSpan.FromSeconds(1));
         }
         catch (AggregateException e)
         {
@@ -1006,42 +362,20 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
         }
         try
         {
-            _alone?.Dispose();
+            _disk?.Dispose();
         }
         catch (Exception e) when (IsDiskError(e))
         {
             _log.Error(e, "primary {0}: closing the store it kept alone", _replicaId);
         }
-        _image?.Dispose();
         base.PostStop();
     }
 
     // ---- Internal messages ------------------------------------------------------------------
 
-    private sealed record SecondaryConnected(SecondaryEndpoint Endpoint, DataPlaneSender Sender);
-
-    private sealed record JoinerConnected(AddSecondary Join, DataPlaneSender Sender);
-
-    private sealed record JoinerConnectFailed(AddSecondary Join, Exception Error);
-
-    private sealed record SyncAcknowledged(ResyncCopy Copy, long From);
-
-    private sealed record SyncNotAcknowledged(ResyncCopy Copy, Exception Error);
-
-    private sealed record CopyNext
-    {
-        public static readonly CopyNext Instance = new();
-    }
+    private sealed record SecondaryConnected(SecondaryEndpoint Endpoint, IReplicaStream Sender);
 
     private sealed record SecondaryConnectFailed(SecondaryEndpoint Endpoint, Exception Error);
-
-    private sealed record SecondaryLost(string Id, DataPlaneSender Sender, Exception? Error);
-
-    private sealed record SendFailure(string Id, DataPlaneSender Sender, Exception Error);
-
-    private sealed record SendsSettled(long Token, IReadOnlyList<SendFailure> Failures);
-
-    private sealed record SendStalled(long Token);
 
     private sealed record SyncImage
     {
@@ -1051,6 +385,5 @@ public sealed class PrimaryActor : ReceiveActor, IWithUnboundedStash, IWithTimer
     /// <summary>The periodic fsync of the image ended; <paramref name="Error"/> is its I/O error, if any.</summary>
     private sealed record ImageSynced(Exception? Error);
 
-    private const string SendStallTimer = "send-stall";
     private const string ImageSyncTimer = "image-sync";
 }

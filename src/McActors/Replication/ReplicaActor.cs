@@ -34,6 +34,9 @@ public sealed record PrimaryLocated(string? Primary, string? PrimaryNbd);
 /// of a newer generation stops at once (fencing itself: its guest pauses for good). If the role's
 /// actor stops for good (its supervisor decided the failure is not recoverable in place), the
 /// coordinator hears of it.
+/// States are receive functions: NoRole → Running (a role's actor runs) → Changing (the old role's
+/// actor stops; the next assignment, if any, starts when it has) or Promoting (the secondary rolls
+/// its image back; its stop is planned only once the image is ready) → Running or NoRole.
 /// </summary>
 public sealed class ReplicaActor : ReceiveActor, IWithTimers
 {
@@ -52,32 +55,11 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     // _generation (0: one the generation began with): a LeftReplicaSet about another membership is late.
     private long _membership;
 
-    // A role change waiting for the old role's actor to stop: the next assignment (null: none, the
-    // role stopped for fencing) and who sent it. A promotion proceeds only once the image is ready.
-    private bool _changing;
-    private (object Assignment, IActorRef Sender)? _next;
-    private bool _promoting;
-    private bool _promotionReady;
-
     public ReplicaActor(ReplicaSettings replica, IActorRef coordinator)
     {
         _replica = replica;
         _coordinator = coordinator;
-        Receive<RegisterTick>(_ => Register());
-        Receive<ReplicaRegistered>(r => OnRegistered(r));
-        Receive<AssignPrimary>(a => Assume(ReplicaRole.Primary, a.Generation, a));
-        Receive<AssignSecondary>(a => Assume(ReplicaRole.Secondary, a.Generation, a));
-        Receive<PromotionReady>(OnPromotionReady);
-        Receive<LeftReplicaSet>(m => m.Replica == _replica.ReplicaId, OnLeftReplicaSet);
-        Receive<Terminated>(t => t.ActorRef.Equals(_role), t => RoleStopped());
-        // Everything else (CloseEpoch, Prepare, Commit, StopGuest, status queries) is the role's business.
-        ReceiveAny(m =>
-        {
-            if (_role is null || _changing)
-                _log.Warning("{0} arrived while this replica has no running role; dropped", m.GetType().Name);
-            else
-                _role.Forward(m);
-        });
+        Become(NoRole);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -88,7 +70,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         Directory.CreateDirectory(_replica.DataDirectory);
-        Register();
+        Register(running: null, assuming: null);
         Timers.StartPeriodicTimer(nameof(RegisterTick), RegisterTick.Instance, RegisterInterval);
     }
 
@@ -96,18 +78,104 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(_ => Directive.Stop);
 
-    private void Register()
+    // ---- States -------------------------------------------------------------------------------
+
+    /// <summary>No role's actor: the coordinator assigns one (or a failover asks what this disk vouches for).</summary>
+    private void NoRole()
+    {
+        Receive<RegisterTick>(_ => Register(running: null, assuming: null));
+        Receive<ReplicaRegistered>(Located);
+        Receive<AssignPrimary>(a => Assume(ReplicaRole.Primary, a.Generation, a));
+        Receive<AssignSecondary>(a => Assume(ReplicaRole.Secondary, a.Generation, a));
+        Receive<PromotionReady>(ReportPromoted);
+        Receive<LeftReplicaSet>(m => m.Replica == _replica.ReplicaId, m => RefuseIfStale(m));
+        DropTheRest();
+    }
+
+    /// <summary>A role's actor runs: the checkpoint protocol is its business.</summary>
+    private void Running()
+    {
+        Receive<RegisterTick>(_ => Register(running: _roleKind, assuming: null));
+        Receive<ReplicaRegistered>(r =>
+        {
+            Located(r);
+            if (r.Generation > _generation && _roleKind == ReplicaRole.Primary)
+            {
+                // Fencing: a newer generation exists, so this primary was failed over (it was
+                // partitioned or paused). Stop its guest now rather than wait to be downed.
+                _log.Warning("replica {0}: generation {1} has begun, this primary of generation {2} stops", _replica.ReplicaId, r.Generation, _generation);
+                StopRole(next: null);
+            }
+        });
+        Receive<AssignPrimary>(a => Assume(ReplicaRole.Primary, a.Generation, a));
+        Receive<AssignSecondary>(a => Assume(ReplicaRole.Secondary, a.Generation, a));
+        Receive<PromotionReady>(ReportPromoted);
+        Receive<LeftReplicaSet>(m => m.Replica == _replica.ReplicaId, OnLeftReplicaSet);
+        Receive<Terminated>(t => t.ActorRef.Equals(_role), _ => RoleFailed());
+        // Everything else (CloseEpoch, Prepare, Commit, StopGuest, status queries) is the role's business.
+        ReceiveAny(m => _role!.Forward(m));
+    }
+
+    /// <summary>
+    /// The old role's actor is stopping; <paramref name="next"/> (null: none, the role stopped for
+    /// fencing) starts once it has stopped: the newest assignment that arrived meanwhile.
+    /// </summary>
+    private void Changing((object Assignment, IActorRef Sender)? next)
+    {
+        Receive<RegisterTick>(_ => Register(running: null, assuming: next?.Assignment));
+        Receive<ReplicaRegistered>(Located);
+        Receive<AssignPrimary>(a => WhileChanging(next, a.Generation, a));
+        Receive<AssignSecondary>(a => WhileChanging(next, a.Generation, a));
+        Receive<PromotionReady>(ReportPromoted);
+        Receive<LeftReplicaSet>(m => m.Replica == _replica.ReplicaId, m => RefuseIfStale(m));
+        Receive<Terminated>(t => t.ActorRef.Equals(_role), _ => RoleChanged(next));
+        DropTheRest();
+    }
+
+    /// <summary>
+    /// The secondary rolls its image back for <paramref name="assignment"/>; once it is
+    /// <paramref name="ready"/> it hands the image over by stopping, and the primary starts.
+    /// Assignments meanwhile are dropped: the coordinator resends until RoleAssumed.
+    /// </summary>
+    private void Promoting(AssignPrimary assignment, IActorRef sender, bool ready)
+    {
+        Receive<RegisterTick>(_ => Register(running: null, assuming: assignment));
+        Receive<ReplicaRegistered>(Located);
+        Receive<AssignPrimary>(a => RefuseIfStale(a.Generation, a));
+        Receive<AssignSecondary>(a => RefuseIfStale(a.Generation, a));
+        Receive<PromotionReady>(m =>
+        {
+            ReportPromoted(m);
+            Become(() => Promoting(assignment, sender, ready: true));
+        });
+        Receive<LeftReplicaSet>(m => m.Replica == _replica.ReplicaId, m => RefuseIfStale(m));
+        Receive<Terminated>(t => t.ActorRef.Equals(_role), _ =>
+        {
+            if (ready)
+                RoleChanged((assignment, sender));
+            else
+                RoleFailed();
+        });
+        DropTheRest();
+    }
+
+    private void DropTheRest() =>
+        ReceiveAny(m => _log.Warning("{0} arrived while this replica has no running role; dropped", m.GetType().Name));
+
+    // ---- Registration -------------------------------------------------------------------------
+
+    /// <param name="running">The role running (null mid change or with none).</param>
+    /// <param name="assuming">Mid role change, the assignment being taken: the coordinator must tell "changing into" from "restarted with no role".</param>
+    private void Register(ReplicaRole? running, object? assuming)
     {
         _volumeId ??= ReadVolumeId();
-        var running = _role is not null && !_changing ? _roleKind : null;
-        // Mid role change the coordinator must tell "changing into" from "restarted with no role".
-        var assuming = _changing && _next is { } next ? next.Assignment is AssignPrimary ? ReplicaRole.Primary : ReplicaRole.Secondary : (ReplicaRole?)null;
+        var into = assuming switch { AssignPrimary => ReplicaRole.Primary, AssignSecondary => ReplicaRole.Secondary, _ => (ReplicaRole?)null };
         // With no role running no store is open: what its state file vouches for is what a failover
         // may ask of this replica (a primary that crashed alone, say). A running role's store is its own business.
         var vouches = _role is null ? RollbackStore.ReadCheckpoints(Path.Combine(_replica.DataDirectory, SecondaryActor.StoreName)) : null;
         _coordinator.Tell(new RegisterReplica(_replica.ReplicaId, Self, _replica.DataPlaneHost, _replica.DataPlanePort,
             _volumeId, Committed: vouches?.Oldest ?? 0, Prepared: vouches?.Newest ?? 0, running, running is null ? 0 : _generation, _replica.Nbd,
-            assuming, assuming is null ? 0 : GenerationOf(_next!.Value.Assignment)));
+            into, into is null ? 0 : GenerationOf(assuming!)));
     }
 
     /// <summary>The volume this node holds an image of (both roles keep it in the store directory), if any.</summary>
@@ -125,17 +193,20 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         }
     }
 
-    private void OnRegistered(ReplicaRegistered r)
+    private void Located(ReplicaRegistered r) => Context.System.EventStream.Publish(new PrimaryLocated(r.Primary, r.PrimaryNbd));
+
+    // ---- Membership and role changes -----------------------------------------------------------
+
+    /// <summary>An older generation's message is answered with StaleGeneration; true if it was.</summary>
+    private bool RefuseIfStale(long generation, object message)
     {
-        Context.System.EventStream.Publish(new PrimaryLocated(r.Primary, r.PrimaryNbd));
-        if (r.Generation > _generation && _roleKind == ReplicaRole.Primary && !_changing)
-        {
-            // Fencing: a newer generation exists, so this primary was failed over (it was
-            // partitioned or paused). Stop its guest now rather than wait to be downed.
-            _log.Warning("replica {0}: generation {1} has begun, this primary of generation {2} stops", _replica.ReplicaId, r.Generation, _generation);
-            StopRole(next: null);
-        }
+        if (generation >= _generation)
+            return false;
+        Sender.Tell(new StaleGeneration(_generation, generation, message.GetType().Name));
+        return true;
     }
+
+    private void RefuseIfStale(LeftReplicaSet m) => RefuseIfStale(m.Generation, m);
 
     /// <summary>
     /// The coordinator dropped this secondary: stop taking the stream (a planned stop, not a
@@ -143,12 +214,7 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     /// </summary>
     private void OnLeftReplicaSet(LeftReplicaSet m)
     {
-        if (m.Generation < _generation)
-        {
-            Sender.Tell(new StaleGeneration(_generation, m.Generation, nameof(LeftReplicaSet)));
-            return;
-        }
-        if (m.Generation != _generation || _roleKind != ReplicaRole.Secondary || _changing)
+        if (RefuseIfStale(m.Generation, m) || m.Generation != _generation || _roleKind != ReplicaRole.Secondary)
             return;
         if (m.ResyncAttempt is { } attempt && attempt != _membership)
         {
@@ -163,20 +229,23 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         StopRole(next: null);
     }
 
+    /// <summary>A role change is under way; the newest assignment is the one to take when it ends.</summary>
+    private void WhileChanging((object Assignment, IActorRef Sender)? next, long generation, object assignment)
+    {
+        if (RefuseIfStale(generation, assignment))
+            return;
+        if (next is null || generation >= GenerationOf(next.Value.Assignment))
+        {
+            var sender = Sender;
+            Become(() => Changing((assignment, sender)));
+        }
+    }
+
+    /// <summary>An assignment with no role change under way (NoRole or Running).</summary>
     private void Assume(ReplicaRole kind, long generation, object assignment)
     {
-        if (generation < _generation)
-        {
-            Sender.Tell(new StaleGeneration(_generation, generation, assignment.GetType().Name));
+        if (RefuseIfStale(generation, assignment))
             return;
-        }
-        if (_changing)
-        {
-            // A role change is under way; the newest assignment is the one to take when it ends.
-            if (!_promoting && (_next is null || generation >= GenerationOf(_next.Value.Assignment)))
-                _next = (assignment, Sender);
-            return;
-        }
         var newer = generation > _generation;
         _generation = generation;
         if (assignment is AssignSecondary { Resync: true } && _role is not null)
@@ -219,12 +288,12 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
     private void BeginPromotion(AssignPrimary assignment)
     {
         _log.Info("replica {0}: promotion to primary of generation {1}", _replica.ReplicaId, assignment.Generation);
-        _changing = _promoting = true;
-        _promotionReady = false;
-        _next = (assignment, Sender);
+        var sender = Sender;
+        Become(() => Promoting(assignment, sender, ready: false));
         _role!.Tell(new PromoteToPrimary(assignment));
     }
 
+    /// <summary>Starts the role's actor and enters Running.</summary>
     private void StartRole(ReplicaRole kind, long generation)
     {
         var props = kind == ReplicaRole.Primary
@@ -236,44 +305,46 @@ public sealed class ReplicaActor : ReceiveActor, IWithTimers
         _roleKind = kind;
         Context.Watch(_role);
         _log.Info("replica {0} is {1} of generation {2}", _replica.ReplicaId, kind, generation);
+        Become(Running);
     }
 
     private void StopRole((object Assignment, IActorRef Sender)? next)
     {
-        _changing = true;
-        _next = next;
+        Become(() => Changing(next));
         Context.Stop(_role!);
     }
 
-    private void OnPromotionReady(PromotionReady m)
+    private void ReportPromoted(PromotionReady m)
     {
-        _promotionReady = true;
         _log.Info("replica {0}: image at checkpoint {1} after rolling back {2} epochs ({3} blocks, {4} B) in {5:0.0} ms; starting the primary",
             _replica.ReplicaId, m.Checkpoint, m.RolledBackEpochs, m.RolledBackBlocks, m.RolledBackBytes, m.RollbackTime.TotalMilliseconds);
         _coordinator.Tell(new Promoted(m.Assignment.Generation, _replica.ReplicaId, m.Checkpoint, m.RolledBackEpochs,
             m.RolledBackBlocks, m.RolledBackBytes, m.RollbackTime.TotalMilliseconds, DateTime.UtcNow));
     }
 
-    private void RoleStopped()
+    /// <summary>The role's actor stopped unasked (or mid promotion before the image was ready): the replica failed.</summary>
+    private void RoleFailed()
     {
-        var planned = _changing && (!_promoting || _promotionReady);
-        var next = _next;
-        _changing = _promoting = _promotionReady = false;
-        _next = null;
-        if (!planned)
-        {
-            _log.Error("the {0} actor of replica {1} stopped; reporting the replica as failed", _roleKind, _replica.ReplicaId);
-            _coordinator.Tell(new ReplicaFailed(_generation, _replica.ReplicaId, $"{_roleKind} actor stopped"));
-            _role = null;
-            _roleKind = null;
-            return;
-        }
-        // A planned role change: the old role's actor is gone, start the new one (none after fencing:
-        // the coordinator assigns a role again when it has one).
+        _log.Error("the {0} actor of replica {1} stopped; reporting the replica as failed", _roleKind, _replica.ReplicaId);
+        _coordinator.Tell(new ReplicaFailed(_generation, _replica.ReplicaId, $"{_roleKind} actor stopped"));
+        _role = null;
+        _roleKind = null;
+        Become(NoRole);
+    }
+
+    /// <summary>
+    /// A planned role change: the old role's actor is gone, start the new one (none after fencing:
+    /// the coordinator assigns a role again when it has one).
+    /// </summary>
+    private void RoleChanged((object Assignment, IActorRef Sender)? next)
+    {
         _role = null;
         _roleKind = null;
         if (next is not { } n)
+        {
+            Become(NoRole);
             return;
+        }
         StartRole(n.Assignment is AssignPrimary ? ReplicaRole.Primary : ReplicaRole.Secondary, GenerationOf(n.Assignment));
         if (n.Assignment is AssignSecondary secondary)
             _membership = secondary.ResyncAttempt;

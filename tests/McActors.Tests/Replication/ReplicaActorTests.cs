@@ -145,6 +145,34 @@ public sealed class ReplicaActorTests : TestKit, IDisposable
     }
 
     [Fact]
+    public async Task A_role_whose_actor_stops_unasked_is_reported_as_a_failed_replica_which_then_registers_with_none()
+    {
+        RunAsSecondary(1);
+        var role = await Sys.ActorSelection(_replica.Path / "secondary-1").ResolveOne(TimeSpan.FromSeconds(5));
+
+        Sys.Stop(role);
+        Assert.Equal(new ReplicaFailed(1, "r1", "Secondary actor stopped"), Expect<ReplicaFailed>());
+        Expect<RegisterReplica>(r => r.Role is null && r.Assuming is null);
+    }
+
+    [Fact]
+    public void A_primary_told_to_be_a_secondary_of_a_newer_generation_stops_first_then_starts_that_secondary()
+    {
+        _replica.Tell(new AssignPrimary(1, _volume, [], 0), _coordinator.Ref);
+        Assert.Equal(ReplicaRole.Primary, Expect<RoleAssumed>().Role);
+
+        EventFilter.Warning(contains: "stopping the primary first").ExpectOne(() =>
+            _replica.Tell(new AssignSecondary(2, _volume, "p", 0), _coordinator.Ref));
+        // The primary's stop is planned (not reported); the secondary of generation 2 starts on the
+        // primary's detached image, which no store vouches for, and asks for a resync.
+        var failed = Expect<ReplicaFailed>();
+        Assert.Equal(2, failed.Generation);
+        Assert.Contains("resync required", failed.Reason);
+        var after = _coordinator.ReceiveWhile<object>(TimeSpan.FromSeconds(1), m => m);
+        Assert.DoesNotContain(after.Prepend(failed).OfType<ReplicaFailed>(), f => f.Reason == "Primary actor stopped");
+    }
+
+    [Fact]
     public void A_stale_LeftReplicaSet_is_refused_and_the_secondary_keeps_running()
     {
         RunAsSecondary(2);
