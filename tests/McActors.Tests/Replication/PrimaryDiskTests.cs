@@ -10,7 +10,7 @@ public sealed class PrimaryDiskTests : IDisposable
 {
     private static readonly VolumeSpec Volume = new(Guid.NewGuid(), 1 << 20, 4096);
     private static readonly McActorsSettings Settings = McActorsSettings.From(
-        ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "mcactors.conf"))));
+        McActorsSettings.DefaultConfig);
 
     private readonly TempDirectory _dir = new();
 

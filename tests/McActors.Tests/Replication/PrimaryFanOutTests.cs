@@ -32,7 +32,7 @@ public sealed class PrimaryFanOutTests : TestKit, IDisposable
     }
 
     private static Config Config() =>
-        ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconFiles.DefaultFolder, "mcactors.conf")));
+        McActorsSettings.DefaultConfig;
 
     void IDisposable.Dispose()
     {
