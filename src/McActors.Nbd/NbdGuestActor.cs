@@ -125,10 +125,14 @@ public sealed class NbdGuestActor : GuestActorBase
                 _bytes = BinaryPrimitives.ReadInt64LittleEndian(parsed.Payload.AsSpan(8));
             }
         }
-        // Writes issued before belong to the abandoned lineage: their replies must not say they happened.
-        foreach (var tag in OutstandingWriteTags)
-            if (_writes.Remove(tag, out var write))
-                write.Done.TrySetException(new NbdErrorException(NbdProtocol.EIo, $"rolled back to checkpoint {epoch} before it was applied"));
+    }
+
+    // A write of an abandoned lineage, or one held when the guest stopped: its reply must not say it
+    // happened. ESHUTDOWN: the client resends it (to this server or the next primary).
+    protected override void OnWriteAbandoned(long tag, string reason)
+    {
+        if (_writes.Remove(tag, out var write))
+            write.Done.TrySetException(new NbdErrorException(NbdProtocol.EShutdown, reason));
     }
 
     protected override void PreStart()

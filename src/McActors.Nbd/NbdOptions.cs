@@ -22,7 +22,7 @@ public sealed record NbdOptions(
 
     public static NbdOptions From(Config config)
     {
-        var c = config.WithFallback(DefaultConfig).GetConfig(Path);
+        var c = (ReferenceEquals(config, DefaultConfig) ? config : config.WithFallback(DefaultConfig)).GetConfig(Path);
         var options = new NbdOptions(
             c.GetString("export-name"),
             checked((int)c.GetByteSize("max-payload")!.Value),

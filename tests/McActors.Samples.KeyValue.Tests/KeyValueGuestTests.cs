@@ -91,6 +91,15 @@ public sealed class KeyValueGuestTests : Akka.TestKit.Xunit2.TestKit
         Assert.True(verdict.Ok, verdict.Detail);
         Assert.Equal((3L, 2), (verdict.Records, verdict.Keys));
 
+        // A valid record past the head (what a rollback that missed a block would leave behind).
+        KeyValueLog.Encode(new LogRecord(4, "a", "leaked")).CopyTo(image, 1536);
+        _guest.Tell(Verify.Instance, _client.Ref);
+        AnswerReads(image);
+        verdict = _client.ExpectMsg<Verified>();
+        Assert.False(verdict.Ok);
+        Assert.Contains("4 records", verdict.Detail);
+        image.AsSpan(1536, 512).Clear();
+
         // The disk lost the last record's bytes (what a rollback to the wrong image would look like).
         image.AsSpan(1024, 512).Clear();
         _guest.Tell(Verify.Instance, _client.Ref);
@@ -98,6 +107,22 @@ public sealed class KeyValueGuestTests : Akka.TestKit.Xunit2.TestKit
         verdict = _client.ExpectMsg<Verified>();
         Assert.False(verdict.Ok);
         Assert.Contains("2 records", verdict.Detail);
+    }
+
+    [Fact]
+    public void A_request_with_no_key_is_refused_and_the_store_keeps_its_table()
+    {
+        _guest.Tell(new Put("k", "v"), _client.Ref);
+        var write = _disk.ExpectMsg<GuestWrite>();
+        _guest.Tell(new GuestWriteCompleted(write.Tag), _disk.Ref);
+        _guest.Tell(_disk.ExpectMsg<ReleaseWhenCommitted>().Output, _disk.Ref);
+        _client.ExpectMsg<PutDone>();
+        _guest.Tell(new Get(null!), _client.Ref);
+        _client.ExpectMsg<Refused>();
+        _guest.Tell(new Put(null!, "v"), _client.Ref);
+        _client.ExpectMsg<Refused>();
+        _guest.Tell(new Get("k"), _client.Ref);
+        Assert.Equal(new Value("k", "v"), _client.ExpectMsg<Value>());
     }
 
     private void AnswerReads(byte[] image)

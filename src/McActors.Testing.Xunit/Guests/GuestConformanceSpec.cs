@@ -97,22 +97,46 @@ public abstract class GuestConformanceSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void A_state_with_a_damaged_byte_is_refused_and_the_guest_keeps_working()
+    public void A_state_with_a_damaged_byte_is_refused_and_the_guest_will_not_run_until_a_good_one_is_restored()
     {
         var blob = CaptureAfterWrites(CreateTestProbe(), epoch: 1);
-        var disk = CreateTestProbe();
-        var guest = StartGuest(disk);
         // The middle and the end: a guest's checksum must cover its payload and itself.
         foreach (var position in new[] { blob.Length / 2, blob.Length - 1 })
         {
+            var disk = CreateTestProbe();
+            var guest = StartGuest(disk);
             var damaged = (byte[])blob.Clone();
             damaged[position] ^= 0x5A;
             guest.Tell(new RestoreGuestState(1, damaged));
             Assert.IsType<RestoreGuestState>(ExpectMsg<GuestCommandRefused>(Patience,
                 $"a blob damaged at byte {position} of {blob.Length} was accepted").Command);
+            // Running fresh over checkpoint 1's disk would be running as a guest it is not.
+            guest.Tell(new ResumeGuest(2));
+            Assert.IsType<ResumeGuest>(ExpectMsg<GuestCommandRefused>(Patience).Command);
+            MakeItWrite(guest);
+            Assert.DoesNotContain(disk.ReceiveWhile(TimeSpan.FromMilliseconds(200), m => m), m => m is GuestWrite);
+            guest.Tell(new RestoreGuestState(1, blob));
+            Assert.Equal(1, ExpectMsg<GuestRestored>(Patience).Epoch);
+            Resume(guest, 2);
+            Assert.True(disk.FishForMessage(m => m is GuestWrite, Patience) is GuestWrite);
         }
+    }
+
+    [Fact]
+    public void A_pausing_guest_refuses_capture_and_a_paused_one_issues_no_write_until_resumed()
+    {
+        var disk = CreateTestProbe();
+        var guest = StartGuest(disk);
         Resume(guest, 1);
-        Assert.True(disk.FishForMessage(m => m is GuestWrite, Patience) is GuestWrite);
+        var first = (GuestWrite)disk.FishForMessage(m => m is GuestWrite, Patience);
+        guest.Tell(new PauseGuest(1));
+        guest.Tell(new CaptureGuestState(1));
+        Assert.IsType<CaptureGuestState>(ExpectMsg<GuestCommandRefused>(Patience).Command);
+        guest.Tell(new GuestWriteCompleted(first.Tag), disk.Ref);
+        AnswerWritesUntilPaused(guest, disk, 1);
+        // Paused: asked to write, it holds the write for the next epoch.
+        MakeItWrite(guest);
+        Assert.DoesNotContain(disk.ReceiveWhile(TimeSpan.FromMilliseconds(300), m => m), m => m is GuestWrite);
     }
 
     [Fact]

@@ -90,7 +90,7 @@ public sealed record McActorsSettings(
     /// <summary>The settings in <paramref name="config"/>'s <c>mcactors</c> section, over <see cref="DefaultConfig"/>.</summary>
     public static McActorsSettings From(Config config)
     {
-        var c = config.WithFallback(DefaultConfig).GetConfig("mcactors");
+        var c = (ReferenceEquals(config, DefaultConfig) ? config : config.WithFallback(DefaultConfig)).GetConfig("mcactors");
         var settings = new McActorsSettings(
             BlockSize: checked((int)Bytes(c, "storage.block-size")),
             WriteAheadBatchBytes: checked((int)Bytes(c, "storage.write-ahead-batch")),

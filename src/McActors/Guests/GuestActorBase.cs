@@ -24,7 +24,8 @@ public enum GuestRunState
 /// <list type="bullet">
 /// <item><see cref="Write"/> and <see cref="Read"/> go to the disk; a write asked for while the guest is
 /// not running is held and issued at the next resume, in that epoch (so every write belongs to the
-/// epoch it was issued in, and a pause waits only for writes issued).</item>
+/// epoch it was issued in, and a pause waits only for writes issued); a restore or a stop drops it
+/// (<see cref="OnWriteAbandoned"/>).</item>
 /// <item><see cref="OnWriteCompleted"/> / <see cref="OnWriteFailed"/> / <see cref="OnReadCompleted"/> /
 /// <see cref="OnReadFailed"/> report the answers; an answer to a tag this guest does not know (a
 /// write of the lineage a restore abandoned) is ignored here and never reaches them.</item>
@@ -35,6 +36,9 @@ public enum GuestRunState
 /// </list>
 /// A failed write stops the guest by default (its state may no longer describe the disk), so it
 /// refuses to be paused or captured until a restore; override <see cref="OnWriteFailed"/> to decide otherwise.
+/// A refused restore stops it too (it must not run over a checkpoint's disk as anything but that
+/// checkpoint's guest), and so does an exception from any handler: a guest is never restarted
+/// fresh in place, which would capture an empty state over a disk that is not empty.
 /// </summary>
 public abstract class GuestActorBase : ReceiveActor
 {
@@ -71,8 +75,6 @@ public abstract class GuestActorBase : ReceiveActor
     /// <summary>Writes issued and not answered yet.</summary>
     protected int OutstandingWrites => _writes.Count;
 
-    /// <summary>The tags of the writes issued and not answered yet (a restore abandons them).</summary>
-    protected IReadOnlyCollection<long> OutstandingWriteTags => _writes.Keys;
 
     /// <summary>
     /// The counters <see cref="GetGuestStatus"/> reports; by default the writes and bytes issued
@@ -113,6 +115,31 @@ public abstract class GuestActorBase : ReceiveActor
     }
 
     /// <summary>
+    /// The write <paramref name="tag"/> will never be answered to this guest: it was issued in the
+    /// lineage a restore abandoned, or held when the guest stopped or was restored (a held write was
+    /// placed for a state that is gone, so it is dropped, never issued). Fail its client here.
+    /// </summary>
+    protected virtual void OnWriteAbandoned(long tag, string reason)
+    {
+    }
+
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        try
+        {
+            return base.AroundReceive(receive, message);
+        }
+        catch (Exception e) when (e is not ActorInitializationException)
+        {
+            // A restart would make a fresh guest in place of this one: stop instead, so that the
+            // primary hears refusals (and a restore from the last checkpoint brings it back).
+            Log.Error(e, "guest failed handling {0}", message.GetType().Name);
+            StopGuest($"{message.GetType().Name} failed: {e.Message}");
+            return true;
+        }
+    }
+
+    /// <summary>
     /// Write <paramref name="data"/> at <paramref name="offset"/>; returns the tag its answer will
     /// carry. Issued now if running, else held until the next resume. The disk owns <paramref name="data"/>.
     /// </summary>
@@ -148,6 +175,7 @@ public abstract class GuestActorBase : ReceiveActor
         foreach (var (requester, epoch) in _pauseWaiters)
             requester.Tell(new GuestCommandRefused(new PauseGuest(epoch), failure));
         _pauseWaiters.Clear();
+        AbandonHeld($"the guest stopped: {failure}");
         Enter(GuestRunState.Stopped, Stopped);
     }
 
@@ -246,6 +274,12 @@ public abstract class GuestActorBase : ReceiveActor
         Guest.Disk.Tell(new GuestWrite(offset, data, tag));
     }
 
+    private void AbandonHeld(string reason)
+    {
+        while (_held.TryDequeue(out var held))
+            OnWriteAbandoned(held.Tag, reason);
+    }
+
     private void MaybeDrained()
     {
         if (State != GuestRunState.Pausing || _writes.Count > 0)
@@ -273,11 +307,14 @@ public abstract class GuestActorBase : ReceiveActor
         catch (GuestStateRefusedException e)
         {
             Sender.Tell(new GuestCommandRefused(m, e.Message));
+            StopGuest($"the state of checkpoint {m.Epoch} was refused: {e.Message}");
             return;
         }
-        // Writes issued before belong to the abandoned lineage: their answers will be ignored.
-        // Held writes were never issued: they run in the restored lineage at the next resume.
+        // Writes issued or held before belong to the abandoned lineage: their answers are ignored.
+        foreach (var tag in _writes.Keys)
+            OnWriteAbandoned(tag, $"rolled back to checkpoint {m.Epoch}");
         _writes.Clear();
+        AbandonHeld($"rolled back to checkpoint {m.Epoch}");
         Epoch = m.Epoch;
         Failure = null;
         Enter(GuestRunState.Paused, Paused);

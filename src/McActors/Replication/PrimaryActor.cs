@@ -167,12 +167,14 @@ public sealed partial class PrimaryActor : ReceiveActor, IWithUnboundedStash, IW
         if (ledger.LastCommitted > 0)
         {
             // After a failover the guest continues from checkpoint c's state, handed over in states/.
+            // Without a state file the guest is handed an empty state, and decides: one whose disk is
+            // its state (NBD) runs on; one that cannot rebuild itself refuses and stops, rather than
+            // running fresh over the checkpoint's disk.
             var state = PrimaryVolumeFiles.LoadState(_directory, ledger.LastCommitted);
-            if (state is not null)
-                _guest.Tell(new RestoreGuestState(ledger.LastCommitted, state));
-            else
-                _log.Warning("primary {0}: no guest state for checkpoint {1} in {2}; the guest starts afresh",
+            if (state is null)
+                _log.Warning("primary {0}: no guest state for checkpoint {1} in {2}; the guest gets an empty one",
                     _replicaId, ledger.LastCommitted, PrimaryVolumeFiles.StatePath(_directory, ledger.LastCommitted));
+            _guest.Tell(new RestoreGuestState(ledger.LastCommitted, state ?? []));
         }
         _guest.Tell(new ResumeGuest(ledger.Epoch));
         Timers.StartPeriodicTimer(ImageSyncTimer, SyncImage.Instance, _settings.ImageSyncInterval);
@@ -288,7 +290,22 @@ public sealed partial class PrimaryActor : ReceiveActor, IWithUnboundedStash, IW
             return;
         }
         var sequence = ledger.RecordWrite(m.Data.Length);
+        ReportProgress(ledger, m.Data.Length);
         SendToAll(s => s.SendWriteAsync(epoch, sequence, m.Offset, m.Data), () => guest.Tell(new GuestWriteCompleted(m.Tag)), state);
+    }
+
+    /// <summary>
+    /// Tells the coordinator how much the open epoch holds each time it grows past another quarter
+    /// of the dirty-bytes threshold, for a policy that closes on size; the fixed interval (the
+    /// default) decides on time alone, so under it nothing is sent and its closes stay as they were.
+    /// </summary>
+    private void ReportProgress(PrimaryEpochLedger ledger, int length)
+    {
+        if (_settings.CheckpointPolicy == Checkpointing.Policies.FixedIntervalPolicy.Name)
+            return;
+        var step = Math.Max(1, _settings.DirtyBytesThreshold / 4);
+        if ((ledger.BytesInEpoch - length) / step != ledger.BytesInEpoch / step)
+            _coordinator.Tell(new EpochProgress(ledger.Generation, ledger.Epoch, ledger.WritesInEpoch, ledger.BytesInEpoch));
     }
 
     private void Read(GuestRead m)

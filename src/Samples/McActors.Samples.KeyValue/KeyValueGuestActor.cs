@@ -20,6 +20,9 @@ namespace McActors.Samples.KeyValue;
 /// </summary>
 public sealed class KeyValueGuestActor : GuestActorBase
 {
+    // Puts written or waiting at most: beyond it a put is refused (busy), so a burst cannot grow memory without bound.
+    public const int MaxPendingPuts = 1024;
+
     private readonly ICanTell _frontDoor;
     private KeyValueState _state = new();
     private long _nextOffset; // where the next record goes: after every record written or waiting
@@ -50,7 +53,9 @@ public sealed class KeyValueGuestActor : GuestActorBase
         Receive<Put>(OnPut);
         Receive<Get>(m =>
         {
-            if (_uncommittedKeys.ContainsKey(m.Key))
+            if (string.IsNullOrEmpty(m.Key))
+                Sender.Tell(new Refused(m, "the key is empty"));
+            else if (_uncommittedKeys.ContainsKey(m.Key))
                 _waitingGets.Add((Sender, m.Key));
             else
                 Sender.Tell(new Value(m.Key, _state.Table.GetValueOrDefault(m.Key)));
@@ -64,10 +69,7 @@ public sealed class KeyValueGuestActor : GuestActorBase
     protected override void RestoreState(long epoch, byte[] state)
     {
         _state = KeyValueState.Parse(state);
-        // Records written in the abandoned lineage are gone with it: their puts were never done.
-        foreach (var pending in _pending.Values)
-            pending.Client.Tell(new Refused(new Put(pending.Record.Key, pending.Record.Value), $"rolled back to checkpoint {epoch}"));
-        _pending.Clear();
+        // Records written or waiting in the abandoned lineage are refused one by one (OnWriteAbandoned).
         _uncommittedKeys.Clear(); // the restored table is a committed checkpoint's
         _nextOffset = _state.Head;
         _nextSequence = _state.Sequence;
@@ -102,6 +104,12 @@ public sealed class KeyValueGuestActor : GuestActorBase
         }
     }
 
+    protected override void OnWriteAbandoned(long tag, string reason)
+    {
+        if (_pending.Remove(tag, out var pending))
+            pending.Client.Tell(new Refused(new Put(pending.Record.Key, pending.Record.Value), reason));
+    }
+
     protected override void OnWriteFailed(long tag, long epoch, string reason)
     {
         // A hole in the log: nothing after it can be replayed, so every waiting put fails and the
@@ -129,6 +137,16 @@ public sealed class KeyValueGuestActor : GuestActorBase
             Sender.Tell(new Refused(m, $"the store stopped: {Failure}"));
             return;
         }
+        if (m.Key is null || m.Value is null)
+        {
+            Sender.Tell(new Refused(m, "key and value must not be null"));
+            return;
+        }
+        if (_pending.Count >= MaxPendingPuts)
+        {
+            Sender.Tell(new Refused(m, $"busy: {_pending.Count} puts are being written"));
+            return;
+        }
         byte[] bytes;
         var record = new LogRecord(_nextSequence + 1, m.Key, m.Value);
         try
@@ -138,6 +156,11 @@ public sealed class KeyValueGuestActor : GuestActorBase
         catch (ArgumentException e)
         {
             Sender.Tell(new Refused(m, e.Message));
+            return;
+        }
+        if (bytes.Length > Guest.Settings.DataPlane.MaxPayloadBytes)
+        {
+            Sender.Tell(new Refused(m, $"a record of {bytes.Length} B exceeds the data plane's {Guest.Settings.DataPlane.MaxPayloadBytes} B"));
             return;
         }
         if (_nextOffset + bytes.Length > Guest.Volume.SizeBytes)
@@ -179,12 +202,15 @@ public sealed class KeyValueGuestActor : GuestActorBase
             Sender.Tell(new Refused(m, "a verification is running"));
             return;
         }
-        // Everything before the head is applied, so a read sees it; the table is copied as of now.
+        // Everything before the head is applied, so a read sees it; the table is copied as of now. One
+        // sector past the head is read too, unless a record is being written there: the log must end
+        // at the head (a record beyond it is what a rollback that missed something would leave).
+        var end = _pending.Count == 0 ? Math.Min(_state.Head + KeyValueLog.SectorSize, Guest.Volume.SizeBytes) : _state.Head;
         var chunk = Guest.Settings.DataPlane.MaxPayloadBytes / KeyValueLog.SectorSize * KeyValueLog.SectorSize;
         var reads = new Dictionary<long, long>();
-        for (long offset = 0; offset < _state.Head; offset += chunk)
-            reads[Read(offset, (int)Math.Min(chunk, _state.Head - offset))] = offset;
-        _verification = new Verification(Sender, _state.Head, _state.Sequence, new(_state.Table, StringComparer.Ordinal), reads, new byte[_state.Head]);
+        for (long offset = 0; offset < end; offset += chunk)
+            reads[Read(offset, (int)Math.Min(chunk, end - offset))] = offset;
+        _verification = new Verification(Sender, _state.Head, _state.Sequence, new(_state.Table, StringComparer.Ordinal), reads, new byte[end]);
         if (reads.Count == 0)
             _verification = _verification.Received(-1, []);
     }

@@ -227,7 +227,7 @@ public sealed class SyntheticGuestActorTests : TestKit
     }
 
     [Fact]
-    public void A_corrupt_blob_or_a_restore_while_running_is_refused_and_changes_nothing()
+    public void A_corrupt_blob_stops_the_guest_until_a_good_restore_and_a_restore_while_running_is_refused()
     {
         var disk = CreateTestProbe();
         var guest = Sys.ActorOf(SyntheticGuestActor.Props(TestGuestContext.Create(Sys, disk.Ref, Volume), Options()));
@@ -239,8 +239,13 @@ public sealed class SyntheticGuestActorTests : TestKit
         var wrongSize = new SyntheticWorkload(21, Volume * 2).Capture(0);
         guest.Tell(new RestoreGuestState(3, wrongSize));
         Assert.Contains("volume", ExpectMsg<GuestCommandRefused>().Reason);
-        Assert.Equal(0, Status(guest).Epoch);
+        Assert.Equal((0L, "Stopped"), (Status(guest).Epoch, Status(guest).State));
+        // It must not run as a fresh guest over checkpoint 3's disk.
+        guest.Tell(new ResumeGuest(4));
+        Assert.IsType<ResumeGuest>(ExpectMsg<GuestCommandRefused>().Command);
 
+        guest.Tell(new RestoreGuestState(0, new SyntheticWorkload(21, Volume).Capture(0)));
+        ExpectMsg<GuestRestored>();
         guest.Tell(new ResumeGuest(1));
         ExpectMsg<GuestResumed>();
         disk.ReceiveN(4);
