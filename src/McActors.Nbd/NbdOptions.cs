@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using McActors.Configuration;
 
 namespace McActors.Nbd;
 
@@ -18,7 +19,7 @@ public sealed record NbdOptions(
     public const string Path = "mcactors.nbd";
 
     /// <summary>The defaults: McActors.Nbd's embedded <c>reference.conf</c>, under whatever <see cref="From"/> is given.</summary>
-    public static Config DefaultConfig { get; } = LoadReference();
+    public static Config DefaultConfig { get; } = HoconFiles.FromResource(typeof(NbdOptions).Assembly, "McActors.Nbd.reference.conf");
 
     public static NbdOptions From(Config config)
     {
@@ -55,14 +56,5 @@ public sealed record NbdOptions(
             throw new ConfigurationException($"{Path}.max-connections {MaxConnections} must be at least 1");
         if (MaxOptionBytes < 4096 + 8)
             throw new ConfigurationException($"{Path}.max-option-length must allow a 4096-byte export name");
-    }
-
-    private static Config LoadReference()
-    {
-        const string name = "McActors.Nbd.reference.conf";
-        using var stream = typeof(NbdOptions).Assembly.GetManifestResourceStream(name)
-            ?? throw new ConfigurationException($"{name} is not embedded in {typeof(NbdOptions).Assembly.GetName().Name}");
-        using var reader = new StreamReader(stream);
-        return ConfigurationFactory.ParseString(reader.ReadToEnd());
     }
 }

@@ -7,6 +7,9 @@ using McActors.Storage.Volume;
 
 namespace McActors.Node.Bench;
 
+// One file over ~400 lines on purpose: `bench replication` is one measurement script (two clusters,
+// the same phases on each); each phase is one method, in the order it runs and prints.
+
 /// <summary>How long <c>bench replication</c> runs, and whether it keeps its clusters' directories.</summary>
 /// <param name="Quick">Every phase ~2-3 s instead of ~10 s, a smaller transport round: a smoke test, same rows.</param>
 /// <param name="Keep">Leave the work directory (clusters' node.log files, images) in place and print its path.</param>

@@ -5,6 +5,9 @@ using McActors.Storage.Volume;
 
 namespace McActors.Node.Bench;
 
+// One file over ~400 lines on purpose: `bench storage` is one measurement script whose rows share
+// the work directory, the sizes and the table; each row is one method, in the order it prints.
+
 /// <summary>Where <c>bench storage</c> works and how big it goes.</summary>
 /// <param name="BaseDirectory">Directory in which a fresh work directory is made (and removed at the end); null: the system temp directory.</param>
 /// <param name="Quick">Every size divided by <see cref="StorageBench.QuickDivisor"/>: a smoke test.</param>

@@ -5,6 +5,9 @@ using System.Text.RegularExpressions;
 
 namespace McActors.Node.LocalCluster;
 
+// One file over ~400 lines on purpose: the namespace harness owns every rule it installs (bridge,
+// veths, chains) so that teardown removes exactly those; each fault is one method beside its undo.
+
 /// <summary>Which packets of a node an isolation drops: both ways, only what it receives, or only what it sends.</summary>
 public enum CutDirection
 {

@@ -55,4 +55,13 @@ public static class HoconFiles
         }
         return config;
     }
+
+    /// <summary>A library's embedded <c>reference.conf</c> (resource <paramref name="name"/> of <paramref name="assembly"/>).</summary>
+    public static Config FromResource(System.Reflection.Assembly assembly, string name)
+    {
+        using var stream = assembly.GetManifestResourceStream(name)
+            ?? throw new ConfigurationException($"{name} is not embedded in {assembly.GetName().Name}");
+        using var reader = new StreamReader(stream);
+        return ConfigurationFactory.ParseString(reader.ReadToEnd());
+    }
 }

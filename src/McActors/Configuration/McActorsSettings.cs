@@ -85,7 +85,7 @@ public sealed record McActorsSettings(
     /// replica dispatcher, the serializer bindings). <see cref="From"/> falls back on it, and so does
     /// every node's configuration (HoconFiles.Load), so a user's config never repeats a default.
     /// </summary>
-    public static Config DefaultConfig { get; } = LoadReference();
+    public static Config DefaultConfig { get; } = HoconFiles.FromResource(typeof(McActorsSettings).Assembly, "McActors.reference.conf");
 
     /// <summary>The settings in <paramref name="config"/>'s <c>mcactors</c> section, over <see cref="DefaultConfig"/>.</summary>
     public static McActorsSettings From(Config config)
@@ -207,14 +207,5 @@ public sealed record McActorsSettings(
         {
             throw new ConfigurationException($"mcactors.{key}: '{c.GetString(key)}' is not valid ({e.Message})");
         }
-    }
-
-    private static Config LoadReference()
-    {
-        const string name = "McActors.reference.conf";
-        using var stream = typeof(McActorsSettings).Assembly.GetManifestResourceStream(name)
-            ?? throw new ConfigurationException($"{name} is not embedded in {typeof(McActorsSettings).Assembly.GetName().Name}");
-        using var reader = new StreamReader(stream);
-        return ConfigurationFactory.ParseString(reader.ReadToEnd());
     }
 }

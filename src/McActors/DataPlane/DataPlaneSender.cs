@@ -6,6 +6,9 @@ using System.Runtime.CompilerServices;
 
 namespace McActors.DataPlane;
 
+// One file over ~400 lines on purpose: one connection's send side is one state machine (window,
+// acknowledgements, the receive loop that releases it, failure) over one set of fields.
+
 /// <summary>
 /// Primary side of one data-plane connection: an ordered stream of writes, epoch markers and
 /// guest states to one secondary, with a window of unacknowledged bytes. A send completes once
