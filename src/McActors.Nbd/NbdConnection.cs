@@ -3,7 +3,6 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net.Sockets;
-using System.Text;
 using static McActors.Nbd.NbdProtocol;
 
 namespace McActors.Nbd;
@@ -12,9 +11,10 @@ namespace McActors.Nbd;
 internal sealed class NbdProtocolViolation(string message) : Exception(message);
 
 /// <summary>
-/// One client connection: the fixed newstyle handshake, then transmission with pipelined requests
-/// answered in any order (simple replies). Nothing the peer sends is trusted: every magic, length,
-/// flag and range is checked before anything is allocated or forwarded to the export.
+/// One client connection: the fixed newstyle handshake (<see cref="NbdHandshake"/>), then
+/// transmission with pipelined requests answered in any order (simple replies). Nothing the peer
+/// sends is trusted: every magic, length, flag and range is checked (<see cref="NbdRequest.Check"/>)
+/// before anything is allocated or forwarded to the export.
 /// </summary>
 internal sealed class NbdConnection
 {
@@ -23,7 +23,6 @@ internal sealed class NbdConnection
     private const int CopyReplyLimit = 64 * 1024;
     // How long a closing connection waits to hand its last replies to the peer.
     private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(1);
-    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
@@ -81,7 +80,7 @@ internal sealed class NbdConnection
                 handshake.CancelAfter(_options.HandshakeTimeout);
                 try
                 {
-                    export = await HandshakeAsync(handshake.Token).ConfigureAwait(false);
+                    export = await new NbdHandshake(_reader, _writer, _source, _options, _log, Peer).NegotiateAsync(handshake.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (!linked.IsCancellationRequested)
                 {
@@ -124,185 +123,6 @@ internal sealed class NbdConnection
         }
     }
 
-    // ---- handshake ------------------------------------------------------------------------------
-
-    private async Task<INbdExport?> HandshakeAsync(CancellationToken cancel)
-    {
-        var hello = new byte[18];
-        BinaryPrimitives.WriteUInt64BigEndian(hello, InitMagic);
-        BinaryPrimitives.WriteUInt64BigEndian(hello.AsSpan(8), OptionMagic);
-        BinaryPrimitives.WriteUInt16BigEndian(hello.AsSpan(16), FlagFixedNewstyle | FlagNoZeroes);
-        await SendAsync(hello, cancel).ConfigureAwait(false);
-
-        var clientFlags = BinaryPrimitives.ReadUInt32BigEndian(await ReadExactAsync(4, cancel).ConfigureAwait(false));
-        if ((clientFlags & ~(ClientFlagFixedNewstyle | ClientFlagNoZeroes)) != 0)
-            throw new NbdProtocolViolation($"unknown client flags 0x{clientFlags:x8}");
-        var noZeroes = (clientFlags & ClientFlagNoZeroes) != 0;
-
-        while (true)
-        {
-            var header = await ReadExactAsync(16, cancel).ConfigureAwait(false);
-            var magic = BinaryPrimitives.ReadUInt64BigEndian(header);
-            if (magic != OptionMagic)
-                throw new NbdProtocolViolation($"bad option magic 0x{magic:x16}");
-            var option = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(8));
-            var length = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(12));
-            if (length > _options.MaxOptionBytes)
-            {
-                if (option == OptExportName)
-                    throw new NbdProtocolViolation($"export name of {length} B"); // no error reply exists for it
-                await SkipAsync(length, cancel).ConfigureAwait(false);
-                await ReplyOptionAsync(option, RepErrTooBig, $"option data of {length} B exceeds {_options.MaxOptionBytes} B", cancel).ConfigureAwait(false);
-                continue;
-            }
-            var data = await ReadExactAsync((int)length, cancel).ConfigureAwait(false);
-            switch (option)
-            {
-                case OptExportName:
-                {
-                    var name = DecodeName(data) ?? throw new NbdProtocolViolation("export name is not UTF-8");
-                    var export = _source.Find(name, out _, out var why);
-                    if (export is null)
-                    {
-                        // NBD_OPT_EXPORT_NAME has no error reply: the spec says close.
-                        _log($"nbd {Peer}: export '{name}' refused: {why}");
-                        return null;
-                    }
-                    var reply = new byte[noZeroes ? 10 : 134];
-                    BinaryPrimitives.WriteUInt64BigEndian(reply, (ulong)export.SizeBytes);
-                    BinaryPrimitives.WriteUInt16BigEndian(reply.AsSpan(8), TransmissionFlags(export));
-                    await SendAsync(reply, cancel).ConfigureAwait(false);
-                    return export;
-                }
-                case OptAbort:
-                    await ReplyOptionAsync(option, RepAck, [], cancel).ConfigureAwait(false);
-                    return null;
-                case OptList:
-                    await ListAsync(data, cancel).ConfigureAwait(false);
-                    break;
-                case OptInfo:
-                case OptGo:
-                {
-                    var export = await InfoAsync(option, data, cancel).ConfigureAwait(false);
-                    if (export is not null && option == OptGo)
-                        return export;
-                    break;
-                }
-                default:
-                    await ReplyOptionAsync(option, RepErrUnsup, $"option {option} is not supported by this server", cancel).ConfigureAwait(false);
-                    break;
-            }
-        }
-    }
-
-    private async Task ListAsync(byte[] data, CancellationToken cancel)
-    {
-        if (data.Length != 0)
-        {
-            await ReplyOptionAsync(OptList, RepErrInvalid, "NBD_OPT_LIST carries no data", cancel).ConfigureAwait(false);
-            return;
-        }
-        if (_source.Find("", out _, out var why) is null)
-        {
-            await ReplyOptionAsync(OptList, RepErrPolicy, why, cancel).ConfigureAwait(false);
-            return;
-        }
-        foreach (var name in _source.Names)
-        {
-            var bytes = Encoding.UTF8.GetBytes(name);
-            var entry = new byte[4 + bytes.Length];
-            BinaryPrimitives.WriteUInt32BigEndian(entry, (uint)bytes.Length);
-            bytes.CopyTo(entry, 4);
-            await ReplyOptionAsync(OptList, RepServer, entry, cancel).ConfigureAwait(false);
-        }
-        await ReplyOptionAsync(OptList, RepAck, [], cancel).ConfigureAwait(false);
-    }
-
-    /// <summary>NBD_OPT_INFO / NBD_OPT_GO: the export's size, flags and block sizes, then ACK; null if refused.</summary>
-    private async Task<INbdExport?> InfoAsync(uint option, byte[] data, CancellationToken cancel)
-    {
-        var nameLength = data.Length >= 4 ? BinaryPrimitives.ReadUInt32BigEndian(data) : uint.MaxValue;
-        if (data.Length < 6 || nameLength > data.Length - 6)
-        {
-            await ReplyOptionAsync(option, RepErrInvalid, "malformed request: name length exceeds the option data", cancel).ConfigureAwait(false);
-            return null;
-        }
-        var requests = BinaryPrimitives.ReadUInt16BigEndian(data.AsSpan(4 + (int)nameLength));
-        var name = DecodeName(data.AsSpan(4, (int)nameLength).ToArray());
-        if (name is null || 4 + nameLength + 2 + 2L * requests != data.Length)
-        {
-            await ReplyOptionAsync(option, RepErrInvalid, name is null ? "export name is not UTF-8" : "malformed request: information request count does not match the option length", cancel)
-                .ConfigureAwait(false);
-            return null;
-        }
-        var wantsName = false;
-        for (var i = 0; i < requests; i++)
-            wantsName |= BinaryPrimitives.ReadUInt16BigEndian(data.AsSpan(4 + (int)nameLength + 2 + 2 * i)) == InfoName;
-        var export = _source.Find(name, out var refusal, out var why);
-        if (export is null)
-        {
-            await ReplyOptionAsync(option, refusal, why, cancel).ConfigureAwait(false);
-            return null;
-        }
-        var info = new byte[12];
-        BinaryPrimitives.WriteUInt16BigEndian(info, InfoExport);
-        BinaryPrimitives.WriteUInt64BigEndian(info.AsSpan(2), (ulong)export.SizeBytes);
-        BinaryPrimitives.WriteUInt16BigEndian(info.AsSpan(10), TransmissionFlags(export));
-        await ReplyOptionAsync(option, RepInfo, info, cancel).ConfigureAwait(false);
-        if (wantsName)
-        {
-            var bytes = Encoding.UTF8.GetBytes(name);
-            var named = new byte[2 + bytes.Length];
-            BinaryPrimitives.WriteUInt16BigEndian(named, InfoName);
-            bytes.CopyTo(named, 2);
-            await ReplyOptionAsync(option, RepInfo, named, cancel).ConfigureAwait(false);
-        }
-        // Sent whether asked or not (the spec allows it): a client that did not ask still gets a clean EINVAL for unaligned requests.
-        var sizes = new byte[14];
-        BinaryPrimitives.WriteUInt16BigEndian(sizes, InfoBlockSize);
-        BinaryPrimitives.WriteUInt32BigEndian(sizes.AsSpan(2), (uint)_options.MinBlockSize);
-        BinaryPrimitives.WriteUInt32BigEndian(sizes.AsSpan(6), (uint)_options.PreferredBlockSize);
-        BinaryPrimitives.WriteUInt32BigEndian(sizes.AsSpan(10), (uint)_options.MaxPayloadBytes);
-        await ReplyOptionAsync(option, RepInfo, sizes, cancel).ConfigureAwait(false);
-        await ReplyOptionAsync(option, RepAck, [], cancel).ConfigureAwait(false);
-        return export;
-    }
-
-    private static ushort TransmissionFlags(INbdExport export) =>
-        (ushort)(TransHasFlags | TransSendFlush | TransSendFua | TransSendTrim | TransSendWriteZeroes
-                 | (export.FlushCoversAllConnections ? TransCanMultiConn : 0));
-
-    private static string? DecodeName(byte[] bytes)
-    {
-        try
-        {
-            return StrictUtf8.GetString(bytes);
-        }
-        catch (DecoderFallbackException)
-        {
-            return null;
-        }
-    }
-
-    private Task ReplyOptionAsync(uint option, uint type, string message, CancellationToken cancel) =>
-        ReplyOptionAsync(option, type, Encoding.UTF8.GetBytes(message), cancel);
-
-    private async Task ReplyOptionAsync(uint option, uint type, byte[] data, CancellationToken cancel)
-    {
-        var reply = new byte[20 + data.Length];
-        BinaryPrimitives.WriteUInt64BigEndian(reply, OptionReplyMagic);
-        BinaryPrimitives.WriteUInt32BigEndian(reply.AsSpan(8), option);
-        BinaryPrimitives.WriteUInt32BigEndian(reply.AsSpan(12), type);
-        BinaryPrimitives.WriteUInt32BigEndian(reply.AsSpan(16), (uint)data.Length);
-        data.CopyTo(reply, 20);
-        await SendAsync(reply, cancel).ConfigureAwait(false);
-    }
-
-    private async ValueTask SendAsync(byte[] bytes, CancellationToken cancel)
-    {
-        await _writer.WriteAsync(bytes, cancel).ConfigureAwait(false);
-    }
-
     // ---- transmission ---------------------------------------------------------------------------
 
     private async Task TransmitAsync(INbdExport export, CancellationToken cancel)
@@ -326,11 +146,11 @@ internal sealed class NbdConnection
                 if (request.Type == CmdDisc)
                     return; // in-flight requests are still answered (below), then the connection closes
 
-                var error = Check(request, export.SizeBytes);
+                var error = request.Check(export.SizeBytes, _options);
                 if (error != 0)
                 {
                     if (request.Type == CmdWrite)
-                        await SkipAsync(request.Length, cancel).ConfigureAwait(false); // the payload follows regardless
+                        await _reader.SkipAsync(request.Length, cancel).ConfigureAwait(false); // the payload follows regardless
                     await ReplyAsync(request.Handle, error, null, cancel).ConfigureAwait(false);
                     continue;
                 }
@@ -351,7 +171,7 @@ internal sealed class NbdConnection
                     try
                     {
                         payload = GC.AllocateUninitializedArray<byte>((int)request.Length);
-                        await ReadPayloadAsync(payload, cancel).ConfigureAwait(false);
+                        await _reader.ReadPayloadAsync(payload, cancel).ConfigureAwait(false);
                     }
                     catch
                     {
@@ -410,32 +230,6 @@ internal sealed class NbdConnection
             {
             }
         }
-    }
-
-    /// <summary>The NBD error for a request that must not reach the export, or 0 if it may.</summary>
-    private uint Check(in NbdRequest r, long size)
-    {
-        var (allowedFlags, beyondEnd) = r.Type switch
-        {
-            CmdRead => (0, EInval),
-            CmdWrite => (CmdFlagFua, ENoSpc),
-            CmdFlush => (0, 0u),
-            CmdTrim => (CmdFlagFua, EInval),
-            CmdWriteZeroes => (CmdFlagFua | CmdFlagNoHole, ENoSpc),
-            _ => (-1, EInval),
-        };
-        if (allowedFlags < 0 || (r.Flags & ~allowedFlags) != 0)
-            return EInval; // unknown command, or a flag not negotiated for it
-        if (r.Type == CmdFlush)
-            return 0;
-        if (r.Type is CmdRead or CmdWrite && r.Length > _options.MaxPayloadBytes)
-            return EInval;
-        if (r.Offset > (ulong)size || r.Length > (ulong)size - r.Offset)
-            return beyondEnd;
-        var mask = (ulong)_options.MinBlockSize - 1;
-        if ((r.Offset & mask) != 0 || (r.Length & mask) != 0)
-            return EInval;
-        return 0;
     }
 
     private async Task ServeAsync(INbdExport export, NbdRequest request, byte[]? payload, long id, InFlightRequest inFlight)
@@ -530,74 +324,4 @@ internal sealed class NbdConnection
         BinaryPrimitives.WriteUInt64BigEndian(span[8..], handle);
         writer.Advance(SimpleReplyHeaderSize);
     }
-
-    // ---- reading --------------------------------------------------------------------------------
-
-    private async ValueTask<byte[]> ReadExactAsync(int count, CancellationToken cancel)
-    {
-        var bytes = new byte[count];
-        await ReadPayloadAsync(bytes, cancel).ConfigureAwait(false);
-        return bytes;
-    }
-
-    /// <summary>Fills <paramref name="into"/> from the stream, copying as bytes arrive (never buffering a whole payload twice).</summary>
-    private async ValueTask ReadPayloadAsync(byte[] into, CancellationToken cancel)
-    {
-        var filled = 0;
-        while (filled < into.Length)
-        {
-            var result = await _reader.ReadAsync(cancel).ConfigureAwait(false);
-            var buffer = result.Buffer;
-            var take = (int)Math.Min(buffer.Length, into.Length - filled);
-            buffer.Slice(0, take).CopyTo(into.AsSpan(filled));
-            filled += take;
-            _reader.AdvanceTo(buffer.GetPosition(take));
-            if (filled < into.Length && result.IsCompleted)
-                throw new NbdProtocolViolation($"connection closed after {filled} of {into.Length} B");
-        }
-    }
-
-    /// <summary>Reads and drops <paramref name="count"/> bytes (an oversized payload), holding none of them.</summary>
-    private async ValueTask SkipAsync(long count, CancellationToken cancel)
-    {
-        while (count > 0)
-        {
-            var result = await _reader.ReadAsync(cancel).ConfigureAwait(false);
-            var take = Math.Min(result.Buffer.Length, count);
-            count -= take;
-            _reader.AdvanceTo(result.Buffer.GetPosition(take));
-            if (count > 0 && result.IsCompleted)
-                throw new NbdProtocolViolation($"connection closed with {count} B of a payload still due");
-        }
-    }
-}
-
-/// <summary>A transmission request header (28 bytes, big-endian).</summary>
-internal readonly record struct NbdRequest(uint Magic, ushort Flags, ushort Type, ulong Handle, ulong Offset, uint Length)
-{
-    public static NbdRequest Parse(ReadOnlySequence<byte> header)
-    {
-        Span<byte> h = stackalloc byte[RequestHeaderSize];
-        header.CopyTo(h);
-        return new NbdRequest(
-            BinaryPrimitives.ReadUInt32BigEndian(h),
-            BinaryPrimitives.ReadUInt16BigEndian(h[4..]),
-            BinaryPrimitives.ReadUInt16BigEndian(h[6..]),
-            BinaryPrimitives.ReadUInt64BigEndian(h[8..]),
-            BinaryPrimitives.ReadUInt64BigEndian(h[16..]),
-            BinaryPrimitives.ReadUInt32BigEndian(h[24..]));
-    }
-}
-
-/// <summary>A request read and not yet answered; <see cref="Bytes"/> is its share of the budget (null: not admitted).</summary>
-internal sealed class InFlightRequest(ulong handle, long? bytes)
-{
-    private int _claimed;
-
-    public ulong Handle { get; } = handle;
-
-    public long? Bytes { get; } = bytes;
-
-    /// <summary>True for the one caller that may answer it.</summary>
-    public bool Claim() => Interlocked.Exchange(ref _claimed, 1) == 0;
 }

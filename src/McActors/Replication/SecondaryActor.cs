@@ -9,28 +9,13 @@ using McActors.Storage.Volume;
 namespace McActors.Replication;
 
 /// <summary>
-/// Replica → its secondary: become the primary of <see cref="Assignment"/>'s generation. The
-/// secondary stops taking the old stream, rolls its store back to the assignment's last committed
-/// checkpoint, closes the store and answers <see cref="PromotionReady"/>, then stops; the replica
-/// starts a primary on the same image.
-/// </summary>
-public sealed record PromoteToPrimary(AssignPrimary Assignment);
-
-/// <summary>
-/// Secondary → replica: the image is exactly checkpoint <see cref="Checkpoint"/> and closed; the
-/// rollback undid <see cref="RolledBackEpochs"/> epochs (blocks and bytes restored, time taken).
-/// </summary>
-public sealed record PromotionReady(AssignPrimary Assignment, long Checkpoint, long RolledBackEpochs, long RolledBackBlocks,
-    long RolledBackBytes, TimeSpan RollbackTime);
-
-/// <summary>
 /// A secondary replica of one volume (DESIGN.md, "Secondary"). On <see cref="AssignSecondary"/> it
 /// opens its store (a <see cref="RollbackStoreActor"/> child in <c>dataDirectory/store</c>), brings
 /// it to the cluster's last committed checkpoint, and listens for the primary's stream on its
 /// data-plane endpoint (a <see cref="StreamApplier"/> writes it straight into the store). It then
-/// takes part in the two-phase checkpoint: Prepare(n) is answered only once marker and guest
-/// state n have arrived and image, logs and state file n are durable; Commit(n) drops logs and
-/// older state files. Guest states live in <c>dataDirectory/states</c>.
+/// takes part in the two-phase checkpoint (<see cref="SecondaryCheckpointing"/>): Prepare(n) is
+/// answered only once marker and guest state n have arrived and image, logs and state file n are
+/// durable; Commit(n) drops logs and older state files. Guest states live in <c>dataDirectory/states</c>.
 /// <para>
 /// States: Unassigned → (AssignSecondary) Opening → (StoreReady) Aligning → (store at the
 /// checkpoint) Active. A store that must be resynced, or a broken stream, is reported to the
@@ -44,40 +29,33 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
 
     private readonly string _replicaId;
     private readonly string _dataDirectory;
-    private readonly IPEndPoint _endPoint;
     private readonly IActorRef _coordinator;
     private readonly McActorsSettings _settings;
     private readonly StoreGate _gate = new();
     private readonly GuestStateFiles _states;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
+    private readonly SecondaryDataPlane _dataPlane;
+    private readonly SecondaryCheckpointing _checkpointing;
+    private readonly RollbackTally _rolledBack = new();
+
     private AssignSecondary? _assignment;
     private PromoteToPrimary? _promotion;
-    private long _rollbackFrom = -1;
-    private long _rolledBackBlocks;
-    private long _rolledBackBytes;
-    private TimeSpan _rollbackTime;
     private IActorRef _assigner = ActorRefs.Nobody;
     private IActorRef _store = ActorRefs.Nobody;
     private long _generation;
-    private long _storeIncarnation;
-    private SecondaryCheckpoints _checkpoints = new(0, 0);
-    private StreamApplier? _applier;
-    private DataPlaneListener? _listener;
     private Exception? _lastStoreFailure;
-
-    // The newest checkpoint the applier received in a store incarnation whose StoreReady is still on its way.
-    private StreamCheckpointReceived? _aheadOfStore;
     private string _state = "Unassigned";
 
     public SecondaryActor(string replicaId, string dataDirectory, IPEndPoint dataPlaneEndPoint, IActorRef coordinator, McActorsSettings settings)
     {
         _replicaId = replicaId;
         _dataDirectory = dataDirectory;
-        _endPoint = dataPlaneEndPoint;
+        _dataPlane = new SecondaryDataPlane(dataPlaneEndPoint, settings.DataPlane, _log);
         _coordinator = coordinator;
         _settings = settings;
         _states = GuestStateFiles.Of(dataDirectory);
+        _checkpointing = new SecondaryCheckpointing(replicaId, _states, coordinator, _log, Fail);
         Unassigned();
     }
 
@@ -102,23 +80,7 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
                 StoreSupervision.IsResyncRequired(e) ? "stopping it, a resync is required" : "restarting it from disk");
         });
 
-    protected override void PostStop() => CloseListener();
-
-    private void CloseListener()
-    {
-        if (_listener is null)
-            return;
-        // Closes the data-plane endpoint; the primary is told this secondary is shutting down.
-        try
-        {
-            _listener.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
-        }
-        catch (AggregateException e)
-        {
-            _log.Warning("closing the data-plane listener failed: {0}", e.InnerException?.Message);
-        }
-        _listener = null;
-    }
+    protected override void PostStop() => _dataPlane.Close();
 
     /// <summary>Starts the store actor (it opens or creates the store and answers StoreReady), then waits for it.</summary>
     private void OpenStore(VolumeSpec spec, bool resync)
@@ -127,6 +89,7 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         _store = Context.ActorOf(RollbackStoreActor.Props(Path.Combine(_dataDirectory, StoreName), volume, _gate, _settings.StoreOptions, resync)
             .WithDispatcher(Context.Props.Dispatcher), StoreName);
         Context.Watch(_store);
+        _checkpointing.Store = _store;
         Become(Opening);
     }
 
@@ -186,8 +149,7 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         {
             var target = Target;
             var newestLogged = m.LoggedEpochs.Count > 0 ? m.LoggedEpochs.Max() : 0;
-            if (_rollbackFrom < 0)
-                _rollbackFrom = Math.Max(m.Prepared, newestLogged);
+            _rolledBack.StartAt(m.Prepared, newestLogged);
             var plan = StoreAlignment.Plan(m.Committed, m.Prepared, target, newestLogged);
             if (plan.ResyncReason is { } reason)
             {
@@ -209,13 +171,8 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
             _store.Tell(GetStoreStatus.Instance);
         });
         Receive<StoreReady>(OnStoreReady);
-        Receive<StoreRolledBack>(m =>
-        {
-            _rolledBackBlocks += m.Result.BlocksRestored;
-            _rolledBackBytes += m.Result.BytesRestored;
-            _rollbackTime += m.Result.Elapsed;
-        });
-        Receive<StoreCommitted>(m => _checkpoints.StoreCommitted(m.Epoch));
+        Receive<StoreRolledBack>(m => _rolledBack.Add(m.Result));
+        Receive<StoreCommitted>(m => _checkpointing.Checkpoints.StoreCommitted(m.Epoch));
         // A prepare of the old generation finishing now is undone by this alignment: never stash it.
         Receive<StorePrepared>(m => _log.Debug("dropping StorePrepared({0}) while aligning", m.Epoch));
         Receive<PromoteToPrimary>(BeginPromotion);
@@ -237,27 +194,25 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
             Fail($"cannot remove the guest states undone by the rollback to checkpoint {m.LastCommitted}: {e.Message}");
             return;
         }
-        if (_listener is null)
+        if (!_dataPlane.IsOpen)
         {
-            _applier = new StreamApplier(_gate, Self, _states, m.Generation, joining: joining is not null);
             try
             {
-                _listener = new DataPlaneListener(_endPoint, new DataPlaneVolume(m.Volume.VolumeId, m.Volume.BlockSize), _applier, _settings.DataPlane).Start();
+                _dataPlane.Open(_gate, Self, _states, m, joining: joining is not null);
             }
             catch (System.Net.Sockets.SocketException e)
             {
-                Fail($"cannot listen for the data plane on {_endPoint}: {e.Message}");
+                Fail($"cannot listen for the data plane on {_dataPlane.EndPoint}: {e.Message}");
                 return;
             }
         }
         else
         {
-            _applier!.Reassign(m.Generation);
+            _dataPlane.Reassign(m.Generation);
         }
-        // Older primaries are refused from now on (and a connected one is closed).
-        _listener.RaiseFenceAsync(m.Generation).Wait(TimeSpan.FromSeconds(10));
+        _dataPlane.Fence(m.Generation);
         _log.Info("secondary {0} of generation {1} (primary {2}) listening on {3}, store at checkpoint {4} (committed {5})",
-            _replicaId, m.Generation, m.PrimaryId, _listener.LocalEndPoint, _checkpoints.Prepared, _checkpoints.Committed);
+            _replicaId, m.Generation, m.PrimaryId, _dataPlane.LocalEndPoint, _checkpointing.Checkpoints.Prepared, _checkpointing.Checkpoints.Committed);
         if (joining is not null)
             _coordinator.Tell(new ResyncReady(m.Generation, _replicaId, joining.ChunkBytes, joining.Hashes, m.ResyncAttempt));
         else
@@ -287,85 +242,29 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         Receive<PromoteToPrimary>(BeginPromotion);
         Receive<Prepare>(m =>
         {
-            if (!Current(m.Generation, nameof(Prepare)))
-                return;
-            if (_checkpoints.Request(m.Epoch))
-                _coordinator.Tell(new Prepared(_generation, m.Epoch, _replicaId));
-            else
-                _log.Debug("prepare of checkpoint {0} waits for its marker and state (received up to {1})", m.Epoch, _checkpoints.Received);
-            StartPrepare();
+            if (Current(m.Generation, nameof(Prepare)))
+                _checkpointing.Prepare(_generation, m.Epoch);
         });
         Receive<StreamCheckpointReceived>(m =>
         {
-            if (m.Generation != _generation)
-                return;
-            if (m.Incarnation > _storeIncarnation)
-            {
-                // The gate publishes a store before its StoreReady is sent: the applier may adopt the
-                // new incarnation and deliver a checkpoint first. Nothing resends it, so it waits for
-                // that StoreReady (only the newest: a later incarnation makes an earlier one stale).
-                if (_aheadOfStore is not { } held || m.Incarnation > held.Incarnation || (m.Incarnation == held.Incarnation && m.Epoch > held.Epoch))
-                    _aheadOfStore = m;
-                _log.Debug("holding checkpoint {0} received in store incarnation {1} until its StoreReady: the store is incarnation {2}",
-                    m.Epoch, m.Incarnation, _storeIncarnation);
-                return;
-            }
-            if (m.Incarnation < _storeIncarnation)
-            {
-                // Its writes went to a store since reopened or rolled back: the stream resends them.
-                _log.Debug("ignoring checkpoint {0} received in store incarnation {1}: the store is incarnation {2}", m.Epoch, m.Incarnation, _storeIncarnation);
-                return;
-            }
-            _checkpoints.CheckpointReceived(m.Epoch);
-            StartPrepare();
+            if (m.Generation == _generation)
+                _checkpointing.CheckpointReceived(m);
         });
-        Receive<StorePrepared>(m =>
-        {
-            if (m.Incarnation != _storeIncarnation)
-            {
-                // Prepared before a rollback or reopen that undid it: it vouches for nothing now.
-                _log.Debug("ignoring StorePrepared({0}) of store incarnation {1}: the store is incarnation {2}", m.Epoch, m.Incarnation, _storeIncarnation);
-                return;
-            }
-            foreach (var epoch in _checkpoints.StorePrepared(m.Epoch))
-                _coordinator.Tell(new Prepared(_generation, epoch, _replicaId));
-            StartPrepare();
-        });
+        Receive<StorePrepared>(m => _checkpointing.StorePrepared(_generation, m));
         Receive<Commit>(m =>
         {
-            if (!Current(m.Generation, nameof(Commit)))
-                return;
-            switch (_checkpoints.Commit(m.Epoch))
-            {
-                case CommitDecision.Apply:
-                    _store.Tell(new CommitStore(m.Epoch));
-                    break;
-                case CommitDecision.AlreadyCommitted:
-                    _log.Debug("ignoring Commit({0}): checkpoint {1} is committed here", m.Epoch, _checkpoints.Committed);
-                    break;
-                case CommitDecision.NotPrepared:
-                    _log.Warning("ignoring Commit({0}): only checkpoints up to {1} are prepared here", m.Epoch, _checkpoints.Prepared);
-                    break;
-            }
+            if (Current(m.Generation, nameof(Commit)))
+                _checkpointing.Commit(m.Epoch);
         });
         Receive<StoreCommitted>(m =>
         {
-            _checkpoints.StoreCommitted(m.Epoch);
-            _applier?.Committed(m.Epoch);
-            // The committed state stays: it is what a promotion restores.
-            try
-            {
-                _states.DeleteBefore(_checkpoints.Committed);
-            }
-            catch (IOException e)
-            {
-                _log.Warning("cannot delete guest states older than checkpoint {0} (retried at the next commit): {1}", _checkpoints.Committed, e.Message);
-            }
+            _checkpointing.StoreCommitted(m.Epoch);
+            _dataPlane.Committed(m.Epoch);
         });
         Receive<StoreReady>(m =>
         {
             OnStoreReady(m);
-            StartPrepare();
+            _checkpointing.StartPrepare();
         });
         Receive<StoreRolledBack>(_ => { });
         Receive<StreamSyncCompleted>(m =>
@@ -374,7 +273,7 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
                 return;
             // Before any prepare of that checkpoint: the store refuses to prepare below it until then.
             _log.Info("secondary {0}: resync complete, in sync from checkpoint {1} ({2:0.0} MiB copied)", _replicaId, m.Epoch,
-                (_applier?.CopiedBytes ?? 0) / 1048576.0);
+                _dataPlane.CopiedBytes / 1048576.0);
             _store.Tell(new MarkStoreSynced(m.Epoch));
         });
         Receive<StoreSynced>(_ => { });
@@ -393,12 +292,9 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
     /// </summary>
     private void BeginAlignment()
     {
-        RaiseFence(_generation);
-        _checkpoints.ClearWaiting(); // requests of the old generation are not this one's
-        _aheadOfStore = null;
-        _rollbackFrom = -1;
-        _rolledBackBlocks = _rolledBackBytes = 0;
-        _rollbackTime = TimeSpan.Zero;
+        _dataPlane.TryFence(_generation);
+        _checkpointing.NewGeneration();
+        _rolledBack.Restart();
         Become(Aligning);
         _store.Tell(GetStoreStatus.Instance);
     }
@@ -437,7 +333,7 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
             Fail($"cannot remove the guest states undone by the rollback to checkpoint {target}: {e.Message}");
             return;
         }
-        CloseListener();
+        _dataPlane.Close();
         Context.Unwatch(_store);
         Context.Stop(_store);
         Become(() =>
@@ -445,28 +341,13 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
             Receive<Terminated>(t => t.ActorRef.Equals(_store), _ =>
             {
                 // The store actor closed the store in its PostStop: the image is the primary's now.
-                _assigner.Tell(new PromotionReady(promotion.Assignment, target, Math.Max(0, _rollbackFrom - target),
-                    _rolledBackBlocks, _rolledBackBytes, _rollbackTime));
+                _assigner.Tell(_rolledBack.Ready(promotion.Assignment, target));
                 Context.Stop(Self);
             });
             Receive<GetSecondaryStatus>(_ => ReplyStatus());
             ReceiveAny(_ => { });
         });
         Context.Watch(_store);
-    }
-
-    private void RaiseFence(long generation)
-    {
-        if (_listener is null)
-            return;
-        try
-        {
-            _listener.RaiseFenceAsync(generation).Wait(TimeSpan.FromSeconds(10));
-        }
-        catch (AggregateException e)
-        {
-            _log.Warning("raising the data-plane fence to generation {0}: {1}", generation, e.InnerException?.Message);
-        }
     }
 
     private void Common()
@@ -492,39 +373,7 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         return true;
     }
 
-    /// <summary>
-    /// Starts the store prepare of the newest requested and received checkpoint. The state files
-    /// are made durable first: a checkpoint the store calls prepared always has its state on disk.
-    /// </summary>
-    private void StartPrepare()
-    {
-        if (_checkpoints.NextPrepare() is not { } epoch)
-            return;
-        var from = _checkpoints.Prepared;
-        try
-        {
-            _states.MakeDurable(_states.Epochs().Where(e => e > from && e <= epoch));
-        }
-        catch (IOException e)
-        {
-            // Without a durable state the checkpoint cannot be vouched for; never answer Prepared.
-            Fail($"guest state of checkpoint {epoch} cannot be made durable, resync required: {e.Message}");
-            return;
-        }
-        _store.Tell(new PrepareStore(epoch, _storeIncarnation));
-    }
-
-    private void OnStoreReady(StoreReady m)
-    {
-        _storeIncarnation = m.Incarnation;
-        _checkpoints.Reset(m.Committed, m.Prepared);
-        if (_aheadOfStore is not { } held || held.Incarnation > m.Incarnation)
-            return;
-        _aheadOfStore = null;
-        // Received in this very store (its writes are in it): it counts as if it came after StoreReady.
-        if (held.Incarnation == m.Incarnation && held.Generation == _generation)
-            _checkpoints.CheckpointReceived(held.Epoch);
-    }
+    private void OnStoreReady(StoreReady m) => _checkpointing.StoreReady(m, _generation);
 
     private void StreamBroken(SecondaryStreamBroken m)
     {
@@ -546,6 +395,6 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
     }
 
     private void ReplyStatus() => Sender.Tell(new SecondaryStatus(
-        _replicaId, _state, _generation, _checkpoints.Received, _checkpoints.Prepared, _checkpoints.Committed,
-        _applier?.WritesApplied ?? 0, _applier?.BytesApplied ?? 0, _listener?.CurrentGeneration, _listener?.Port ?? 0));
+        _replicaId, _state, _generation, _checkpointing.Checkpoints.Received, _checkpointing.Checkpoints.Prepared, _checkpointing.Checkpoints.Committed,
+        _dataPlane.WritesApplied, _dataPlane.BytesApplied, _dataPlane.ConnectedGeneration, _dataPlane.Port));
 }
