@@ -58,7 +58,7 @@ public static class CoordinatorSingleton
     /// </summary>
     public static IActorRef StartProxy(ActorSystem system)
     {
-        system.ActorOf(EventRelay.Props(), EventRelay.Name);
+        system.ActorOf(EventRelay.Props(McActorsSettings.From(system.Settings.Config).RelayCheckpointEvents), EventRelay.Name);
         return system.ActorOf(
             ClusterSingletonProxy.Props($"/user/{ManagerName}", ClusterSingletonProxySettings.Create(system).WithRole(Role)),
             ProxyName);

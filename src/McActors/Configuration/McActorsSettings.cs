@@ -88,6 +88,9 @@ public sealed record McActorsSettings(
     public static Config DefaultConfig { get; } = HoconFiles.FromResource(typeof(McActorsSettings).Assembly, "McActors.reference.conf");
 
     /// <summary>The settings in <paramref name="config"/>'s <c>mcactors</c> section, over <see cref="DefaultConfig"/>.</summary>
+    /// <summary>mcactors.events.relay-checkpoints: this node's EventStream also gets every CheckpointCommitted.</summary>
+    public bool RelayCheckpointEvents { get; init; }
+
     public static McActorsSettings From(Config config)
     {
         var c = (ReferenceEquals(config, DefaultConfig) ? config : config.WithFallback(DefaultConfig)).GetConfig("mcactors");
@@ -112,6 +115,7 @@ public sealed record McActorsSettings(
             CheckpointSection = c.GetConfig("checkpoint"),
             WritebackBytes = Bytes(c, "storage.writeback-interval"),
             GuestSeed = Read(c, "guest.seed", () => c.GetLong("guest.seed")),
+            RelayCheckpointEvents = Read(c, "events.relay-checkpoints", () => c.GetBoolean("events.relay-checkpoints")),
             GuestMaxOutstanding = Read(c, "guest.max-outstanding", () => c.GetInt("guest.max-outstanding")),
             GuestWriteLimit = Read(c, "guest.write-limit", () => c.GetString("guest.write-limit") is "off" or "" ? (long?)null : c.GetLong("guest.write-limit")),
             Replicas = Read(c, "cluster.replicas", () => c.GetInt("cluster.replicas")),

@@ -19,6 +19,6 @@ public sealed class EventPublisher(ActorSystem system)
         if (_mediator is null)
             system.EventStream.Publish(e);
         else
-            _mediator.Tell(new Publish(McActorsEvents.Topic, e));
+            _mediator.Tell(new Publish(McActorsEvents.TopicOf(e), e));
     }
 }

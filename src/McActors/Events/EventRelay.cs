@@ -15,14 +15,23 @@ public sealed class EventRelay : ReceiveActor
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    public EventRelay()
+    private readonly bool _checkpoints;
+
+    public EventRelay(bool checkpoints)
     {
-        Receive<SubscribeAck>(_ => _log.Debug("subscribed to {0}", McActorsEvents.Topic));
+        _checkpoints = checkpoints;
+        Receive<SubscribeAck>(a => _log.Debug("subscribed to {0}", a.Subscribe.Topic));
         Receive<IMcActorsEvent>(e => Context.System.EventStream.Publish(e));
     }
 
-    public static Props Props() => Akka.Actor.Props.Create(() => new EventRelay());
+    /// <summary>A relay of every event but CheckpointCommitted, and of that one too if <paramref name="checkpoints"/>.</summary>
+    public static Props Props(bool checkpoints) => Akka.Actor.Props.Create(() => new EventRelay(checkpoints));
 
-    protected override void PreStart() =>
-        DistributedPubSub.Get(Context.System).Mediator.Tell(new Subscribe(McActorsEvents.Topic, Self));
+    protected override void PreStart()
+    {
+        var mediator = DistributedPubSub.Get(Context.System).Mediator;
+        mediator.Tell(new Subscribe(McActorsEvents.Topic, Self));
+        if (_checkpoints)
+            mediator.Tell(new Subscribe(McActorsEvents.CheckpointsTopic, Self));
+    }
 }

@@ -3,7 +3,9 @@ using McActors.Protocol;
 namespace McActors.Events;
 
 // What the coordinator tells anyone who listens: coordinator → the DistributedPubSub topic
-// McActorsEvents.Topic → each node's EventRelay → that node's EventStream. A user's actor on any
+// McActorsEvents.Topic → each node's EventRelay → that node's EventStream. CheckpointCommitted, one
+// per checkpoint (hundreds a second), has a topic of its own that a node's relay joins only with
+// mcactors.events.relay-checkpoints = on: otherwise every commit would cost a message to every node. A user's actor on any
 // node subscribes with Context.System.EventStream.Subscribe(Self, typeof(IMcActorsEvent)) (or one
 // event type). Published once, when the coordinator decides (after the journal write where there is
 // one): a coordinator that moves does not publish again what its predecessor did. Events are
@@ -18,8 +20,14 @@ public interface IMcActorsEvent : IControlMessage
 /// <summary>The topic names every node agrees on.</summary>
 public static class McActorsEvents
 {
-    /// <summary>The DistributedPubSub topic the coordinator publishes every <see cref="IMcActorsEvent"/> on.</summary>
+    /// <summary>The DistributedPubSub topic the coordinator publishes every <see cref="IMcActorsEvent"/> on, except <see cref="CheckpointCommitted"/>.</summary>
     public const string Topic = "mcactors-events";
+
+    /// <summary>The topic of <see cref="CheckpointCommitted"/> alone (relayed to a node's EventStream only where it is turned on).</summary>
+    public const string CheckpointsTopic = "mcactors-checkpoints";
+
+    /// <summary>The topic <paramref name="e"/> is published on.</summary>
+    public static string TopicOf(IMcActorsEvent e) => e is CheckpointCommitted ? CheckpointsTopic : Topic;
 }
 
 /// <summary>

@@ -29,6 +29,7 @@ public sealed class ClusterEventsTests : TestKit
         akka.cluster.pub-sub.gossip-interval = 200ms
         akka.coordinated-shutdown.exit-clr = off
         {McActorsSettings.DefaultConfig.ToString(true)}
+        mcactors.events.relay-checkpoints = on
         {InMemoryPersistence}
         """;
 
@@ -55,7 +56,7 @@ public sealed class ClusterEventsTests : TestKit
         // The coordinator's node must know of the other node's subscription before it publishes.
         var mediator = DistributedPubSub.Get(Sys).Mediator;
         await AwaitAssertAsync(async () =>
-            Assert.Contains(McActorsEvents.Topic, (await mediator.Ask<CurrentTopics>(GetTopics.Instance, TimeSpan.FromSeconds(1))).Topics), Patience);
+            Assert.Contains(McActorsEvents.CheckpointsTopic, (await mediator.Ask<CurrentTopics>(GetTopics.Instance, TimeSpan.FromSeconds(1))).Topics), Patience);
 
         var coordinator = Sys.ActorOf(EpochCoordinator.Props(Settings()), "coordinator");
         _r.StartRunning(coordinator);
