@@ -87,9 +87,12 @@ public sealed class NetworkNamespacesTests
         Assert.Empty(net.Rules("a"));
         Assert.Empty(net.Rules("b"));
         Assert.True(await net.ReachesAsync("a", net.AddressOf("b"), 9, Probe));
-        // The same seed, the same cut lengths.
+        // The same seed, the same cut lengths in the same order. How many cuts fit in the 600 ms
+        // depends on how long each iptables call takes on a loaded machine: compare what both made.
         var second = await net.FlapAsync("a", "b", new Random(7), TimeSpan.FromMilliseconds(600), range, range, CancellationToken.None);
-        Assert.Equal(first.Take(2).Select(c => c.Length), second.Take(2).Select(c => c.Length));
+        var both = Math.Min(first.Count, second.Count);
+        Assert.True(both >= 1, $"no cut in one of the runs ({first.Count}, {second.Count})");
+        Assert.Equal(first.Take(both).Select(c => c.Length), second.Take(both).Select(c => c.Length));
     }
 
     [Fact]
