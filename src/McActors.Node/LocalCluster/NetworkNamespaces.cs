@@ -357,9 +357,11 @@ public sealed partial class NetworkNamespaces : IDisposable
     private static void TryDelete(List<string> errors, string file, params string[] args)
     {
         var (code, _, error) = Exec(file, args);
-        // Gone already (a veth goes with its namespace's end): what teardown wanted.
+        // Gone already (a veth goes with its namespace's end): what teardown wanted. "No such device"
+        // is the same, seen when the kernel removes the peer between ip's lookup and its delete.
         if (code != 0 && !error.Contains("No such file", StringComparison.OrdinalIgnoreCase)
             && !error.Contains("Cannot find device", StringComparison.OrdinalIgnoreCase)
+            && !error.Contains("No such device", StringComparison.OrdinalIgnoreCase)
             && !error.Contains("does not exist", StringComparison.OrdinalIgnoreCase))
             errors.Add($"`{Line(file, args)}` (exit {code}): {error.Trim()}");
     }
