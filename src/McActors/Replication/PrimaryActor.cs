@@ -35,6 +35,8 @@ public sealed partial class PrimaryActor : ReceiveActor, IWithUnboundedStash, IW
     private readonly string _directory;
     private readonly IActorRef _coordinator;
     private readonly McActorsSettings _settings;
+    // Open-epoch bytes between two EpochProgress reports; null under the fixed interval (no reports).
+    private readonly long? _progressStep;
     private readonly Func<GuestContext, Props> _guestProps;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
@@ -73,6 +75,9 @@ public sealed partial class PrimaryActor : ReceiveActor, IWithUnboundedStash, IW
         _directory = dataDirectory;
         _coordinator = coordinator;
         _settings = settings;
+        _progressStep = settings.CheckpointPolicy == Checkpointing.Policies.FixedIntervalPolicy.Name
+            ? null
+            : Math.Max(1, settings.DirtyBytesThreshold / 4);
         _guestProps = guestProps ?? SyntheticGuestActor.Props;
         Become(Unassigned);
     }
@@ -301,10 +306,7 @@ public sealed partial class PrimaryActor : ReceiveActor, IWithUnboundedStash, IW
     /// </summary>
     private void ReportProgress(PrimaryEpochLedger ledger, int length)
     {
-        if (_settings.CheckpointPolicy == Checkpointing.Policies.FixedIntervalPolicy.Name)
-            return;
-        var step = Math.Max(1, _settings.DirtyBytesThreshold / 4);
-        if ((ledger.BytesInEpoch - length) / step != ledger.BytesInEpoch / step)
+        if (_progressStep is { } step && (ledger.BytesInEpoch - length) / step != ledger.BytesInEpoch / step)
             _coordinator.Tell(new EpochProgress(ledger.Generation, ledger.Epoch, ledger.WritesInEpoch, ledger.BytesInEpoch));
     }
 
