@@ -61,30 +61,7 @@ public sealed class KeyValueFailoverTests(ITestOutputHelper output) : InProcessC
         acknowledged[key] = value;
     }
 
-    /// <summary>
-    /// What a client does: ask a node's front door; on NotPrimary, a refusal or no answer, ask the
-    /// next node (a failover in progress ends with one of them primary).
-    /// </summary>
-    private async Task<T> Call<T>(List<ActorSystem> replicas, object request)
-    {
-        var deadline = DateTime.UtcNow + Patience;
-        object? last = null;
-        for (var attempt = 0; DateTime.UtcNow < deadline; attempt++)
-        {
-            var nodes = replicas.ToList();
-            var door = Sys.ActorSelection(new RootActorPath(Cluster.Get(nodes[attempt % nodes.Count]).SelfAddress) / "user" / KeyValueFrontDoor.Name);
-            try
-            {
-                last = await door.Ask<object>(request, TimeSpan.FromSeconds(3));
-                if (last is T answer)
-                    return answer;
-                await Task.Delay(TimeSpan.FromMilliseconds(50)); // a client's retry pace, not a test wait
-            }
-            catch (AskTimeoutException)
-            {
-                last = "no answer in 3 s";
-            }
-        }
-        throw new TimeoutException($"{request} got no {typeof(T).Name} in {Patience}; last answer: {last}");
-    }
+    private Task<T> Call<T>(List<ActorSystem> replicas, object request) =>
+        KeyValueClient.AskPrimaryAsync<T>(() => [.. replicas.Select(node =>
+            Sys.ActorSelection(new RootActorPath(Cluster.Get(node).SelfAddress) / "user" / KeyValueFrontDoor.Name))], request, Patience);
 }

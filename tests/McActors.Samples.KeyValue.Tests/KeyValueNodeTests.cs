@@ -5,7 +5,6 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
-using Xunit.Abstractions;
 
 namespace McActors.Samples.KeyValue.Tests;
 
@@ -13,7 +12,7 @@ namespace McActors.Samples.KeyValue.Tests;
 /// The sample's node, as its Program.cs builds it (Generic Host, configuration keys, AddKeyValueNode):
 /// an arbiter and two replicas in this process become ready, and a client puts and gets through a front door.
 /// </summary>
-public sealed class KeyValueNodeTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class KeyValueNodeTests : IAsyncLifetime
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
     private readonly string _root = Path.Combine(Path.GetTempPath(), $"mcactors-kv-node-{Guid.NewGuid():N}");
@@ -78,21 +77,8 @@ public sealed class KeyValueNodeTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Fail($"not ready in {Patience}: {string.Join("; ", report.Entries.Select(e => $"{e.Key} {e.Value.Status} {e.Value.Description}"))}");
     }
 
-    /// <summary>A client: the first front door that is primary answers; the others say NotPrimary.</summary>
-    private async Task<T> Ask<T>(IReadOnlyList<ActorSelection> doors, object request)
-    {
-        var deadline = DateTime.UtcNow + Patience;
-        object? last = null;
-        for (var attempt = 0; DateTime.UtcNow < deadline; attempt++)
-        {
-            last = await doors[attempt % doors.Count].Ask<object>(request, TimeSpan.FromSeconds(5));
-            if (last is T answer)
-                return answer;
-            output.WriteLine($"{request}: {last}");
-            await Task.Delay(TimeSpan.FromMilliseconds(50)); // a client's retry pace
-        }
-        throw new TimeoutException($"{request}: no {typeof(T).Name} in {Patience}; last answer {last}");
-    }
+    private static Task<T> Ask<T>(IReadOnlyList<ActorSelection> doors, object request) =>
+        KeyValueClient.AskPrimaryAsync<T>(() => doors, request, Patience);
 
     public Task InitializeAsync() => Task.CompletedTask;
 
