@@ -1,0 +1,97 @@
+using System.Diagnostics;
+
+namespace McActors.FailureDetection;
+
+/// <summary>
+/// A monotonic clock that stands still while this process is not running: wall-clock milliseconds
+/// minus the time the process was starved (SIGSTOP, a stalled VM, a 2-core box at load 40). A
+/// dedicated thread sleeps <see cref="Tick"/> at a time; whenever it wakes more than
+/// <see cref="IgnoreBelow"/> late, the lateness is time the whole process did not run, and is taken
+/// out. While a gap is still in progress (the ticker has not woken yet, but another thread has),
+/// the clock reads as frozen at the gap's start, so the reading never depends on which thread wakes
+/// first. A failure detector on this clock judges a peer's silence only by time this node could
+/// have heard it (<see cref="StarvationAwareFailureDetector"/>).
+/// </summary>
+public sealed class ProcessRunningClock
+{
+    private static readonly object SharedLock = new();
+    private static ProcessRunningClock? _shared;
+
+    private readonly Func<long> _nowTicks;
+    private readonly long _tickTicks;
+    private readonly long _ignoreTicks;
+    // Updated together by the ticker, read together by any thread.
+    private volatile Reading _last;
+
+    /// <param name="nowTicks">The wall clock in Stopwatch ticks (a test passes its own).</param>
+    public ProcessRunningClock(TimeSpan tick, TimeSpan ignoreBelow, Func<long>? nowTicks = null)
+    {
+        if (tick <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(tick), tick, "the ticker's period must be positive");
+        if (ignoreBelow < TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(ignoreBelow), ignoreBelow, "the ignored lateness cannot be negative");
+        Tick = tick;
+        IgnoreBelow = ignoreBelow;
+        _nowTicks = nowTicks ?? Stopwatch.GetTimestamp;
+        _tickTicks = ToTicks(tick);
+        _ignoreTicks = ToTicks(ignoreBelow);
+        _last = new Reading(_nowTicks(), 0);
+    }
+
+    public TimeSpan Tick { get; }
+
+    /// <summary>Lateness of the ticker up to this much is ordinary scheduling noise, not starvation.</summary>
+    public TimeSpan IgnoreBelow { get; }
+
+    /// <summary>How long this process was starved in all, so far (as of the last tick).</summary>
+    public TimeSpan Starved => Stopwatch.GetElapsedTime(0, _last.StarvedTicks);
+
+    /// <summary>
+    /// The process-wide clock, started on first use with the first caller's settings (one process
+    /// starves as a whole, so every actor system in it shares the one ticker).
+    /// </summary>
+    public static ProcessRunningClock Shared(TimeSpan tick, TimeSpan ignoreBelow)
+    {
+        lock (SharedLock)
+        {
+            if (_shared is null)
+            {
+                _shared = new ProcessRunningClock(tick, ignoreBelow);
+                new Thread(_shared.Run) { IsBackground = true, Name = "mcactors-running-clock" }.Start();
+            }
+            return _shared;
+        }
+    }
+
+    /// <summary>Milliseconds of running time (an arbitrary origin), never decreasing.</summary>
+    public long Milliseconds()
+    {
+        var last = _last;
+        var now = _nowTicks();
+        // A gap in progress counts as starvation already: frozen where the ticker will put it.
+        var running = Math.Min(now, last.AtTicks + _tickTicks + _ignoreTicks) - last.StarvedTicks;
+        return running * 1000 / Stopwatch.Frequency;
+    }
+
+    /// <summary>One wake-up of the ticker (public for tests, which drive the clock by hand).</summary>
+    public void OnTick()
+    {
+        var last = _last;
+        var now = _nowTicks();
+        var late = now - last.AtTicks - _tickTicks - _ignoreTicks;
+        _last = new Reading(now, last.StarvedTicks + Math.Max(0, late));
+    }
+
+    private void Run()
+    {
+        while (true)
+        {
+            Thread.Sleep(Tick); // the measuring device: how late this wakes is how long the process did not run
+            OnTick();
+        }
+    }
+
+    private static long ToTicks(TimeSpan span) => (long)(span.TotalSeconds * Stopwatch.Frequency);
+
+    private sealed record Reading(long AtTicks, long StarvedTicks);
+}

@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Remote;
+using McActors.Configuration;
+using McActors.FailureDetection;
+
+namespace McActors.Tests.FailureDetection;
+
+public sealed class StarvationAwareFailureDetectorTests
+{
+    // The shipped hocon over Akka.Cluster's defaults for the two keys it leaves to them.
+    private static readonly Config Shipped = HoconFiles.Load().GetConfig("akka.cluster.failure-detector")
+        .WithFallback(ConfigurationFactory.ParseString("max-sample-size = 1000, min-std-deviation = 100 ms"));
+
+    /// <summary>A wall clock the test moves by hand, in Stopwatch ticks.</summary>
+    private sealed class ManualTime
+    {
+        public long Ticks { get; private set; } = Stopwatch.Frequency * 1000;
+        public long Ms => Ticks * 1000 / Stopwatch.Frequency;
+        public void Advance(double ms) => Ticks += (long)(ms * Stopwatch.Frequency / 1000);
+    }
+
+    private static (ManualTime Time, ProcessRunningClock Clock) NewClock()
+    {
+        var time = new ManualTime();
+        return (time, new ProcessRunningClock(TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(20), () => time.Ticks));
+    }
+
+    /// <summary>The process runs for <paramref name="ms"/>: the ticker wakes every 10 ms, a heartbeat arrives every 200 ms.</summary>
+    private static void Run(ManualTime time, ProcessRunningClock clock, double ms, params FailureDetector[] heartbeatsTo)
+    {
+        for (var t = 10; t <= ms; t += 10)
+        {
+            time.Advance(10);
+            clock.OnTick();
+            if (t % 200 == 0)
+                foreach (var detector in heartbeatsTo)
+                    detector.HeartBeat();
+        }
+    }
+
+    [Fact]
+    public void The_running_clock_advances_with_the_wall_clock_while_the_process_runs()
+    {
+        var (time, clock) = NewClock();
+        var start = clock.Milliseconds();
+        Run(time, clock, 500);
+        Assert.Equal(500, clock.Milliseconds() - start);
+        Assert.Equal(TimeSpan.Zero, clock.Starved);
+    }
+
+    [Fact]
+    public void The_running_clock_stands_still_through_a_stall_whichever_thread_wakes_first()
+    {
+        var (time, clock) = NewClock();
+        Run(time, clock, 100);
+        var before = clock.Milliseconds();
+        time.Advance(1000); // SIGSTOP for a second: no tick
+        var readBeforeTheTicker = clock.Milliseconds(); // another thread woke first
+        clock.OnTick();
+        var readAfterTheTicker = clock.Milliseconds();
+        // Frozen 30 ms after the last tick (one tick plus the ignored lateness), read either way.
+        Assert.Equal(before + 30, readBeforeTheTicker);
+        Assert.Equal(readBeforeTheTicker, readAfterTheTicker);
+        Assert.Equal(970, clock.Starved.TotalMilliseconds, precision: 0);
+        time.Advance(10);
+        clock.OnTick();
+        Assert.Equal(readAfterTheTicker + 10, clock.Milliseconds());
+    }
+
+    [Fact]
+    public void Ordinary_scheduling_noise_is_not_counted_as_a_stall()
+    {
+        var (time, clock) = NewClock();
+        var start = clock.Milliseconds();
+        for (var i = 0; i < 10; i++)
+        {
+            time.Advance(25); // 15 ms late each time: under the 20 ms ignored
+            clock.OnTick();
+        }
+        Assert.Equal(250, clock.Milliseconds() - start);
+        Assert.Equal(TimeSpan.Zero, clock.Starved);
+    }
+
+    [Fact]
+    public void A_node_waking_from_its_own_stall_does_not_find_its_peers_unreachable_while_the_plain_detector_does()
+    {
+        var (time, clock) = NewClock();
+        var aware = new StarvationAwareFailureDetector(Shipped, clock);
+        // The detector Akka ships, on the wall clock, with the same settings: what the fix replaces.
+        var plain = new PhiAccrualFailureDetector(Shipped.GetDouble("threshold"), Shipped.GetInt("max-sample-size"),
+            Shipped.GetTimeSpan("min-std-deviation"), Shipped.GetTimeSpan("acceptable-heartbeat-pause"), Shipped.GetTimeSpan("heartbeat-interval"),
+            () => time.Ms);
+        aware.HeartBeat();
+        plain.HeartBeat();
+        Run(time, clock, 4000, aware, plain);
+        Assert.True(aware.IsAvailable && plain.IsAvailable);
+
+        time.Advance(1500); // this process stalls 1.5 s; the peer's heartbeats wait in the socket
+        Assert.False(plain.IsAvailable); // the reaper wakes before the backlog is read: the plain detector accuses
+        Assert.True(aware.IsAvailable);
+        clock.OnTick();
+        Assert.True(aware.IsAvailable);
+    }
+
+    [Fact]
+    public void A_peer_that_stays_silent_while_this_node_runs_is_still_found_unreachable_even_across_a_stall()
+    {
+        var (time, clock) = NewClock();
+        var aware = new StarvationAwareFailureDetector(Shipped, clock);
+        aware.HeartBeat();
+        Run(time, clock, 4000, aware);
+        time.Advance(1500); // a stall of this node...
+        clock.OnTick();
+        Run(time, clock, 1500); // ...then 1.5 s of running with no heartbeat: the peer is gone
+        Assert.False(aware.IsAvailable);
+    }
+
+    [Fact]
+    public void The_shipped_cluster_configuration_loads_this_detector()
+    {
+        // A cluster node's actor system (not joined), with Akka.Cluster's defaults under the shipped files.
+        var node = ConfigurationFactory.ParseString("akka.loglevel = OFF, akka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }");
+        using var system = ActorSystem.Create("fd", node.WithFallback(HoconFiles.Load()));
+        var section = system.Settings.Config.GetConfig("akka.cluster.failure-detector");
+        var detector = FailureDetectorLoader.Load(section.GetString("implementation-class"), section, system);
+        Assert.IsType<StarvationAwareFailureDetector>(detector);
+    }
+}
