@@ -3,14 +3,15 @@ using System.Diagnostics;
 namespace McActors.FailureDetection;
 
 /// <summary>
-/// A monotonic clock that stands still while this process is not running: wall-clock milliseconds
-/// minus the time the process was starved (SIGSTOP, a stalled VM, a 2-core box at load 40). A
-/// dedicated thread sleeps <see cref="Tick"/> at a time; whenever it wakes more than
-/// <see cref="IgnoreBelow"/> late, the lateness is time the whole process did not run, and is taken
-/// out. While a gap is still in progress (the ticker has not woken yet, but another thread has),
-/// the clock reads as frozen at the gap's start, so the reading never depends on which thread wakes
-/// first. A failure detector on this clock judges a peer's silence only by time this node could
-/// have heard it (<see cref="StarvationAwareFailureDetector"/>).
+/// A monotonic clock that stands still while this process cannot run its actors: wall-clock
+/// milliseconds minus the time the process was stalled (SIGSTOP, a stalled VM) or its thread pool
+/// starved (a 2-core box at load 40, a burst of start-up JIT). A timer callback on the .NET thread
+/// pool, where Akka's dispatchers run the heartbeats too, re-arms itself every <see cref="Tick"/>;
+/// whenever it runs more than <see cref="IgnoreBelow"/> late, the lateness is time in which this
+/// node could not have handled a heartbeat, and is taken out. While a gap is still in progress (the
+/// ticker has not run yet, but another thread has), the clock reads as frozen at the gap's start, so
+/// the reading never depends on which thread runs first. A failure detector on this clock judges a
+/// peer's silence only by time this node could have heard it (<see cref="StarvationAwareFailureDetector"/>).
 /// </summary>
 public sealed class ProcessRunningClock
 {
@@ -22,6 +23,7 @@ public sealed class ProcessRunningClock
     private readonly long _ignoreTicks;
     // Updated together by the ticker, read together by any thread.
     private volatile Reading _last;
+    private Timer? _timer;
 
     /// <param name="nowTicks">The wall clock in Stopwatch ticks (a test passes its own).</param>
     public ProcessRunningClock(TimeSpan tick, TimeSpan ignoreBelow, Func<long>? nowTicks = null)
@@ -57,7 +59,7 @@ public sealed class ProcessRunningClock
             if (_shared is null)
             {
                 _shared = new ProcessRunningClock(tick, ignoreBelow);
-                new Thread(_shared.Run) { IsBackground = true, Name = "mcactors-running-clock" }.Start();
+                _shared.Start();
             }
             return _shared;
         }
@@ -82,13 +84,15 @@ public sealed class ProcessRunningClock
         _last = new Reading(now, last.StarvedTicks + Math.Max(0, late));
     }
 
-    private void Run()
+    private void Start()
     {
-        while (true)
+        // One-shot, re-armed after each run: a late callback is the measurement, never a queue of them.
+        _timer = new Timer(_ =>
         {
-            Thread.Sleep(Tick); // the measuring device: how late this wakes is how long the process did not run
             OnTick();
-        }
+            _timer!.Change(Tick, Timeout.InfiniteTimeSpan);
+        });
+        _timer.Change(Tick, Timeout.InfiniteTimeSpan);
     }
 
     private static long ToTicks(TimeSpan span) => (long)(span.TotalSeconds * Stopwatch.Frequency);

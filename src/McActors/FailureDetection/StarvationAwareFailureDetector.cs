@@ -6,7 +6,7 @@ namespace McActors.FailureDetection;
 
 /// <summary>
 /// Akka's phi-accrual failure detector, measuring time on the <see cref="ProcessRunningClock"/>:
-/// a node that was itself not running (paused, or starved of CPU) does not count that time as its
+/// a node that was itself not running (paused, or its thread pool starved) does not count that time as its
 /// peers' silence. With the plain detector such a node wakes up, finds no heartbeat for the length
 /// of its own pause and marks every peer unreachable; the Split Brain Resolver then sees a node
 /// that is both observer and observed unreachable, calls the lot "indirectly connected" and downs
