@@ -120,7 +120,7 @@ public sealed class LocalClusterTests
     {
         var (rows, output) = BenchRun.Run(TimeSpan.FromMinutes(5), "bench", "replication", "--quick");
         string[] named = ["checkpoints_per_s_idle", "commit_p99_ms_idle", "commit_p99_ms_loaded", "guest_throughput_ratio",
-            "write_amp_primary", "write_amp_secondary", "dataplane_mb_s", "dataplane_vs_akka_remote_ratio", "secondary_rss_mib"];
+            "write_amp_primary", "write_amp_secondary", "dataplane_mb_s", "dataplane_vs_akka_remote_ratio", "secondary_rss_mib", "cpu_ms_per_checkpoint"];
         foreach (var name in named)
             Assert.True(rows.ContainsKey(name), $"row {name} is missing");
         Assert.True(rows["checkpoints_per_s_idle"] > 0 && rows["secondary_rss_mib"] > 0 && rows["dataplane_mb_s"] > 0, output);
