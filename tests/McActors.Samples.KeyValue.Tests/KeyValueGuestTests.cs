@@ -110,6 +110,29 @@ public sealed class KeyValueGuestTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void Verify_fails_on_a_wrong_record_that_a_later_put_of_the_same_key_hides_from_the_table()
+    {
+        var image = new byte[1 << 20];
+        foreach (var (key, value) in new[] { ("a", "1"), ("b", "2"), ("a", "3") })
+            _guest.Tell(new Put(key, value), _client.Ref);
+        foreach (var write in Enumerable.Range(0, 3).Select(_ => _disk.ExpectMsg<GuestWrite>()).ToList())
+        {
+            write.Data.CopyTo(image, write.Offset);
+            _guest.Tell(new GuestWriteCompleted(write.Tag), _disk.Ref);
+        }
+        _disk.ExpectMsg<ReleaseWhenCommitted>();
+
+        // The first record replaced by a valid one of the same sequence and key but another value (what
+        // a rollback that restored a block of another lineage would leave): "a" = "3" still wins the replay.
+        KeyValueLog.Encode(new LogRecord(1, "a", "wrong")).CopyTo(image, 0);
+        _guest.Tell(Verify.Instance, _client.Ref);
+        AnswerReads(image);
+        var verdict = _client.ExpectMsg<Verified>();
+        Assert.False(verdict.Ok, verdict.Detail);
+        Assert.Contains("a record a later put overwrote is not the one written", verdict.Detail);
+    }
+
+    [Fact]
     public void A_request_with_no_key_is_refused_and_the_store_keeps_its_table()
     {
         _guest.Tell(new Put("k", "v"), _client.Ref);

@@ -55,7 +55,8 @@ public sealed class KeyValueLogTests(ITestOutputHelper output)
         state.Apply(new LogRecord(2, "alpha", "2"), 1024);
         var blob = state.Serialize(7);
         var parsed = KeyValueState.Parse(blob);
-        Assert.Equal((1024L, 2L), (parsed.Head, parsed.Sequence));
+        Assert.Equal((1024L, 2L, KeyValueLog.Chain(KeyValueLog.Chain(0, new(1, "zeta", "1")), new(2, "alpha", "2"))),
+            (parsed.Head, parsed.Sequence, parsed.LogHash));
         Assert.Equal(state.Table, parsed.Table);
         Assert.Equal(blob, parsed.Serialize(7));
         var foreign = new OpaqueGuestState("nbd", 7, new byte[16]).Serialize();

@@ -25,9 +25,22 @@ public abstract class InProcessCluster<TSelf> : Akka.TestKit.Xunit2.TestKit
     private static readonly int[] Ports = FreePorts.Take(8);
     private static readonly string[] Seeds = [$"127.0.0.1:{Ports[0]}"];
 
-    /// <summary>What every node of these tests runs with: short epochs and a small volume keep tests quick.</summary>
+    /// <summary>
+    /// What every node of these tests runs with: short epochs and a small volume keep tests quick.
+    /// The failure detector tolerates 10 s of silence instead of hocon/cluster.conf's 600 ms: these
+    /// nodes share one process and its thread pool, and a loaded machine stalls all of them at once
+    /// (heartbeat gaps of 1.5 s at load 5 and up to 5 s at load 60 measured on a 2-core box). With
+    /// 600 ms the Split Brain Resolver then downs healthy nodes (the arbiter with the coordinator and
+    /// the test's proxy, or a replica before it registered; both sides of a split, even), and no
+    /// supervisor restarts them as one would real nodes, so the test waits for a cluster that never
+    /// forms. A crash is detected about 10 s later for it; the prepare timeout must stay above
+    /// detection plus downing (see reference.conf), so it is raised to 20 s.
+    /// </summary>
     protected static readonly string[] TestOverrides =
-        ["mcactors.checkpoint.epoch-interval = 50ms", "mcactors.volume.size = 32MiB", "akka.loglevel = INFO"];
+    [
+        "mcactors.checkpoint.epoch-interval = 50ms", "mcactors.volume.size = 32MiB", "akka.loglevel = INFO",
+        "akka.cluster.failure-detector.acceptable-heartbeat-pause = 10s", "mcactors.checkpoint.prepare-timeout = 20s",
+    ];
 
     /// <summary>
     /// Config that makes <see cref="ActorSystem.Terminate"/> a crash: no coordinated shutdown, so no

@@ -13,7 +13,8 @@ namespace McActors.Samples.KeyValue;
 /// table takes it; the reply waits for the commit of the checkpoint holding it (a failover rolls
 /// back everything after the last commit, so an earlier "done" could be a lie).</item>
 /// <item>Get → the table's value, at once if the key's last put is committed, else after that commit.</item>
-/// <item>Verify → reads the log back [0, head) and replays it against the table.</item>
+/// <item>Verify → reads the log back [0, head), replays it against the table and checks its running
+/// hash against the state's, so that every record is checked, not only each key's last.</item>
 /// </list>
 /// It reaches clients through the node's <see cref="KeyValueFrontDoor"/> (<c>/user/kv-store</c>), which
 /// it joins at its first resume (after any restore: no request can be waiting in the old lineage's log space).
@@ -210,7 +211,7 @@ public sealed class KeyValueGuestActor : GuestActorBase
         var reads = new Dictionary<long, long>();
         for (long offset = 0; offset < end; offset += chunk)
             reads[Read(offset, (int)Math.Min(chunk, end - offset))] = offset;
-        _verification = new Verification(Sender, _state.Head, _state.Sequence, new(_state.Table, StringComparer.Ordinal), reads, new byte[end]);
+        _verification = new Verification(Sender, _state.Head, _state.Sequence, _state.LogHash, new(_state.Table, StringComparer.Ordinal), reads, new byte[end]);
         if (reads.Count == 0)
             _verification = _verification.Received(-1, []);
     }
@@ -220,7 +221,7 @@ public sealed class KeyValueGuestActor : GuestActorBase
 
     private sealed record Pending(LogRecord Record, long End, IActorRef Client, long? Epoch);
 
-    private sealed record Verification(IActorRef Client, long Head, long Sequence, SortedDictionary<string, string> Table,
+    private sealed record Verification(IActorRef Client, long Head, long Sequence, ulong LogHash, SortedDictionary<string, string> Table,
         Dictionary<long, long> Reads, byte[] Log)
     {
         /// <summary>Takes one read's bytes; once all are in, answers the client and returns null.</summary>
@@ -249,16 +250,23 @@ public sealed class KeyValueGuestActor : GuestActorBase
             if (end != Head || records.Count != Sequence)
                 return new Verified(false, records.Count, Table.Count, $"the log holds {records.Count} records up to {end}; the table says {Sequence} up to {Head}");
             var replay = new SortedDictionary<string, string>(StringComparer.Ordinal);
+            var hash = 0UL;
             for (var i = 0; i < records.Count; i++)
             {
                 if (records[i].Sequence != i + 1)
                     return new Verified(false, records.Count, Table.Count, $"record {i} has sequence {records[i].Sequence}");
                 replay[records[i].Key] = records[i].Value;
+                hash = KeyValueLog.Chain(hash, records[i]);
             }
             var differing = replay.Keys.Union(Table.Keys).FirstOrDefault(k => replay.GetValueOrDefault(k) != Table.GetValueOrDefault(k));
-            return differing is null
-                ? new Verified(true, records.Count, Table.Count, "the log replays to the table")
-                : new Verified(false, records.Count, Table.Count, $"key '{differing}': log says '{replay.GetValueOrDefault(differing)}', table '{Table.GetValueOrDefault(differing)}'");
+            if (differing is not null)
+                return new Verified(false, records.Count, Table.Count, $"key '{differing}': log says '{replay.GetValueOrDefault(differing)}', table '{Table.GetValueOrDefault(differing)}'");
+            // The replay only sees each key's last record; the hash sees every record, so an older one
+            // that is wrong (a later put of its key hides it from the table) is caught here.
+            return hash == LogHash
+                ? new Verified(true, records.Count, Table.Count, "the log replays to the table and hashes as the table's records did")
+                : new Verified(false, records.Count, Table.Count,
+                    $"the log replays to the table but its records hash to {hash:x16}, the table's to {LogHash:x16}: a record a later put overwrote is not the one written");
         }
     }
 }

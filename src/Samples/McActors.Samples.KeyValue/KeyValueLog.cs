@@ -79,5 +79,14 @@ public static class KeyValueLog
         return (records, offset);
     }
 
+    /// <summary>
+    /// The log's running hash after <paramref name="record"/>, given the hash of every record before
+    /// it (<paramref name="previous"/>; 0 for an empty log): each record's encoding hashed with the
+    /// previous hash as the seed. Equal hashes mean the same records in the same order, so a record
+    /// that a later put of its key shadows in the table is still checked.
+    /// </summary>
+    public static ulong Chain(ulong previous, LogRecord record) =>
+        XxHash3.HashToUInt64(Encode(record), unchecked((long)previous));
+
     private static int Padded(int bytes) => (bytes + SectorSize - 1) / SectorSize * SectorSize;
 }

@@ -6,8 +6,9 @@ namespace McActors.Samples.KeyValue;
 
 /// <summary>
 /// The store's guest state: the table and where the log ends (<see cref="Head"/>, the offset of the
-/// next record; <see cref="Sequence"/>, the last record's number). At a checkpoint the table is
-/// exactly the replay of the log's records before <see cref="Head"/>. Serialized as an
+/// next record; <see cref="Sequence"/>, the last record's number; <see cref="LogHash"/>, the running
+/// hash of every record applied). At a checkpoint the table is exactly the replay of the log's
+/// records before <see cref="Head"/>, and those records hash to <see cref="LogHash"/>. Serialized as an
 /// <see cref="OpaqueGuestState"/> of kind "kv" (magic, epoch, checksum), entries in ordinal key
 /// order, so equal states give equal bytes.
 /// </summary>
@@ -21,12 +22,16 @@ public sealed class KeyValueState
 
     public long Sequence { get; set; }
 
+    /// <summary><see cref="KeyValueLog.Chain"/> over every record applied, in log order: what the log before <see cref="Head"/> must hash to.</summary>
+    public ulong LogHash { get; private set; }
+
     /// <summary>Applies one log record (in log order) to the table.</summary>
     public void Apply(LogRecord record, long end)
     {
         Table[record.Key] = record.Value;
         Sequence = record.Sequence;
         Head = end;
+        LogHash = KeyValueLog.Chain(LogHash, record);
     }
 
     public byte[] Serialize(long epoch)
@@ -36,6 +41,7 @@ public sealed class KeyValueState
         {
             writer.Write(Head);
             writer.Write(Sequence);
+            writer.Write(LogHash);
             writer.Write(Table.Count);
             foreach (var (key, value) in Table)
             {
@@ -58,6 +64,7 @@ public sealed class KeyValueState
             using var reader = new BinaryReader(new MemoryStream(opaque.Payload), Encoding.UTF8);
             state.Head = reader.ReadInt64();
             state.Sequence = reader.ReadInt64();
+            state.LogHash = reader.ReadUInt64();
             var count = reader.ReadInt32();
             if (state.Head < 0 || state.Head % KeyValueLog.SectorSize != 0 || count < 0)
                 throw new GuestStateCorruptException($"head {state.Head} or count {count} is impossible");
