@@ -150,9 +150,10 @@ public sealed class InProcessCoordinatorMoveTests(ITestOutputHelper output)
             GC.WaitForPendingFinalizers();
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
 
-            var after = await AwaitStatus(coordinator, s => s.Generation == 2 && s.Primary != "replica-1" && s.LastCommitted >= before.LastCommitted + 10,
-                "checkpoints after the move and failover", TimeSpan.FromSeconds(60));
-            Assert.Single(after.Secondaries);
+            // With the other survivor as secondary: on a loaded machine it may be left out of generation 2
+            // (it assumed its role too late) and come back by a resync, which is the protocol working.
+            var after = await AwaitStatus(coordinator, s => s.Generation == 2 && s.Primary != "replica-1" && s.Secondaries.Count == 1
+                && s.LastCommitted >= before.LastCommitted + 10, "checkpoints after the move and failover, with one secondary", TimeSpan.FromSeconds(90));
             Assert.Equal(1, after.Failovers);
             await StopAndVerify(coordinator, replicas.Skip(1), after.Primary!, after.Secondaries[0]);
         }
