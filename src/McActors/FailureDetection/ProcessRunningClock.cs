@@ -19,6 +19,9 @@ public sealed class ProcessRunningClock
     private static ProcessRunningClock? _shared;
 
     private readonly Func<long> _nowTicks;
+    // Readings count from construction: Stopwatch ticks count from boot, and ticks x 1000 would
+    // overflow a long after ~107 days of host uptime at Linux's 1 GHz frequency.
+    private readonly long _origin;
     private readonly long _tickTicks;
     private readonly long _ignoreTicks;
     // Updated together by the ticker, read together by any thread.
@@ -37,12 +40,17 @@ public sealed class ProcessRunningClock
         _nowTicks = nowTicks ?? Stopwatch.GetTimestamp;
         _tickTicks = ToTicks(tick);
         _ignoreTicks = ToTicks(ignoreBelow);
-        _last = new Reading(_nowTicks(), 0);
+        _origin = _nowTicks();
+        _last = new Reading(_origin, 0);
     }
 
     public TimeSpan Tick { get; }
 
-    /// <summary>Lateness of the ticker up to this much is ordinary scheduling noise, not starvation.</summary>
+    /// <summary>
+    /// Lateness of the ticker up to this much is not taken out: a steady delay shifts every heartbeat
+    /// alike and makes no silence, so forgiving it would only slow the detection of a dead peer. Only
+    /// stalls longer than about a heartbeat interval, the ones that do silence peers, are forgiven.
+    /// </summary>
     public TimeSpan IgnoreBelow { get; }
 
     /// <summary>How long this process was starved in all, so far (as of the last tick).</summary>
@@ -50,7 +58,8 @@ public sealed class ProcessRunningClock
 
     /// <summary>
     /// The process-wide clock, started on first use with the first caller's settings (one process
-    /// starves as a whole, so every actor system in it shares the one ticker).
+    /// starves as a whole, so every actor system in it shares the one ticker; a second system's
+    /// different settings are not applied).
     /// </summary>
     public static ProcessRunningClock Shared(TimeSpan tick, TimeSpan ignoreBelow)
     {
@@ -65,14 +74,18 @@ public sealed class ProcessRunningClock
         }
     }
 
-    /// <summary>Milliseconds of running time (an arbitrary origin), never decreasing.</summary>
+    /// <summary>
+    /// Milliseconds of running time since this clock was made. Never decreasing as seen by one
+    /// thread; two threads may see a few ms of disorder around a tick (a reader holding the old
+    /// reading), which the phi detector reads as no silence at all.
+    /// </summary>
     public long Milliseconds()
     {
         var last = _last;
         var now = _nowTicks();
         // A gap in progress counts as starvation already: frozen where the ticker will put it.
-        var running = Math.Min(now, last.AtTicks + _tickTicks + _ignoreTicks) - last.StarvedTicks;
-        return running * 1000 / Stopwatch.Frequency;
+        var running = Math.Min(now, last.AtTicks + _tickTicks + _ignoreTicks) - last.StarvedTicks - _origin;
+        return (long)((Int128)running * 1000 / Stopwatch.Frequency);
     }
 
     /// <summary>One wake-up of the ticker (public for tests, which drive the clock by hand).</summary>

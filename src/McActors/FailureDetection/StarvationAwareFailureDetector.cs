@@ -11,10 +11,14 @@ namespace McActors.FailureDetection;
 /// of its own pause and marks every peer unreachable; the Split Brain Resolver then sees a node
 /// that is both observer and observed unreachable, calls the lot "indirectly connected" and downs
 /// them together: one stalled node (the secondary under a long fsync, an overloaded observer) took
-/// the primary down with it (issue 12, chaos seed 8166465692045708220). A peer that is really gone
-/// stays silent in running time too and is detected as before; only this node's own stalls are
-/// forgiven. Configured in hocon/cluster.conf (akka.cluster.failure-detector.implementation-class),
-/// with its ticker's settings beside the detector's own.
+/// the primary down with it (issue 12, chaos seed 8166465692045708220). Only stalls long enough to
+/// silence a peer are forgiven (<see cref="ProcessRunningClock.IgnoreBelow"/>); a peer that is
+/// really gone stays silent in running time too. While this node stalls over and over, detection
+/// slows with it; <c>PauseDetector</c> makes such a node leave once it has lost more than
+/// <c>mcactors.node.pause-limit</c> of running time. Akka's "heartbeat interval is growing too
+/// large" warning is not logged by this detector (the base class logs it only with an EventStream,
+/// which its clock-taking constructor does not accept). Selected in hocon/cluster.conf; its clock's
+/// settings are in reference.conf under akka.cluster.failure-detector.
 /// </summary>
 public sealed class StarvationAwareFailureDetector : PhiAccrualFailureDetector
 {
@@ -35,6 +39,11 @@ public sealed class StarvationAwareFailureDetector : PhiAccrualFailureDetector
     {
         if (config.IsNullOrEmpty())
             throw ConfigurationException.NullOrEmptyConfig<StarvationAwareFailureDetector>();
-        return ProcessRunningClock.Shared(config.GetTimeSpan("starvation-tick", null), config.GetTimeSpan("starvation-ignore-below", null));
+        var tick = config.GetTimeSpan("starvation-tick", TimeSpan.Zero);
+        var ignoreBelow = config.GetTimeSpan("starvation-ignore-below", TimeSpan.MinValue);
+        if (tick <= TimeSpan.Zero || ignoreBelow < TimeSpan.Zero)
+            throw new ConfigurationException("akka.cluster.failure-detector.starvation-tick (> 0) and starvation-ignore-below (>= 0) must be set " +
+                $"for {nameof(StarvationAwareFailureDetector)} (McActors' reference.conf has them); got {tick} and {ignoreBelow}");
+        return ProcessRunningClock.Shared(tick, ignoreBelow);
     }
 }
