@@ -35,13 +35,19 @@ public static partial class Durability
     /// with SYNC_FILE_RANGE_WRITE), so that a later fsync finds most of the work done. Not a
     /// durability guarantee on its own; elsewhere a no-op.
     /// </summary>
-    public static void StartWriteback(SafeFileHandle file)
+    public static void StartWriteback(SafeFileHandle file) => StartWriteback(file, 0, 0);
+
+    /// <summary>
+    /// <see cref="StartWriteback(SafeFileHandle)"/> of the bytes [offset, offset + length) only;
+    /// a length of 0 means to the end of the file.
+    /// </summary>
+    public static void StartWriteback(SafeFileHandle file, long offset, long length)
     {
         if (!OperatingSystem.IsLinux())
             return;
         const uint syncFileRangeWrite = 2;
         // Best effort: a failure here only means the next fsync does all the work.
-        _ = SyncFileRange((int)file.DangerousGetHandle(), 0, 0, syncFileRangeWrite);
+        _ = SyncFileRange((int)file.DangerousGetHandle(), offset, length, syncFileRangeWrite);
     }
 
     [LibraryImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]

@@ -18,4 +18,35 @@ internal static class PositionalIo
         }
         return total;
     }
+
+    /// <summary>
+    /// Reads consecutive bytes into the buffers in turn (preadv), exactly their total length, or
+    /// fewer only at end of file; returns the count read. A short read continues where it stopped.
+    /// </summary>
+    public static long ReadFully(SafeFileHandle handle, IReadOnlyList<Memory<byte>> buffers, long offset)
+    {
+        long total = 0;
+        foreach (var b in buffers)
+            total += b.Length;
+        var n = RandomAccess.Read(handle, buffers, offset);
+        if (n == total || n == 0)
+            return n;
+        // Rare: finish buffer by buffer from where the scattered read stopped.
+        long done = n, position = 0;
+        foreach (var b in buffers)
+        {
+            if (position + b.Length <= done)
+            {
+                position += b.Length;
+                continue;
+            }
+            var skip = (int)(done - position);
+            var got = ReadFully(handle, b.Span[skip..], offset + done);
+            done += got;
+            position += b.Length;
+            if (skip + got < b.Length)
+                break; // end of file
+        }
+        return done;
+    }
 }

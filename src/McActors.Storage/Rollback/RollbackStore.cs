@@ -51,6 +51,7 @@ public sealed partial class RollbackStore : IDisposable
     private readonly RollbackApplier _applier;
 
     private readonly WriteAheadPipeline _writeAhead;
+    private readonly List<Memory<byte>> _scatter = [];
     private long _currentEpoch;
     private long _guestBytes, _blocksStashed, _zeroBlocksStashed;
     private readonly long _writebackBytes;
@@ -151,18 +152,21 @@ public sealed partial class RollbackStore : IDisposable
             var first = offset / _blockSize;
             var last = (offset + data.Length - 1) / _blockSize;
             var stashed = false;
-            for (var block = first; block <= last; block++)
+            if (NeedsStash(log, first, last))
             {
-                if (log is not null && log.Blocks.Contains(block))
-                    continue;
                 log ??= CreateLog(epoch);
-                // The old content must include every queued write to the block.
-                if (_writeAhead.Filling.Blocks.Contains(block))
-                    _writeAhead.Drain();
-                else if (_writeAhead.IsInFlight(block))
-                    _writeAhead.WaitInFlight();
-                Stash(log, block);
                 stashed = true;
+                WaitForQueuedWrites(log, first, last);
+                for (var block = first; block <= last; block++)
+                {
+                    if (log.Blocks.Contains(block))
+                        continue;
+                    var end = block + 1;
+                    while (end <= last && !log.Blocks.Contains(end))
+                        end++;
+                    StashRun(log, block, (int)(end - block));
+                    block = end - 1;
+                }
             }
             if (stashed || IsQueued(first, last))
                 Enqueue(offset, data, first, last);
@@ -239,22 +243,85 @@ public sealed partial class RollbackStore : IDisposable
         return log;
     }
 
-    private void Stash(RollbackLog log, long block)
+    private static bool NeedsStash(RollbackLog? log, long first, long last)
+    {
+        if (log is null)
+            return true;
+        for (var block = first; block <= last; block++)
+            if (!log.Blocks.Contains(block))
+                return true;
+        return false;
+    }
+
+    /// <summary>
+    /// The old content must include every queued write to the blocks about to be stashed: drains
+    /// the filling batch if one of its writes touches them, else waits for the batch in flight if one of its writes does.
+    /// </summary>
+    private void WaitForQueuedWrites(RollbackLog log, long first, long last)
+    {
+        if (!_writeAhead.HasQueued)
+            return;
+        var inFlight = false;
+        for (var block = first; block <= last; block++)
+        {
+            if (log.Blocks.Contains(block))
+                continue;
+            if (_writeAhead.Filling.Blocks.Contains(block))
+            {
+                _writeAhead.Drain();
+                return;
+            }
+            inFlight |= _writeAhead.IsInFlight(block);
+        }
+        if (inFlight)
+            _writeAhead.WaitInFlight();
+    }
+
+    /// <summary>
+    /// Stashes <paramref name="count"/> consecutive blocks from <paramref name="firstBlock"/> on:
+    /// one scattered read (preadv) puts their old content straight into the record slots of the
+    /// batch, then each record is sealed; a zero block's record drops its data, and the records
+    /// after it move down.
+    /// </summary>
+    private void StashRun(RollbackLog log, long firstBlock, int count)
     {
         var fullSize = RollbackLogFormat.RecordSize(_blockSize, zero: false);
-        if (!_writeAhead.Filling.HasRoomForRecord(fullSize))
-            _writeAhead.Submit();
-        var record = _writeAhead.Filling.ReserveRecord(log, fullSize);
-        var oldContent = record[RollbackLogFormat.RecordHeaderSize..];
-        _image.Read(block * _blockSize, oldContent);
-        // A block that was all zeroes (a hole, on a fresh volume) needs no data in the log.
-        var zero = !oldContent.ContainsAnyExcept((byte)0);
-        RollbackLogFormat.SealRecord(record, block, zero, _blockSize, log.Seed);
-        _writeAhead.Filling.RecordWritten(RollbackLogFormat.RecordSize(_blockSize, zero));
-        log.NoteRecord(block);
-        _blocksStashed++;
-        if (zero)
-            _zeroBlocksStashed++;
+        while (count > 0)
+        {
+            var room = _writeAhead.Filling.RoomForRecords(fullSize);
+            if (room == 0)
+            {
+                _writeAhead.Submit();
+                continue;
+            }
+            var n = Math.Min(room, count);
+            var slots = _writeAhead.Filling.ReserveRecords(log, n * fullSize);
+            _scatter.Clear();
+            for (var i = 0; i < n; i++)
+                _scatter.Add(slots.Slice(i * fullSize + RollbackLogFormat.RecordHeaderSize, _blockSize));
+            _image.Read(firstBlock * _blockSize, _scatter);
+            var records = slots.Span;
+            var used = 0;
+            for (var i = 0; i < n; i++)
+            {
+                var block = firstBlock + i;
+                var slot = i * fullSize;
+                // A block that was all zeroes (a hole, on a fresh volume) needs no data in the log.
+                var zero = !records.Slice(slot + RollbackLogFormat.RecordHeaderSize, _blockSize).ContainsAnyExcept((byte)0);
+                if (!zero && used != slot)
+                    records.Slice(slot + RollbackLogFormat.RecordHeaderSize, _blockSize).CopyTo(records[(used + RollbackLogFormat.RecordHeaderSize)..]);
+                var size = RollbackLogFormat.RecordSize(_blockSize, zero);
+                RollbackLogFormat.SealRecord(records.Slice(used, size), block, zero, _blockSize, log.Seed);
+                used += size;
+                log.NoteRecord(block);
+                _blocksStashed++;
+                if (zero)
+                    _zeroBlocksStashed++;
+            }
+            _writeAhead.Filling.RecordWritten(used);
+            firstBlock += n;
+            count -= n;
+        }
     }
 
     /// <summary>

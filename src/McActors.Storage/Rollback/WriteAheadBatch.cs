@@ -6,8 +6,10 @@ namespace McActors.Storage.Rollback;
 
 /// <summary>
 /// One write-ahead batch: undo records (as runs per log) and the image writes they protect, in
-/// arrival order. <see cref="Apply"/> appends the records, syncs each log once, then issues the
-/// image writes: the write-ahead rule for the whole batch at the cost of one fsync per log.
+/// arrival order. <see cref="AppendAndSync"/> appends the records and syncs each log once; only
+/// after it returned does <see cref="WriteImage"/> issue the image writes: the write-ahead rule for
+/// the whole batch at the cost of one fsync per log. The two run on different threads (see
+/// <see cref="WriteAheadPipeline"/>), one after the other.
 /// </summary>
 internal sealed class WriteAheadBatch(int capacity, int maxRecordSize)
 {
@@ -25,14 +27,15 @@ internal sealed class WriteAheadBatch(int capacity, int maxRecordSize)
 
     public long BufferBytes => _records.Length + _data.Length;
 
-    public bool HasRoomForRecord(int size) => _recordBytes + size <= _records.Length;
+    /// <summary>How many records of <paramref name="size"/> bytes still fit.</summary>
+    public int RoomForRecords(int size) => (_records.Length - _recordBytes) / size;
 
-    /// <summary>Space for one full record of <paramref name="log"/>; <see cref="RecordWritten"/> then says how much was used.</summary>
-    public Span<byte> ReserveRecord(RollbackLog log, int size)
+    /// <summary>Space for records of <paramref name="log"/>, <paramref name="size"/> bytes in all; <see cref="RecordWritten"/> then says how much was used.</summary>
+    public Memory<byte> ReserveRecords(RollbackLog log, int size)
     {
         if (_runs.Count == 0 || _runs[^1].Log != log)
             _runs.Add((log, _recordBytes, _recordBytes));
-        return _records.AsSpan(_recordBytes, size);
+        return _records.AsMemory(_recordBytes, size);
     }
 
     public void RecordWritten(int size)
@@ -54,36 +57,40 @@ internal sealed class WriteAheadBatch(int capacity, int maxRecordSize)
         return true;
     }
 
-    /// <summary>Records to their logs, one fsync per log, then the image writes. Returns (log bytes, syncs).</summary>
-    public (long LogBytes, int Syncs) Apply(VolumeImage image, Action<RollbackStore.CrashPoint>? crashHook, IStorageFaults? faults = null)
+    /// <summary>Records to their logs, then one fsync per log. Returns (log bytes, syncs).</summary>
+    public (long LogBytes, int Syncs) AppendAndSync(Action<RollbackStore.CrashPoint>? crashHook, IStorageFaults? faults = null)
     {
         long logBytes = 0;
         var syncs = 0;
-        if (_runs.Count > 0)
+        if (_runs.Count == 0)
+            return (0, 0);
+        foreach (var (log, start, end) in _runs)
         {
-            foreach (var (log, start, end) in _runs)
-            {
-                faults?.BeforeWrite(log.Path, log.Length, end - start);
-                log.Append(_records.AsSpan(start, end - start));
-                logBytes += end - start;
-            }
-            crashHook?.Invoke(RollbackStore.CrashPoint.RecordsAppended);
-            foreach (var (log, _, _) in _runs)
-            {
-                if (log.DurableLength == log.Length)
-                    continue;
-                faults?.BeforeSync(log.Path);
-                log.Sync();
-                syncs++;
-            }
-            crashHook?.Invoke(RollbackStore.CrashPoint.LogsSynced);
+            faults?.BeforeWrite(log.Path, log.Length, end - start);
+            log.Append(_records.AsSpan(start, end - start));
+            logBytes += end - start;
         }
+        crashHook?.Invoke(RollbackStore.CrashPoint.RecordsAppended);
+        foreach (var (log, _, _) in _runs)
+        {
+            if (log.DurableLength == log.Length)
+                continue;
+            faults?.BeforeSync(log.Path);
+            log.Sync();
+            syncs++;
+        }
+        crashHook?.Invoke(RollbackStore.CrashPoint.LogsSynced);
+        return (logBytes, syncs);
+    }
+
+    /// <summary>The queued image writes, in arrival order. Only after <see cref="AppendAndSync"/> returned.</summary>
+    public void WriteImage(VolumeImage image, Action<RollbackStore.CrashPoint>? crashHook)
+    {
         foreach (var (offset, start, length) in _writes)
         {
             image.Write(offset, _data.AsSpan(start, length));
             crashHook?.Invoke(RollbackStore.CrashPoint.ImageWriteIssued);
         }
-        return (logBytes, syncs);
     }
 
     public void Reset()

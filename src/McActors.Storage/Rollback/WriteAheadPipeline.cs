@@ -5,10 +5,13 @@ using McActors.Storage.Volume;
 namespace McActors.Storage.Rollback;
 
 /// <summary>
-/// Two write-ahead batches: the caller fills one while a dedicated thread applies the other
-/// (fsync of the logs, then the image writes), so the stash work of batch k+1 overlaps the fsync
-/// of batch k. Batches are applied strictly in order and at most one is in flight. A failure on
-/// the worker is rethrown to the caller at its next wait.
+/// Two write-ahead batches: the caller fills one while a dedicated thread appends and fsyncs the
+/// records of the other, so the stash work of batch k+1 overlaps the fsync of batch k. The image
+/// writes of batch k are issued by the caller when it takes the batch back (<see cref="WaitInFlight"/>),
+/// after the worker's fsync returned and while the worker syncs batch k+1: the fsync is the only
+/// step on the worker, and nothing waits behind it that could go on meanwhile. Batches are applied
+/// strictly in order and at most one is in flight. A failure on the worker is rethrown to the
+/// caller at its next wait, and then no image write of that batch is issued.
 /// </summary>
 internal sealed class WriteAheadPipeline : IDisposable
 {
@@ -69,13 +72,14 @@ internal sealed class WriteAheadPipeline : IDisposable
         WaitInFlight();
     }
 
-    /// <summary>Waits for the batch in flight, if any, and rethrows its failure.</summary>
+    /// <summary>Waits for the records of the batch in flight, if any, to be durable, rethrows the worker's failure, then issues the batch's image writes.</summary>
     public void WaitInFlight()
     {
         if (_inFlight is null)
             return;
         _idle.Wait();
         _error?.Throw();
+        _inFlight.WriteImage(_image, CrashHook);
         _inFlight.Reset();
         _spare = _inFlight;
         _inFlight = null;
@@ -90,7 +94,7 @@ internal sealed class WriteAheadPipeline : IDisposable
                 return;
             try
             {
-                var (bytes, syncs) = _inFlight!.Apply(_image, CrashHook, Faults);
+                var (bytes, syncs) = _inFlight!.AppendAndSync(CrashHook, Faults);
                 Interlocked.Add(ref _logBytes, bytes);
                 Interlocked.Add(ref _logSyncs, syncs);
             }

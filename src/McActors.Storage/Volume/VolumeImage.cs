@@ -83,6 +83,18 @@ public sealed class VolumeImage : IDisposable
             throw new IOException($"short read from {Path}: {n} of {buffer.Length} B at offset {offset}");
     }
 
+    /// <summary>One scattered read (preadv) of consecutive buffers starting at offset.</summary>
+    public void Read(long offset, IReadOnlyList<Memory<byte>> buffers)
+    {
+        long length = 0;
+        foreach (var b in buffers)
+            length += b.Length;
+        CheckRange(offset, length, SizeBytes);
+        var n = PositionalIo.ReadFully(_handle, buffers, offset);
+        if (n != length)
+            throw new IOException($"short read from {Path}: {n} of {length} B at offset {offset}");
+    }
+
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
         CheckRange(offset, data.Length, SizeBytes);
@@ -105,6 +117,9 @@ public sealed class VolumeImage : IDisposable
 
     /// <summary>Starts writing dirty pages back in the background, so that the next <see cref="Flush"/> has less to wait for.</summary>
     public void StartWriteback() => Durability.StartWriteback(_handle);
+
+    /// <summary>Starts writing the dirty pages of one range back in the background (see <see cref="StartWriteback()"/>).</summary>
+    public void StartWriteback(long offset, long length) => Durability.StartWriteback(_handle, offset, length);
 
     /// <summary>
     /// Makes every write so far durable (fsync). Safe beside writes on other threads. A failure is
