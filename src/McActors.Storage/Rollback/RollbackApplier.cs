@@ -54,7 +54,7 @@ internal sealed class RollbackApplier(VolumeImage image, int blockSize)
             high = Math.Max(high, start + (j - i));
             i = j;
         }
-        if (high > low && Environment.GetEnvironmentVariable("MCACTORS_RB_NOWB") is null) // TEMP-PROFILE
+        if (high > low)
             image.StartWriteback(low * blockSize, (high - low) * blockSize);
     }
 

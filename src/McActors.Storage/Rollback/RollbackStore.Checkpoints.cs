@@ -70,11 +70,9 @@ public sealed partial class RollbackStore
         Guard(() =>
         {
             FlushWriteAhead();
-            var tp0 = started.Elapsed.TotalMilliseconds; // TEMP-PROFILE
             var undo = _logs.Values.Where(l => l.Epoch > checkpoint).OrderByDescending(l => l.Epoch).ToList();
             foreach (var log in undo)
                 LogScans.TornBytes(log, log.Scan(null)); // damage anywhere: throw before writing anything
-            var tp1 = started.Elapsed.TotalMilliseconds; // TEMP-PROFILE
             long blocks = 0;
             for (var i = 0; i < undo.Count; i++)
             {
@@ -82,16 +80,13 @@ public sealed partial class RollbackStore
                 blocks += _applier.Apply(undo[i], [.. undo.Skip(i + 1).Select(l => l.Blocks)]);
                 CrashHook?.Invoke(CrashPoint.LogApplied);
             }
-            var tp2 = started.Elapsed.TotalMilliseconds; // TEMP-PROFILE
             _image.Flush();
-            var tp3 = started.Elapsed.TotalMilliseconds; // TEMP-PROFILE
             // The image is at the checkpoint. A new lineage makes the applied logs stale at once
             // (Recover drops them), so a crash can never re-apply them over later epochs' writes.
             _state.Write(_state.State with { Prepared = checkpoint, Lineage = _state.State.Lineage + 1, RollbackPoint = checkpoint });
             _state.Sync();
             _currentEpoch = checkpoint;
             CrashHook?.Invoke(CrashPoint.StateAdvanced);
-            var tp4 = started.Elapsed.TotalMilliseconds; // TEMP-PROFILE
             foreach (var log in undo)
             {
                 log.Dispose();
@@ -100,8 +95,6 @@ public sealed partial class RollbackStore
             foreach (var path in StoreDirectory.RetireLogs(_logDirectory, undo.Select(l => l.Path)))
                 _deleter.Enqueue(path);
             result = new RollbackResult(checkpoint, undo.Count, blocks, blocks * _blockSize, started.Elapsed);
-            if (Environment.GetEnvironmentVariable("MCACTORS_RB_PROFILE") is not null) // TEMP-PROFILE
-                Console.Error.WriteLine($"rb-profile drain {tp0:F1} verify {tp1 - tp0:F1} apply {tp2 - tp1:F1} fsync {tp3 - tp2:F1} state {tp4 - tp3:F1} retire {started.Elapsed.TotalMilliseconds - tp4:F1}"); // TEMP-PROFILE
         });
         return result!;
     }
