@@ -12,7 +12,7 @@ namespace McActors.Storage.Rollback;
 /// </summary>
 internal sealed class RollbackApplier(VolumeImage image, int blockSize)
 {
-    /// <summary>IOV_MAX is 1024 on Linux; a scan chunk holds far fewer blocks than that anyway.</summary>
+    /// <summary>IOV_MAX on Linux: one pwritev takes no more buffers (a chunk of zero records can name more blocks).</summary>
     private const int MaxRun = 1024;
 
     private readonly byte[] _zeroBlock = new byte[blockSize];

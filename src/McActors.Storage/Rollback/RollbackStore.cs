@@ -16,8 +16,9 @@ namespace McActors.Storage.Rollback;
 /// Write-ahead rule: an undo record is durable before the image write it protects is issued.
 /// Writes that need a stash are queued with their records; up to
 /// <see cref="RollbackStoreOptions.WriteAheadBatchBytes"/> of them share one fsync of the logs, after
-/// which the queued image writes go out in order. A full batch is applied by a write-ahead thread
-/// while the caller fills the next, so stashing overlaps the fsync. Writes to blocks already stashed
+/// which the queued image writes go out in order. A full batch's records are appended and fsynced
+/// by a write-ahead thread while the caller fills the next, so stashing overlaps the fsync; the
+/// caller issues the batch's image writes when it takes the batch back, after that fsync. Writes to blocks already stashed
 /// in their epoch (and not queued) go straight to the image. Memory is two batches (records +
 /// writes each) plus one bit per stashed block, never a function of the volume size.
 /// </para>

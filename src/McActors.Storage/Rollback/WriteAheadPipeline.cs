@@ -109,7 +109,7 @@ internal sealed class WriteAheadPipeline : IDisposable
         }
     }
 
-    /// <summary>Stops the worker after the batch in flight (if any) is done; nothing queued is applied.</summary>
+    /// <summary>Stops the worker after the batch in flight (if any) is synced; its image writes and nothing queued are applied.</summary>
     public void Dispose()
     {
         _idle.Wait();
