@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using McActors.Storage.RollbackLogs;
 using McActors.Storage.Volume;
 
@@ -30,6 +31,7 @@ internal sealed class RollbackApplier(VolumeImage image, int blockSize)
     }
 
     /// <summary>Writes the records of one scan chunk back into the image, a run of consecutive blocks per pwritev.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see RollbackLog.Scan
     private void ApplyChunk(ReadOnlyMemory<byte> chunk, IReadOnlyList<LogRecordRef> records)
     {
         long low = long.MaxValue, high = long.MinValue;
@@ -58,6 +60,7 @@ internal sealed class RollbackApplier(VolumeImage image, int blockSize)
             image.StartWriteback(low * blockSize, (high - low) * blockSize);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see RollbackLog.Scan
     private bool IsOverridden(long block)
     {
         foreach (var set in _older)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
 using System.IO.Hashing;
 
@@ -134,6 +135,7 @@ internal static class RollbackLogFormat
     /// Reads the record at the start of <paramref name="bytes"/>. Returns its size, 0 if the bytes end
     /// before the record does (torn), or -1 if it is not a valid record (bad magic, flags or checksum).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see RollbackLog.Scan
     public static int TryReadRecord(ReadOnlySpan<byte> bytes, int blockSize, ulong seed, long blockCount,
         out long blockIndex, out bool zero)
     {
