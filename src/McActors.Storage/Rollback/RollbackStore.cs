@@ -284,6 +284,9 @@ public sealed partial class RollbackStore : IDisposable
     /// batch, then each record is sealed; a zero block's record drops its data, and the records
     /// after it move down.
     /// </summary>
+    // preadv takes at most IOV_MAX (1024 on Linux) buffers; .NET returns a short read beyond it.
+    private const int MaxScatter = 1024;
+
     private void StashRun(RollbackLog log, long firstBlock, int count)
     {
         var fullSize = RollbackLogFormat.RecordSize(_blockSize, zero: false);
@@ -295,7 +298,7 @@ public sealed partial class RollbackStore : IDisposable
                 _writeAhead.Submit();
                 continue;
             }
-            var n = Math.Min(room, count);
+            var n = Math.Min(Math.Min(room, count), MaxScatter);
             var slots = _writeAhead.Filling.ReserveRecords(log, n * fullSize);
             _scatter.Clear();
             for (var i = 0; i < n; i++)

@@ -7,9 +7,9 @@ namespace McActors.Storage.Rollback;
 /// <summary>
 /// Two write-ahead batches: the caller fills one while a dedicated thread appends and fsyncs the
 /// records of the other, so the stash work of batch k+1 overlaps the fsync of batch k. The image
-/// writes of batch k are issued by the caller when it takes the batch back (<see cref="WaitInFlight"/>),
-/// after the worker's fsync returned and while the worker syncs batch k+1: the fsync is the only
-/// step on the worker, and nothing waits behind it that could go on meanwhile. Batches are applied
+/// writes of batch k are issued by the caller only after the worker's fsync of k returned: in
+/// <see cref="Submit"/>, while the worker syncs batch k+1, or in <see cref="WaitInFlight"/>. The
+/// fsync is the only step on the worker. Batches are applied
 /// strictly in order and at most one is in flight. A failure on the worker is rethrown to the
 /// caller at its next wait, and then no image write of that batch is issued.
 /// </summary>
@@ -19,7 +19,8 @@ internal sealed class WriteAheadPipeline : IDisposable
     private readonly Thread _worker;
     private readonly SemaphoreSlim _submitted = new(0);
     private readonly ManualResetEventSlim _idle = new(true);
-    private WriteAheadBatch _spare;
+    // The batch neither filling nor in flight, if any (two in all).
+    private WriteAheadBatch? _spare;
     private WriteAheadBatch? _inFlight;
     private ExceptionDispatchInfo? _error;
     private volatile bool _stopping;
@@ -53,16 +54,35 @@ internal sealed class WriteAheadPipeline : IDisposable
 
     public bool IsInFlight(long block) => _inFlight?.Blocks.Contains(block) == true;
 
-    /// <summary>Hands the filling batch to the worker (after the previous one is applied) and starts a new one.</summary>
+    /// <summary>
+    /// Hands the filling batch to the worker once the previous one is synced, then issues the
+    /// previous one's image writes while the worker syncs the new one; the previous batch, written
+    /// and emptied, is the next to fill. All before returning: the caller never sees a block whose
+    /// batch is neither queued nor written.
+    /// </summary>
     public void Submit()
     {
-        WaitInFlight();
         if (Filling.IsEmpty)
+        {
+            WaitInFlight();
             return;
+        }
+        _idle.Wait();
+        _error?.Throw();
+        var synced = _inFlight;
         _idle.Reset();
         _inFlight = Filling;
-        Filling = _spare;
         _submitted.Release();
+        if (synced is null)
+        {
+            Filling = _spare!;
+            _spare = null;
+            return;
+        }
+        // Still queued while its writes go out (IsQueued sees it as Filling); a failed write faults the store.
+        Filling = synced;
+        synced.WriteImage(_image, CrashHook);
+        synced.Reset();
     }
 
     /// <summary>Applies everything queued: on return every record is durable and every write issued.</summary>
