@@ -75,15 +75,7 @@ public sealed class KeyValueGuestTests : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public void Verify_replays_the_log_read_back_from_the_disk_and_names_a_difference()
     {
-        var image = new byte[1 << 20];
-        foreach (var (key, value) in new[] { ("a", "1"), ("b", "2"), ("a", "3") })
-            _guest.Tell(new Put(key, value), _client.Ref);
-        foreach (var write in Enumerable.Range(0, 3).Select(_ => _disk.ExpectMsg<GuestWrite>()).ToList())
-        {
-            write.Data.CopyTo(image, write.Offset);
-            _guest.Tell(new GuestWriteCompleted(write.Tag), _disk.Ref);
-        }
-        _disk.ExpectMsg<ReleaseWhenCommitted>();
+        var image = PutAThenBThenAAgain();
 
         _guest.Tell(Verify.Instance, _client.Ref);
         AnswerReads(image);
@@ -112,15 +104,7 @@ public sealed class KeyValueGuestTests : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public void Verify_fails_on_a_wrong_record_that_a_later_put_of_the_same_key_hides_from_the_table()
     {
-        var image = new byte[1 << 20];
-        foreach (var (key, value) in new[] { ("a", "1"), ("b", "2"), ("a", "3") })
-            _guest.Tell(new Put(key, value), _client.Ref);
-        foreach (var write in Enumerable.Range(0, 3).Select(_ => _disk.ExpectMsg<GuestWrite>()).ToList())
-        {
-            write.Data.CopyTo(image, write.Offset);
-            _guest.Tell(new GuestWriteCompleted(write.Tag), _disk.Ref);
-        }
-        _disk.ExpectMsg<ReleaseWhenCommitted>();
+        var image = PutAThenBThenAAgain();
 
         // The first record replaced by a valid one of the same sequence and key but another value (what
         // a rollback that restored a block of another lineage would leave): "a" = "3" still wins the replay.
@@ -146,6 +130,21 @@ public sealed class KeyValueGuestTests : Akka.TestKit.Xunit2.TestKit
         _client.ExpectMsg<Refused>();
         _guest.Tell(new Get("k"), _client.Ref);
         Assert.Equal(new Value("k", "v"), _client.ExpectMsg<Value>());
+    }
+
+    /// <summary>Puts a=1, b=2, a=3 and completes their writes into an image; returns it.</summary>
+    private byte[] PutAThenBThenAAgain()
+    {
+        var image = new byte[1 << 20];
+        foreach (var (key, value) in new[] { ("a", "1"), ("b", "2"), ("a", "3") })
+            _guest.Tell(new Put(key, value), _client.Ref);
+        foreach (var write in Enumerable.Range(0, 3).Select(_ => _disk.ExpectMsg<GuestWrite>()).ToList())
+        {
+            write.Data.CopyTo(image, write.Offset);
+            _guest.Tell(new GuestWriteCompleted(write.Tag), _disk.Ref);
+        }
+        _disk.ExpectMsg<ReleaseWhenCommitted>();
+        return image;
     }
 
     private void AnswerReads(byte[] image)
