@@ -97,7 +97,17 @@ public sealed partial class EpochCoordinator
     /// </summary>
     private bool SelfGone() =>
         IsCluster && Cluster.Get(Context.System) is var cluster
-        && (cluster.IsTerminated || cluster.SelfMember.Status is MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Removed);
+        && IsGone(cluster.IsTerminated, cluster.SelfMember.Status, cluster.State.Members.Count);
+
+    /// <summary>
+    /// Whether a node is gone by its cluster view. Akka's read view reports a node it has not seen
+    /// in any gossip yet as Removed too: on a cluster just formed, the singleton (this coordinator)
+    /// can recover before the view has caught up, and fencing then would leave the volume without a
+    /// coordinator for good. A view with no members at all has not caught up; a removed node's view
+    /// still holds the others, and a node removed alone has its cluster terminated.
+    /// </summary>
+    internal static bool IsGone(bool clusterTerminated, MemberStatus self, int membersInView) =>
+        clusterTerminated || self is MemberStatus.Down or MemberStatus.Exiting || self == MemberStatus.Removed && membersInView > 0;
 
     /// <summary>
     /// This coordinator's node was downed or is leaving: from now on it persists nothing and answers
