@@ -95,19 +95,26 @@ public sealed partial class EpochCoordinator
     /// True once this node is down or on its way out, as far as the cluster's view says: another
     /// coordinator may be (or soon be) running from the same journal, so this one decides nothing.
     /// </summary>
-    private bool SelfGone() =>
-        IsCluster && Cluster.Get(Context.System) is var cluster
-        && IsGone(cluster.IsTerminated, cluster.SelfMember.Status, cluster.State.Members.Count);
+    private bool SelfGone()
+    {
+        if (!IsCluster)
+            return false;
+        var cluster = Cluster.Get(Context.System);
+        // One snapshot, self looked up by unique address: Cluster.SelfMember would make up a Removed
+        // member for a node the view has not seen yet.
+        var self = cluster.State.Members.FirstOrDefault(m => m.UniqueAddress.Equals(cluster.SelfUniqueAddress));
+        return IsGone(cluster.IsTerminated, self?.Status);
+    }
 
     /// <summary>
-    /// Whether a node is gone by its cluster view. Akka's read view reports a node it has not seen
-    /// in any gossip yet as Removed too: on a cluster just formed, the singleton (this coordinator)
-    /// can recover before the view has caught up, and fencing then would leave the volume without a
-    /// coordinator for good. A view with no members at all has not caught up; a removed node's view
-    /// still holds the others, and a node removed alone has its cluster terminated.
+    /// Whether a node is gone by its cluster view. A node absent from its own view has not been seen
+    /// in any gossip yet: on a cluster just formed, the singleton (this coordinator) can recover that
+    /// early, and fencing then would leave the volume without a coordinator for good. A node never
+    /// leaves its own view while its cluster runs (gossip without it is ignored; its removal shuts
+    /// the cluster down, which is flagged terminated before the view empties).
     /// </summary>
-    internal static bool IsGone(bool clusterTerminated, MemberStatus self, int membersInView) =>
-        clusterTerminated || self is MemberStatus.Down or MemberStatus.Exiting || self == MemberStatus.Removed && membersInView > 0;
+    internal static bool IsGone(bool clusterTerminated, MemberStatus? selfInView) =>
+        clusterTerminated || selfInView is MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Removed;
 
     /// <summary>
     /// This coordinator's node was downed or is leaving: from now on it persists nothing and answers
