@@ -85,7 +85,7 @@ public sealed class PauseDetector : IDisposable
         var section = system.Settings.Config.GetConfig("akka.cluster.failure-detector");
         if (section is null || !(section.GetString("implementation-class", "") ?? "").Contains(nameof(StarvationAwareFailureDetector), StringComparison.Ordinal))
             return null;
-        return ProcessRunningClock.Shared(section.GetTimeSpan("starvation-tick", null), section.GetTimeSpan("starvation-ignore-below", null));
+        return StarvationAwareFailureDetector.SharedClock(section);
     }
 
     public void Dispose() => _stopped = true;

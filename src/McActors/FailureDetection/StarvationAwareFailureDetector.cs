@@ -24,7 +24,7 @@ public sealed class StarvationAwareFailureDetector : PhiAccrualFailureDetector
 {
     /// <summary>The constructor Akka's FailureDetectorLoader calls with the failure-detector section.</summary>
     public StarvationAwareFailureDetector(Config config, EventStream ev)
-        : this(config, SharedClock(config))
+        : this(config, SharedClock(config) ?? throw ConfigurationException.NullOrEmptyConfig<StarvationAwareFailureDetector>())
     {
     }
 
@@ -35,11 +35,15 @@ public sealed class StarvationAwareFailureDetector : PhiAccrualFailureDetector
     {
     }
 
-    private static ProcessRunningClock SharedClock(Config config)
+    /// <summary>
+    /// The process's running clock with the settings of this failure-detector section (null for an
+    /// empty section); the PauseDetector watches the same clock.
+    /// </summary>
+    public static ProcessRunningClock? SharedClock(Config? config)
     {
         if (config.IsNullOrEmpty())
-            throw ConfigurationException.NullOrEmptyConfig<StarvationAwareFailureDetector>();
-        var tick = config.GetTimeSpan("starvation-tick", TimeSpan.Zero);
+            return null;
+        var tick = config!.GetTimeSpan("starvation-tick", TimeSpan.Zero);
         var ignoreBelow = config.GetTimeSpan("starvation-ignore-below", TimeSpan.MinValue);
         if (tick <= TimeSpan.Zero || ignoreBelow < TimeSpan.Zero)
             throw new ConfigurationException("akka.cluster.failure-detector.starvation-tick (> 0) and starvation-ignore-below (>= 0) must be set " +
