@@ -106,6 +106,20 @@ public sealed class RollbackStoreActor : ReceiveActor
 
     protected override void PostStop() => _gate.Withdraw()?.Dispose();
 
+    /// <summary>fsyncs the guest states of a prepare; the I/O error that stopped it, or null.</summary>
+    private static string? MakeDurable(GuestStatesToSync states)
+    {
+        try
+        {
+            states.Files.MakeDurable(states.Epochs);
+            return null;
+        }
+        catch (IOException e)
+        {
+            return $"guest state of checkpoint {states.Epochs[^1]} cannot be made durable: {e.Message}";
+        }
+    }
+
     private void Open()
     {
         Receive<PrepareStore>(m =>
@@ -124,6 +138,9 @@ public sealed class RollbackStoreActor : ReceiveActor
             // Each step checks, under the gate, that the store is still the incarnation the prepare
             // is for: a store failed by the stream (a write error) or by its own fsync vouches for nothing.
             var incarnation = m.Incarnation ?? _incarnation;
+            // The guest states are other files: their fsyncs overlap the store's own. Only the
+            // record that says "prepared" must wait for both.
+            var states = m.States is { Epochs.Count: > 0 } toSync ? Task.Run(() => MakeDurable(toSync)) : Task.FromResult<string?>(null);
             try
             {
                 _gate.Run(incarnation, s =>
@@ -132,6 +149,12 @@ public sealed class RollbackStoreActor : ReceiveActor
                     return s.PreparedEpoch;
                 });
                 _gate.FlushImageUnlocked(incarnation);
+                if (states.GetAwaiter().GetResult() is { } error)
+                {
+                    _log.Error("checkpoint {0} not prepared: {1}", m.Epoch, error);
+                    Sender.Tell(new StoreStatesNotDurable(m.Epoch, incarnation, error));
+                    return;
+                }
                 _gate.Run(incarnation, s =>
                 {
                     s.RecordPrepared(m.Epoch);

@@ -175,6 +175,7 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
         Receive<StoreCommitted>(m => _checkpointing.Checkpoints.StoreCommitted(m.Epoch));
         // A prepare of the old generation finishing now is undone by this alignment: never stash it.
         Receive<StorePrepared>(m => _log.Debug("dropping StorePrepared({0}) while aligning", m.Epoch));
+        Receive<StoreStatesNotDurable>(m => _log.Debug("dropping StoreStatesNotDurable({0}) while aligning: {1}", m.Epoch, m.Reason));
         Receive<PromoteToPrimary>(BeginPromotion);
         Receive<Terminated>(m => m.ActorRef.Equals(_store), _ => StoreLost());
         Receive<GetSecondaryStatus>(_ => ReplyStatus());
@@ -251,6 +252,7 @@ public sealed class SecondaryActor : ReceiveActor, IWithUnboundedStash
                 _checkpointing.CheckpointReceived(m);
         });
         Receive<StorePrepared>(m => _checkpointing.StorePrepared(_generation, m));
+        Receive<StoreStatesNotDurable>(_checkpointing.StatesNotDurable);
         Receive<Commit>(m =>
         {
             if (Current(m.Generation, nameof(Commit)))

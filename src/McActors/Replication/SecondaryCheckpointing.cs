@@ -107,24 +107,37 @@ internal sealed class SecondaryCheckpointing(string replicaId, GuestStateFiles s
     }
 
     /// <summary>
-    /// Starts the store prepare of the newest requested and received checkpoint. The state files
-    /// are made durable first: a checkpoint the store calls prepared always has its state on disk.
+    /// Starts the store prepare of the newest requested and received checkpoint, with the state
+    /// files of the checkpoints it covers: the store records a checkpoint prepared only once its
+    /// state is on disk too.
     /// </summary>
     public void StartPrepare()
     {
         if (Checkpoints.NextPrepare() is not { } epoch)
             return;
         var from = Checkpoints.Prepared;
+        IReadOnlyList<long> epochs;
         try
         {
-            states.MakeDurable(states.Epochs().Where(e => e > from && e <= epoch));
+            epochs = [.. states.Epochs().Where(e => e > from && e <= epoch)];
         }
         catch (IOException e)
         {
-            // Without a durable state the checkpoint cannot be vouched for; never answer Prepared.
-            fail($"guest state of checkpoint {epoch} cannot be made durable, resync required: {e.Message}");
+            fail($"guest states of checkpoint {epoch} cannot be listed, resync required: {e.Message}");
             return;
         }
-        Store.Tell(new PrepareStore(epoch, _incarnations.Current));
+        Store.Tell(new PrepareStore(epoch, _incarnations.Current, new GuestStatesToSync(states, epochs)));
+    }
+
+    /// <summary>The store could not make a prepare's guest states durable: without them the checkpoint cannot be vouched for.</summary>
+    public void StatesNotDurable(StoreStatesNotDurable m)
+    {
+        if (m.Incarnation != _incarnations.Current)
+        {
+            // A rollback or reopen since may have deleted those very files (they were undone).
+            log.Debug("ignoring StoreStatesNotDurable({0}) of store incarnation {1}: the store is incarnation {2} now", m.Epoch, m.Incarnation, _incarnations.Current);
+            return;
+        }
+        fail($"{m.Reason}; resync required");
     }
 }

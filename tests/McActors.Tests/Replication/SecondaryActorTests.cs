@@ -160,6 +160,29 @@ public sealed class SecondaryActorTests : TestKit, IDisposable
     }
 
     [Fact]
+    public async Task A_checkpoint_whose_state_cannot_be_made_durable_is_not_prepared_and_the_replica_fails()
+    {
+        var secondary = StartSecondary();
+        Watch(secondary);
+        await using var primary = await Connect(secondary);
+        await primary.WriteAsync(1, 10);
+        await primary.CloseAsync(1);
+        await primary.SyncAsync();
+        // The state file is listed but cannot be opened (a dangling link): its fsync, which runs
+        // beside the store's, fails.
+        File.Delete(StatePath(1));
+        File.CreateSymbolicLink(StatePath(1), Path.Combine(_dir, "gone"));
+
+        Prepare(secondary, 1);
+        var failed = _coordinator.ExpectMsg<ReplicaFailed>(TimeSpan.FromSeconds(5));
+        Assert.Contains("guest state of checkpoint 1 cannot be made durable", failed.Reason);
+        Assert.Contains("resync required", failed.Reason);
+        ExpectTerminated(secondary);
+        using var store = RollbackStore.Recover(StoreDirectory);
+        Assert.Equal(0, store.PreparedEpoch);
+    }
+
+    [Fact]
     public async Task A_prepare_that_outruns_the_stream_is_answered_when_marker_and_state_arrive()
     {
         var secondary = StartSecondary();
