@@ -10,8 +10,8 @@ namespace McActors.Replication;
 /// store is still the one that incarnation named: after a restart or a rollback, the writes the
 /// requester counted on may be gone, so a stale request is dropped (and logged), not executed.
 /// <see cref="States"/>: guest-state files that must be durable too before the checkpoint is
-/// recorded prepared; they are fsynced while the store makes its logs and image durable, so the
-/// two take one fsync's time instead of two.
+/// recorded prepared; they are fsynced while the store makes its logs and image durable (other
+/// files: nothing orders them), instead of before.
 /// </summary>
 public sealed record PrepareStore(long Epoch, long? Incarnation = null, GuestStatesToSync? States = null);
 
