@@ -124,6 +124,11 @@ public sealed class LocalClusterTests
         foreach (var name in named)
             Assert.True(rows.ContainsKey(name), $"row {name} is missing");
         Assert.True(rows["checkpoints_per_s_idle"] > 0 && rows["secondary_rss_mib"] > 0 && rows["dataplane_mb_s"] > 0, output);
+        string[] idleCluster = ["idle_cluster_cpu_pct", "idle_cluster_cpu_pct_arbiter", "idle_cluster_cpu_pct_primary", "idle_cluster_cpu_pct_secondary"];
+        foreach (var name in idleCluster)
+            Assert.True(rows.TryGetValue(name, out var pct) && pct >= 0, $"row {name} is missing or negative\n{output}");
+        // The whole is the sum of its processes (each rounded to 0.1).
+        Assert.InRange(rows["idle_cluster_cpu_pct"], idleCluster.Skip(1).Sum(n => rows[n]) - 0.2, idleCluster.Skip(1).Sum(n => rows[n]) + 0.2);
     }
 
     [Fact]

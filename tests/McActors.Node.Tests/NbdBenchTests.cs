@@ -25,6 +25,10 @@ public sealed class NbdBenchTests
             var ratio = rows[$"{workload.Name}_mcactors_mib_s"] / rows[$"{workload.Name}_p1_mib_s"];
             Assert.InRange(rows[$"{workload.Name}_ratio_p1"], Math.Round(ratio, 2) - 0.01, Math.Round(ratio, 2) + 0.01);
             Assert.True(rows.ContainsKey($"{workload.Name}_ratio_p2"));
+            // The coordinator's commit latency over McActors' run window: a second of 100 ms epochs commits some.
+            var (commitP50, commitP99) = ($"{workload.Name}_mcactors_commit_p50_us", $"{workload.Name}_mcactors_commit_p99_us");
+            Assert.True(rows.ContainsKey(commitP50) && rows.ContainsKey(commitP99), $"commit latency rows of {workload.Name} are missing:\n{output}");
+            Assert.True(rows[commitP50] > 0 && rows[commitP50] <= rows[commitP99], $"{commitP50} {rows[commitP50]}, {commitP99} {rows[commitP99]}:\n{output}");
         }
         // Only the flushing workload reports the FLUSH latency, for every target.
         Assert.All(Targets, t => Assert.True(rows.ContainsKey($"W3_{t}_flush_p99_us")));

@@ -20,6 +20,7 @@ public sealed record ReplicationBenchSettings(bool Quick, bool Keep, IReadOnlyLi
 /// <c>bench replication</c>: the whole replicated device on this machine, as local clusters of OS
 /// processes (arbiter, primary, secondary) on 127.0.0.1.
 /// <list type="bullet">
+/// <item>(0) idle-cluster: <c>up</c>'s default cluster with no client writing: CPU of every node, what an idle deployment costs;</item>
 /// <item>(1) idle: a guest that never writes, epochs closed as fast as the pipeline allows: checkpoints/s and commit latency, the checkpoint protocol's own cost;</item>
 /// <item>(2) loaded: the synthetic guest writing as fast as it can, 100 ms epochs: commit latency, guest throughput, write amplification (from /proc/PID/io), the secondary's memory;</item>
 /// <item>(3) unreplicated baseline, right after (2): the same workload written serially to a plain image in this process, flushed every epoch interval;</item>
@@ -46,6 +47,12 @@ public static class ReplicationBench
     private static TimeSpan LoadedWarmUp(bool quick) => TimeSpan.FromSeconds(quick ? 1.5 : 8);
 
     private static TimeSpan Measured(bool quick) => TimeSpan.FromSeconds(quick ? 3 : 10);
+
+    /// <summary>(0) is CPU over a few seconds of 100 ms epochs (a few dozen checkpoints): shorter would be mostly noise of the status polls.</summary>
+    private static TimeSpan IdleClusterMeasured(bool quick) => TimeSpan.FromSeconds(quick ? 5 : 10);
+
+    /// <summary>(0): <c>up</c>'s defaults (100 ms epochs from reference.conf) with nothing writing.</summary>
+    private static readonly string[] IdleClusterOverrides = ["mcactors.guest.write-limit = 0"];
 
     /// <summary>(1): the guest makes no writes; the coordinator's timer fires every 1 ms, so an epoch closes whenever fewer than max-in-flight are open.</summary>
     private static readonly string[] IdleOverrides =
@@ -91,6 +98,9 @@ public static class ReplicationBench
     /// <summary>The secondary writes each byte to its image and, on a block's first touch in an epoch, the old content to the rollback log: at most 2x, plus headers.</summary>
     private static readonly BenchTarget SecondaryWriteAmpTarget = BenchTarget.AtMost(2.1);
 
+    /// <summary>Issue 12: an idle cluster (all its processes together) should use at most 5% of one core.</summary>
+    private static readonly BenchTarget IdleClusterCpuTarget = BenchTarget.AtMost(5);
+
 
     private const double MiB = 1 << 20;
 
@@ -106,6 +116,7 @@ public static class ReplicationBench
         {
             if (settings.Overrides.Count > 0)
                 await Log(output, clock, $"every node also gets: {string.Join(", ", settings.Overrides)}");
+            await IdleClusterAsync(Path.Combine(work, "idle-cluster"), settings, report, output, clock, cancel);
             await IdleAsync(Path.Combine(work, "idle"), settings, report, output, clock, cancel);
             await IdlePacedAsync(Path.Combine(work, "idle-paced"), settings, report, output, clock, cancel);
             var replicated = await LoadedAsync(Path.Combine(work, "loaded"), settings, report, output, clock, cancel);
@@ -132,6 +143,24 @@ public static class ReplicationBench
                 TryDelete(work);
         }
         return report;
+    }
+
+    // ---- (0) idle cluster ---------------------------------------------------------------------
+
+    private static async Task IdleClusterAsync(string dir, ReplicationBenchSettings settings, BenchReport report, TextWriter output, Stopwatch clock, CancellationToken cancel)
+    {
+        const string phase = "idle-cluster";
+        await Log(output, clock, $"{phase}: cluster with {string.Join(", ", IdleClusterOverrides)}");
+        await using var cluster = await StartAsync(dir, [.. IdleClusterOverrides, .. settings.Overrides], output, clock, cancel);
+        var status = await StatusAsync(cluster, cancel);
+        var (arbiter, primary, secondary) = (cluster.Nodes[0], cluster.Node(status.Primary!), cluster.Node(status.Secondaries[0]));
+        var run = await MeasureAsync(cluster, phase, WarmUp(settings.Quick), IdleClusterMeasured(settings.Quick), [primary, secondary, arbiter], output, clock, cancel);
+        // The cluster's processes only: the bench (observer, status polls) is reported apart, in _bench.
+        if (run.NodeCpuSeconds is not { } cpu)
+            throw new BenchFailedException($"{phase}: /proc/PID/stat of the nodes is not readable on this system");
+        report.Add("idle_cluster_cpu_pct", 100 * cpu / run.Elapsed.TotalSeconds, $"% of 1 CPU ({Environment.ProcessorCount})", 1, IdleClusterCpuTarget);
+        AddCpu(report, "idle_cluster", run, decimals: 1); // a few % per process: whole percents would hide it
+        await Log(output, clock, $"{phase}: stopping the cluster");
     }
 
     // ---- (1) idle -----------------------------------------------------------------------------
@@ -165,7 +194,7 @@ public static class ReplicationBench
         await using var cluster = await StartAsync(dir, [.. overrides, .. settings.Overrides], output, clock, cancel);
         var status = await StatusAsync(cluster, cancel);
         var (arbiter, primary, secondary) = (cluster.Nodes[0], cluster.Node(status.Primary!), cluster.Node(status.Secondaries[0]));
-        var run = await MeasureAsync(cluster, phase, settings.Quick, WarmUp(settings.Quick), [primary, secondary, arbiter], output, clock, cancel);
+        var run = await MeasureAsync(cluster, phase, WarmUp(settings.Quick), Measured(settings.Quick), [primary, secondary, arbiter], output, clock, cancel);
         await Log(output, clock, $"{phase}: stopping the cluster");
         return run;
     }
@@ -179,7 +208,7 @@ public static class ReplicationBench
         await using var cluster = await StartAsync(dir, [.. LoadedOverrides, .. settings.Overrides], output, clock, cancel);
         var status = await StatusAsync(cluster, cancel);
         var (arbiter, primary, secondary) = (cluster.Nodes[0], cluster.Node(status.Primary!), cluster.Node(status.Secondaries[0]));
-        var run = await MeasureAsync(cluster, "loaded", settings.Quick, LoadedWarmUp(settings.Quick), [primary, secondary, arbiter], output, clock, cancel);
+        var run = await MeasureAsync(cluster, "loaded", LoadedWarmUp(settings.Quick), Measured(settings.Quick), [primary, secondary, arbiter], output, clock, cancel);
 
         var bytes = (double)(run.End.BytesCommitted - run.Start.BytesCommitted);
         if (bytes <= 0)
@@ -227,15 +256,15 @@ public static class ReplicationBench
     }
 
     /// <summary>Info rows: CPU used by primary, secondary and arbiter (the coordinator's host) over the measured interval, and by this process (observer, bench).</summary>
-    private static void AddCpu(BenchReport report, string phase, ClusterRun run)
+    private static void AddCpu(BenchReport report, string phase, ClusterRun run, int decimals = 0)
     {
         string[] names = ["primary", "secondary", "arbiter"];
         for (var i = 0; i < names.Length && i < run.Cpu.Count; i++)
         {
             if (run.Cpu[i] is { } seconds)
-                report.Add($"{phase}_cpu_pct_{names[i]}", 100 * seconds / run.Elapsed.TotalSeconds, $"% of 1 CPU ({Environment.ProcessorCount})", 0);
+                report.Add($"{phase}_cpu_pct_{names[i]}", 100 * seconds / run.Elapsed.TotalSeconds, $"% of 1 CPU ({Environment.ProcessorCount})", decimals);
         }
-        report.Add($"{phase}_cpu_pct_bench", 100 * run.OwnCpuSeconds / run.Elapsed.TotalSeconds, $"% of 1 CPU ({Environment.ProcessorCount})", 0);
+        report.Add($"{phase}_cpu_pct_bench", 100 * run.OwnCpuSeconds / run.Elapsed.TotalSeconds, $"% of 1 CPU ({Environment.ProcessorCount})", decimals);
     }
 
     // ---- (3) unreplicated baseline ------------------------------------------------------------
@@ -354,15 +383,14 @@ public static class ReplicationBench
     }
 
     /// <summary>Warm-up, then the measured interval with a status sample (and a progress line) every second.</summary>
-    private static async Task<ClusterRun> MeasureAsync(LocalCluster.LocalCluster cluster, string phase, bool quick, TimeSpan warmUp,
+    private static async Task<ClusterRun> MeasureAsync(LocalCluster.LocalCluster cluster, string phase, TimeSpan warmUp, TimeSpan measured,
         IReadOnlyList<LocalNodeProcess> watched, TextWriter output, Stopwatch clock, CancellationToken cancel)
     {
-        var measured = Measured(quick);
         await Log(output, clock, $"{phase}: {warmUp.TotalSeconds:0.#} s warm-up, then {measured.TotalSeconds:0} s measured");
         await Task.Delay(warmUp, cancel);
 
         // Percentiles from here on describe the measured interval only, not start-up.
-        cluster.Observer.ResetCommitLatency();
+        var latency = CommitLatencyProbe.Start(cluster.Observer, cluster.DataDirectory);
         var start = await StatusAsync(cluster, cancel);
         var ioStart = watched.Select(n => ReplicationProcStats.ReadIo(n.Pid)).ToList();
         var cpuStart = watched.Select(n => ReplicationProcStats.ReadCpuSeconds(n.Pid)).ToList();
@@ -395,7 +423,7 @@ public static class ReplicationBench
             previous = (run.Elapsed, sample.CheckpointsCommitted, sample.BytesCommitted);
         }
         // The end sample: the measured interval ends here, and the status carries the latency window of the last 1000 commits.
-        var end = await StatusAsync(cluster, cancel);
+        var end = (await latency.ReadAsync(StatusTimeout, cancel)).Status;
         var elapsed = run.Elapsed;
         var ioEnd = watched.Select(n => ReplicationProcStats.ReadIo(n.Pid)).ToList();
         var cpuEnd = watched.Select(n => ReplicationProcStats.ReadCpuSeconds(n.Pid)).ToList();

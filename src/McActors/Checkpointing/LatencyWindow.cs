@@ -6,11 +6,17 @@ namespace McActors.Checkpointing;
 /// </summary>
 public sealed class LatencyWindow
 {
+    /// <summary>
+    /// Enough for a p99 of a multi-second bench window (10 commits/s at 100 ms epochs, hundreds per
+    /// second idle) while a status request still sorts only a few kB.
+    /// </summary>
+    public const int DefaultCapacity = 1000;
+
     private readonly double[] _ms;
     private int _next;
     private int _count;
 
-    public LatencyWindow(int capacity = 1000)
+    public LatencyWindow(int capacity = DefaultCapacity)
     {
         if (capacity < 1)
             throw new ArgumentOutOfRangeException(nameof(capacity), capacity, "capacity must be positive");

@@ -53,6 +53,9 @@ public sealed class McActorsTarget : INbdBenchTarget
         }
     }
 
+    /// <summary>Starts a window of the coordinator's commit latencies (read it when the fio run ends).</summary>
+    public CommitLatencyProbe StartCommitLatency() => CommitLatencyProbe.Start(_cluster.Observer, _cluster.DataDirectory);
+
     /// <summary>
     /// Throws unless the secondary is still in the replica set of the same generation: numbers
     /// measured after it was dropped (or after a failover) would not be those of replication.

@@ -19,6 +19,8 @@ public static class NbdBench
     /// <summary>The 100 ms epochs the comparison is specified with (a --set may still override it).</summary>
     private const string EpochInterval = "mcactors.checkpoint.epoch-interval = 100 ms";
 
+    private static readonly TimeSpan StatusTimeout = TimeSpan.FromSeconds(5);
+
     public static Task<BenchReport> RunAsync(NbdBenchSettings settings, TextWriter output, CancellationToken cancel) =>
         BenchWorkDirectory.UseAsync("nbd", settings.Keep, output, work => MeasureAsync(settings, work, output, cancel));
 
@@ -39,16 +41,22 @@ public static class NbdBench
         foreach (var workload in settings.Workloads)
         {
             var results = new Dictionary<string, FioResult>();
+            CommitLatencyReading? commits = null;
             foreach (var target in targets)
             {
+                // Only McActors' run window: the checkpoints committed while fio ran against it (ramp included).
+                var probe = target == mcactors ? mcactors.StartCommitLatency() : null;
                 var result = await Fio.RunAsync(workload, target.Uri, mcactors.SizeBytes, settings.Runtime, settings.Ramp,
                     Path.Combine(work, $"{workload.Name}-{target.Name}.json"), cancel);
                 results[target.Name] = result;
+                if (probe is not null)
+                    commits = await probe.ReadAsync(StatusTimeout, cancel);
                 await output.WriteLineAsync($"{workload.Name} {workload.Description,-36} {target.Name,-8} " +
                     $"{result.MibPerSecond,8:0.0} MiB/s {result.Iops,8:0} IOPS  p50 {result.P50Us,7:0} us  p99 {result.P99Us,7:0} us" +
-                    (result.FlushP99Us is { } flush ? $"  flush p99 {flush:0} us" : ""));
+                    (result.FlushP99Us is { } flush ? $"  flush p99 {flush:0} us" : "") +
+                    (probe is not null && commits is { } c ? $"  commit p50 {c.P50Us:0} us p99 {c.P99Us:0} us" : ""));
             }
-            AddRows(report, workload, results);
+            AddRows(report, workload, results, commits ?? throw new InvalidOperationException("the McActors target ran no fio job"));
         }
         // Numbers taken after the secondary left would be those of a primary alone.
         await mcactors.VerifyStillReplicatedAsync();
@@ -57,9 +65,10 @@ public static class NbdBench
 
     /// <summary>
     /// Rows <c>W_target_measure</c> and the ratios of McActors' MiB/s to P1's and P2's. Targets: ahead
-    /// of P2 everywhere; at least 0.7x P1, or 0.5x P1 for a workload that flushes.
+    /// of P2 everywhere; at least 0.7x P1, or 0.5x P1 for a workload that flushes. And McActors'
+    /// checkpoint commit latency (close → persisted on the secondary) as the coordinator measured it.
     /// </summary>
-    private static void AddRows(BenchReport report, FioWorkload workload, IReadOnlyDictionary<string, FioResult> results)
+    private static void AddRows(BenchReport report, FioWorkload workload, IReadOnlyDictionary<string, FioResult> results, CommitLatencyReading commits)
     {
         foreach (var (target, r) in results)
         {
@@ -71,6 +80,8 @@ public static class NbdBench
             if (r.FlushP99Us is { } flush)
                 report.Add($"{prefix}_flush_p99_us", flush, "us", 0);
         }
+        report.Add($"{workload.Name}_mcactors_commit_p50_us", commits.P50Us, "us", 0);
+        report.Add($"{workload.Name}_mcactors_commit_p99_us", commits.P99Us, "us", 0);
         var mine = results["mcactors"].MibPerSecond;
         report.Add($"{workload.Name}_ratio_p1", mine / results["p1"].MibPerSecond, "x", 2,
             BenchTarget.AtLeast(workload.FlushEvery is null ? 0.7 : 0.5));
