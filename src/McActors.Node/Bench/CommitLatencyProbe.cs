@@ -11,7 +11,6 @@ namespace McActors.Node.Bench;
 /// </summary>
 public sealed class CommitLatencyProbe
 {
-    private const int Attempts = 3;
     private readonly ClusterObserver _observer;
     private readonly string _logs;
 
@@ -28,30 +27,14 @@ public sealed class CommitLatencyProbe
         return new CommitLatencyProbe(observer, logs);
     }
 
-    /// <summary>The coordinator's status at the window's end (a few tries: a busy coordinator may miss one timeout).</summary>
-    public async Task<CommitLatencyReading> ReadAsync(TimeSpan timeout, CancellationToken cancel)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            cancel.ThrowIfCancellationRequested();
-            try
-            {
-                return new CommitLatencyReading(await _observer.StatusAsync(timeout));
-            }
-            catch (Exception e) when (e is TimeoutException or Akka.Actor.AskTimeoutException)
-            {
-                if (attempt == Attempts)
-                    throw new BenchFailedException($"the coordinator did not answer {Attempts} status requests in {timeout.TotalSeconds:0} s each; see the node.log files under {_logs}");
-            }
-        }
-    }
+    /// <summary>The coordinator's status at the window's end.</summary>
+    public async Task<CommitLatencyReading> ReadAsync(TimeSpan timeout, CancellationToken cancel) =>
+        new(await BenchStatus.ReadAsync(_observer, _logs, timeout, cancel));
 }
 
 /// <summary>The commit latency percentiles of one window, and the status they came with.</summary>
 public sealed record CommitLatencyReading(CoordinatorStatus Status)
 {
-    public double P50Ms => Status.CommitP50Ms;
-    public double P99Ms => Status.CommitP99Ms;
     public double P50Us => 1000 * Status.CommitP50Ms;
     public double P99Us => 1000 * Status.CommitP99Ms;
 }

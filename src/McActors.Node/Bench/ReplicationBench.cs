@@ -446,22 +446,8 @@ public static class ReplicationBench
                 $"{now.Secondaries.Count} secondaries{(now.Degraded ? ", degraded" : "")}); see the node.log files under {cluster.DataDirectory}");
     }
 
-    private static async Task<CoordinatorStatus> StatusAsync(LocalCluster.LocalCluster cluster, CancellationToken cancel)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            cancel.ThrowIfCancellationRequested();
-            try
-            {
-                return await cluster.Observer.StatusAsync(StatusTimeout);
-            }
-            catch (Exception e) when (e is TimeoutException or Akka.Actor.AskTimeoutException)
-            {
-                if (attempt == 3)
-                    throw new BenchFailedException($"the coordinator did not answer 3 status requests in {StatusTimeout.TotalSeconds:0} s each; see the node.log files under {cluster.DataDirectory}");
-            }
-        }
-    }
+    private static Task<CoordinatorStatus> StatusAsync(LocalCluster.LocalCluster cluster, CancellationToken cancel) =>
+        BenchStatus.ReadAsync(cluster.Observer, cluster.DataDirectory, StatusTimeout, cancel);
 
     private static Task Log(TextWriter output, Stopwatch clock, string line) =>
         output.WriteLineAsync($"[{clock.Elapsed.TotalSeconds,6:0.0}s] {line}");
